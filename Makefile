@@ -1,0 +1,42 @@
+# segkit: `make help` lists the targets. Every target installs on first use.
+SHELL := /usr/bin/env bash
+.DEFAULT_GOAL := help
+
+# The environment: the active virtualenv / conda env, else the repo's .venv.
+ENV_DIR := $(or $(VIRTUAL_ENV),$(CONDA_PREFIX),$(CURDIR)/.venv)
+PY := $(ENV_DIR)/bin/python
+MODEL ?= segformer
+GPUS ?= 1
+PYTEST_ARGS ?=
+
+.PHONY: help install install-dev demo test test-fast doctor tensorboard clean
+
+help: ## show this help
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "  variables: MODEL=segformer|mask2former (demo), SEGKIT_WHEELS=DIR (install), PYTEST_ARGS=..."
+
+install: ## install the stack into the active env or .venv (idempotent)
+	@bash scripts/install.sh
+
+install-dev: ## install, plus the test tools
+	@bash scripts/install.sh --dev
+
+demo: install ## train, validate, test and report the built-in demo (MODEL=mask2former for the other)
+	@$(PY) tools/demo.py --model $(MODEL)
+
+test: install-dev ## run the test suite (CPU; real tiny runs)
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install-dev ## the tests without the slow end-to-end ones
+	@$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+doctor: install ## check this machine's stack (GPU, nvcc, mmcv ops, ...)
+	@$(PY) tools/doctor.py
+
+tensorboard: install ## TensorBoard on work_dirs/ (PORT=6006)
+	@bash scripts/tensorboard.sh work_dirs $(PORT)
+
+clean: ## remove caches (keeps data/, checkpoints/, work_dirs/)
+	@rm -rf .pytest_cache build *.egg-info
+	@find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +

@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# Install segkit's stack. Idempotent: with nothing changed a second run takes seconds.
+#
+#   scripts/install.sh [--dev]        (make install / make demo / make test call it)
+#
+# Where: the active virtualenv ($VIRTUAL_ENV) or conda env ($CONDA_PREFIX), else ./.venv.
+# What, in order: setuptools>=77.0.3,<81 (mmcv's setup.py and mmengine import
+# pkg_resources); torch (kept if 2.6 <= torch < 2.14, else torch==2.13.0); mmcv 2.1.0
+# built from source with its ops (CUDA kernels when a GPU and a matching nvcc exist);
+# requirements.txt; torchvision only where it imports; segkit itself (editable).
+#
+# Environment:
+#   SEGKIT_WHEELS=DIR  extra wheel folder passed to pip as --find-links (CI: ../shared/wheels,
+#                      a prebuilt CPU mmcv for Python 3.11 + torch 2.13.0); optional
+#   MMCV_REBUILD=1     rebuild mmcv even if the installed one works
+#   MMCV_CPU_ONLY=1    on a GPU machine, accept an mmcv without CUDA kernels
+#   PYTHON=python3.11  interpreter for a new .venv
+#   MAX_JOBS=N         parallel compile jobs (default: number of cores)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+DEV=0
+for arg in "$@"; do
+  case "$arg" in
+    --dev) DEV=1 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown argument '$arg' (use --dev)" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '[install] %s\n' "$*"; }
+die() { printf '[install] error: %s\n' "$*" >&2; exit 1; }
+
+MMCV_VERSION=2.1.0
+TORCH_DEFAULT=2.13.0
+TORCH_MIN=2.6
+TORCH_MAX=2.14   # exclusive
+
+# ---------------------------------------------------------------- environment
+if [[ -n "${VIRTUAL_ENV:-}" ]]; then
+  ENV_DIR=$VIRTUAL_ENV; ENV_KIND="active virtualenv"
+elif [[ -n "${CONDA_PREFIX:-}" ]]; then
+  ENV_DIR=$CONDA_PREFIX; ENV_KIND="active conda env"
+else
+  ENV_DIR=$ROOT/.venv; ENV_KIND="repo .venv"
+  if [[ ! -x $ENV_DIR/bin/python ]]; then
+    base=${PYTHON:-}
+    if [[ -z $base ]]; then
+      for cand in python3.11 python3.12 python3.10 python3; do
+        if command -v "$cand" >/dev/null 2>&1; then base=$cand; break; fi
+      done
+    fi
+    [[ -n $base ]] || die "no python3 found: install Python 3.11 (or set PYTHON=/path/to/python3.11)"
+    say "creating $ENV_DIR with $($base --version 2>&1)"
+    "$base" -m venv "$ENV_DIR" || die "'$base -m venv' failed: install the venv module (Debian: apt install python3-venv)"
+  fi
+fi
+PY=$ENV_DIR/bin/python
+[[ -x $PY ]] || die "$PY not found: is $ENV_DIR a Python environment?"
+"$PY" - <<'EOF' || die "segkit needs Python 3.10-3.12: create an env with Python 3.11 (PYTHON=python3.11 make install)"
+import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 12) else 1)
+EOF
+
+# ------------------------------------------------------------- up to date?
+# The stamp records what was installed (inputs' hash, and 1 if the dev tools too).
+STAMP=$ENV_DIR/.segkit-install-stamp
+INPUTS=$({ cat requirements.txt requirements-dev.txt pyproject.toml scripts/install.sh \
+            scripts/patches/* 2>/dev/null; echo "$ROOT"; } | sha256sum | cut -d' ' -f1)
+if [[ -z ${MMCV_REBUILD:-} && -f $STAMP ]] && read -r s_inputs s_dev <"$STAMP" \
+   && [[ $s_inputs == "$INPUTS" && ${s_dev:-0} -ge $DEV ]] \
+   && "$PY" -c 'import segkit, mmcv._ext, mmseg, mmdet' >/dev/null 2>&1; then
+  say "up to date ($ENV_KIND: $ENV_DIR)"
+  exit 0
+fi
+say "installing into the $ENV_KIND: $ENV_DIR"
+
+PIP=("$PY" -m pip --disable-pip-version-check)
+FIND_LINKS=()
+if [[ -n ${SEGKIT_WHEELS:-} ]]; then
+  [[ -d $SEGKIT_WHEELS ]] || die "SEGKIT_WHEELS=$SEGKIT_WHEELS is not a folder: unset it or point it at a wheel folder"
+  FIND_LINKS=(--find-links "$(cd "$SEGKIT_WHEELS" && pwd)")
+fi
+# pip, quiet, minus one machine-specific warning about configured index folders
+pipq() {
+  local out rc=0
+  out=$("${PIP[@]}" install -q "$@" 2>&1) || rc=$?
+  printf '%s\n' "$out" | grep -v -e "^WARNING: Location '.*' is ignored" -e '^$' >&2 || true
+  return $rc
+}
+
+# ----------------------------------------------------------- build tooling
+pipq 'setuptools>=77.0.3,<81' wheel ninja psutil || die "could not install setuptools/ninja (network to PyPI?)"
+
+# ------------------------------------------------------------------- torch
+torch_ok() {
+  "$PY" - "$TORCH_MIN" "$TORCH_MAX" <<'EOF' 2>/dev/null
+import sys, re
+import torch
+v = tuple(int(x) for x in re.match(r'(\d+)\.(\d+)', torch.__version__).groups())
+lo, hi = (tuple(int(x) for x in a.split('.')) for a in sys.argv[1:3])
+print(torch.__version__)
+sys.exit(0 if lo <= v < hi else 1)
+EOF
+}
+if tv=$(torch_ok); then
+  say "keeping torch $tv (supported: $TORCH_MIN <= torch < $TORCH_MAX)"
+else
+  if [[ -n $tv ]]; then say "torch $tv is outside $TORCH_MIN <= torch < $TORCH_MAX: installing torch==$TORCH_DEFAULT"
+  else say "installing torch==$TORCH_DEFAULT"; fi
+  pipq "torch==$TORCH_DEFAULT" || die "pip could not install torch==$TORCH_DEFAULT"
+  tv=$(torch_ok) || die "torch does not import after installing it"
+fi
+CONSTRAINTS=$(mktemp); trap 'rm -f "$CONSTRAINTS"' EXIT
+{ echo "torch==$tv"; grep -E '^[A-Za-z0-9_.-]+==' requirements.txt | sed 's/ *#.*//'; } >"$CONSTRAINTS"
+
+# --------------------------------------------------------------- mmcv build
+# GPU + nvcc whose CUDA major matches torch's -> CUDA kernels for the visible GPUs.
+read -r TORCH_CUDA GPU_ARCHS < <("$PY" - <<'EOF'
+import torch
+archs = sorted({'%d.%d' % torch.cuda.get_device_capability(i)
+                for i in range(torch.cuda.device_count())}) if torch.cuda.is_available() else []
+print(torch.version.cuda or 'none', ';'.join(archs) or 'none')
+EOF
+)
+# torch's extension builder takes $CUDA_HOME/bin/nvcc first, then nvcc on PATH
+NVCC=$(command -v nvcc || true)
+if [[ -n ${CUDA_HOME:-} && -x $CUDA_HOME/bin/nvcc ]]; then NVCC=$CUDA_HOME/bin/nvcc; fi
+WITH_CUDA=0
+if [[ $GPU_ARCHS != none ]]; then
+  nvcc_ver=$([[ -n $NVCC ]] && "$NVCC" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p' || true)
+  if [[ -n $nvcc_ver && ${nvcc_ver%%.*} == "${TORCH_CUDA%%.*}" ]]; then
+    WITH_CUDA=1
+    export CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$NVCC")")}
+  elif [[ -n ${MMCV_CPU_ONLY:-} ]]; then
+    say "WARNING: GPU present but building mmcv without CUDA kernels (MMCV_CPU_ONLY=1)"
+  elif [[ -z $nvcc_ver ]]; then
+    die "GPU found but no nvcc: mmcv's CUDA kernels need the CUDA $TORCH_CUDA toolkit (conda install -c nvidia cuda-nvcc=$TORCH_CUDA, or module load cuda/$TORCH_CUDA; then export CUDA_HOME), or set MMCV_CPU_ONLY=1"
+  else
+    die "nvcc $nvcc_ver does not match torch's CUDA $TORCH_CUDA: put a CUDA ${TORCH_CUDA%%.*}.x nvcc first on PATH (and CUDA_HOME), or install the torch built for CUDA ${nvcc_ver%%.*}"
+  fi
+fi
+
+mmcv_works() {  # right version, compiled ops load with this torch, CUDA kernels if wanted
+  "$PY" -c "import mmcv, mmcv._ext; assert mmcv.__version__ == '$MMCV_VERSION'" >/dev/null 2>&1 || return 1
+  [[ $WITH_CUDA == 0 ]] || "$PY" segkit/ops_check.py
+}
+
+if [[ -z ${MMCV_REBUILD:-} ]] && mmcv_works; then
+  say "keeping mmcv $MMCV_VERSION (ops load$([[ $WITH_CUDA == 1 ]] && echo ', CUDA kernels run'))"
+else
+  "${PIP[@]}" uninstall -y -q mmcv mmcv-lite mmcv-full >/dev/null 2>&1 || true
+  PYTAG=$("$PY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
+  VARIANT=cpu
+  [[ $WITH_CUDA == 1 ]] && VARIANT="cuda$TORCH_CUDA-sm${GPU_ARCHS//;/_}"
+  CACHE=${SEGKIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/segkit}/wheels/mmcv-$MMCV_VERSION-$PYTAG-torch$tv-$VARIANT
+  installed=0
+  # 1. a wheel this machine built before for exactly this Python, torch and CUDA
+  if compgen -G "$CACHE/mmcv-*.whl" >/dev/null; then
+    say "installing mmcv from this machine's build cache ($CACHE)"
+    pipq -c "$CONSTRAINTS" "$CACHE"/mmcv-*.whl && mmcv_works && installed=1
+  fi
+  # 2. SEGKIT_WHEELS: a prebuilt CPU wheel, kept only if its ops load with this torch
+  if [[ $installed == 0 && ${#FIND_LINKS[@]} -gt 0 && $WITH_CUDA == 0 ]]; then
+    if pipq -c "$CONSTRAINTS" "${FIND_LINKS[@]}" --only-binary mmcv "mmcv==$MMCV_VERSION" && mmcv_works; then
+      say "installed the prebuilt mmcv from $SEGKIT_WHEELS"
+      installed=1
+    else
+      say "no prebuilt mmcv in $SEGKIT_WHEELS works with torch $tv: building from source"
+      "${PIP[@]}" uninstall -y -q mmcv >/dev/null 2>&1 || true
+    fi
+  fi
+  # 3. build from PyPI's source distribution
+  if [[ $installed == 0 ]]; then
+    jobs=${MAX_JOBS:-$(nproc 2>/dev/null || echo 2)}
+    if [[ $WITH_CUDA == 1 ]]; then
+      say "building mmcv $MMCV_VERSION from source WITH CUDA kernels (sm $GPU_ARCHS, nvcc $nvcc_ver):" \
+          "about $(( 300 / jobs + 5 )) min with $jobs jobs"
+      export FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=$GPU_ARCHS
+    else
+      say "building mmcv $MMCV_VERSION from source with CPU ops: about $(( 44 / jobs + 1 )) min" \
+          "with $jobs jobs (21.6 min measured on 2 cores)"
+    fi
+    SRC=$(mktemp -d)
+    trap 'rm -rf "$CONSTRAINTS" "$SRC"' EXIT
+    "${PIP[@]}" download -q --no-deps --no-binary :all: "mmcv==$MMCV_VERSION" -d "$SRC" >/dev/null 2>&1 \
+      || die "could not download mmcv $MMCV_VERSION's source from PyPI"
+    tar -xzf "$SRC/mmcv-$MMCV_VERSION.tar.gz" -C "$SRC"
+    for p in scripts/patches/mmcv-"$MMCV_VERSION"-*.patch; do
+      [[ -f $p ]] || continue
+      say "applying $(basename "$p")"
+      patch -s -p1 -d "$SRC/mmcv-$MMCV_VERSION" <"$p" || die "patch $p did not apply"
+    done
+    LOG=$ENV_DIR/segkit-mmcv-build.log
+    start=$SECONDS
+    ( export MMCV_WITH_OPS=1 MAX_JOBS=$jobs
+      exec "${PIP[@]}" wheel -v --no-deps --no-build-isolation "$SRC/mmcv-$MMCV_VERSION" -w "$SRC/dist"
+    ) >"$LOG" 2>&1 &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+      sleep 5
+      (( (SECONDS - start) % 120 < 5 && SECONDS - start > 5 )) && \
+        say "  still compiling mmcv: $(( (SECONDS - start) / 60 )) min so far (log: $LOG)"
+    done
+    wait "$pid" || { tail -n 30 "$LOG" >&2; die "mmcv build failed; full log: $LOG"; }
+    say "mmcv built in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"
+    mkdir -p "$CACHE" && cp "$SRC"/dist/mmcv-*.whl "$CACHE"/
+    pipq -c "$CONSTRAINTS" "$CACHE"/mmcv-*.whl || die "could not install the mmcv wheel just built"
+    mmcv_works || die "mmcv was built but its ops do not load with torch $tv (see $LOG)"
+  fi
+fi
+
+# ------------------------------------------------------------ the pinned rest
+say "installing requirements.txt$([[ $DEV == 1 ]] && echo ' and requirements-dev.txt')"
+reqs=(-r requirements.txt)
+[[ $DEV == 1 ]] && reqs+=(-r requirements-dev.txt)
+pipq -c "$CONSTRAINTS" ${FIND_LINKS[@]+"${FIND_LINKS[@]}"} "${reqs[@]}" \
+  || die "pip could not install requirements (see the messages above)"
+
+# ---------------------------------------------------------------- torchvision
+# PyPI's torchvision is a CUDA build: with a CPU torch it fails to import, and a
+# torchvision that fails to import stops every mmengine Runner (collect_env).
+tv_imports() { "$PY" -c 'import torchvision' >/dev/null 2>&1; }
+if "$PY" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("torchvision") is None)'; then
+  if tv_imports; then say "keeping torchvision (it imports)"; else
+    "${PIP[@]}" uninstall -y -q torchvision
+    say "removed a torchvision that does not import with torch $tv (it would stop mmengine's Runner)"
+  fi
+elif [[ $TORCH_CUDA != none ]]; then
+  if pipq -c "$CONSTRAINTS" torchvision && tv_imports; then say "installed torchvision (imports)"
+  else "${PIP[@]}" uninstall -y -q torchvision >/dev/null 2>&1 || true
+       say "torchvision skipped: no build for torch $tv imports here (only the MobileNetV3 weight converter needs it)"
+  fi
+else
+  say "torchvision skipped: PyPI has no CPU build for torch $tv (only the MobileNetV3 weight converter needs it)"
+fi
+
+# --------------------------------------------------------------------- segkit
+pipq --no-deps --no-build-isolation -e "$ROOT" || die "could not install segkit (editable)"
+"$PY" -c 'import segkit, mmcv._ext, mmseg, mmdet.models' || die "the stack does not import (run: $PY tools/doctor.py)"
+echo "$INPUTS $DEV" >"$STAMP"
+say "done: $("$PY" -c 'import torch, mmcv, mmseg, mmdet, mmengine; print(f"torch {torch.__version__}, mmcv {mmcv.__version__}, mmengine {mmengine.__version__}, mmseg {mmseg.__version__}, mmdet {mmdet.__version__}")' 2>/dev/null)"
+if [[ $ENV_KIND == "repo .venv" ]]; then
+  say "make targets use $ENV_DIR; in your shell: source .venv/bin/activate"
+fi
+say "check the machine with: make doctor"

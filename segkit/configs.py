@@ -1,0 +1,120 @@
+"""Reading configs: loading with one-line errors, walking datasets and pretrained
+paths, and the facts a config's file name states (``{G}xb{B}-{E}e``)."""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+from .errors import SegkitError
+
+# {algo}_{backbone}_{G}xb{B}-{E}e_{dataset}-{H}x{W}.py (mmseg naming, epochs)
+_NAME = re.compile(r'_(?P<gpus>\d+)xb(?P<batch>\d+)-(?P<len>\d+)(?P<unit>e|k)'
+                   r'(?:-[^_]*)?_(?P<dataset>[^-_]+)-(?P<h>\d+)x(?P<w>\d+)')
+
+
+@dataclass
+class ConfigName:
+    gpus: int
+    batch: int  # per GPU
+    length: int  # epochs ('e') or thousands of iterations ('k')
+    unit: str
+    dataset: str
+    crop: tuple
+
+    @property
+    def total_batch(self) -> int:
+        return self.gpus * self.batch
+
+
+def parse_config_name(path: str) -> Optional[ConfigName]:
+    m = _NAME.search(Path(path).stem)
+    if not m:
+        return None
+    return ConfigName(int(m['gpus']), int(m['batch']), int(m['len']), m['unit'],
+                      m['dataset'], (int(m['h']), int(m['w'])))
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None):
+    """``Config.fromfile`` with a one-line error for a missing or broken file."""
+    from mmengine.config import Config
+    if not os.path.isfile(path):
+        raise SegkitError(f'config {path} does not exist: pass a path like '
+                          'configs/demo/segformer_mit-tiny_1xb8-12e_demo-64x64.py')
+    try:
+        cfg = Config.fromfile(path)
+    except SegkitError:
+        raise
+    except Exception as err:  # noqa: BLE001 - mmengine raises many kinds
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ''
+        raise SegkitError(f'config {path} does not load: {type(err).__name__}: '
+                          f'{first}') from None
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def iter_datasets(dataset_cfg, prefix: str = '') -> Iterator[tuple]:
+    """Leaf dataset configs under Concat/Repeat wrappers: (label, cfg)."""
+    if dataset_cfg is None:
+        return
+    if 'datasets' in dataset_cfg:
+        for i, sub in enumerate(dataset_cfg['datasets']):
+            yield from iter_datasets(sub, f'{prefix}[{i}]')
+    elif 'dataset' in dataset_cfg:
+        yield from iter_datasets(dataset_cfg['dataset'], prefix)
+    else:
+        yield prefix, dataset_cfg
+
+
+def split_datasets(cfg, splits=('train', 'val', 'test')) -> Iterator[tuple]:
+    """(split label, leaf dataset cfg) for each split's dataloader."""
+    seen = set()
+    for split in splits:
+        loader = cfg.get(f'{split}_dataloader')
+        if not loader:
+            continue
+        for label, ds in iter_datasets(loader.get('dataset')):
+            key = repr(sorted((k, repr(v)) for k, v in ds.items() if k != 'pipeline'))
+            if key in seen:  # test_dataloader = val_dataloader
+                continue
+            seen.add(key)
+            yield split + label, ds
+
+
+def dataset_paths(ds) -> dict:
+    """{'data_root': ..., 'img_path': ..., 'seg_map_path': ..., 'ann_file': ...}"""
+    root = ds.get('data_root') or ''
+    prefix = ds.get('data_prefix') or {}
+    out = {'data_root': root}
+    for key in ('img_path', 'seg_map_path'):
+        if prefix.get(key) is not None:
+            out[key] = os.path.join(root, prefix[key])
+    if ds.get('ann_file'):
+        out['ann_file'] = os.path.join(root, ds['ann_file'])
+    return out
+
+
+def pretrained_paths(cfg) -> list[tuple]:
+    """(where in the config, path) of every local pretrained file it loads."""
+    found = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            if node.get('type') == 'Pretrained' and node.get('checkpoint'):
+                found.append((where + '.checkpoint', node['checkpoint']))
+            for k, v in node.items():
+                if k == 'pretrained' and isinstance(v, str):
+                    found.append((f'{where}.pretrained', v))
+                else:
+                    walk(v, f'{where}.{k}')
+        elif isinstance(node, (list, tuple)):
+            for i, v in enumerate(node):
+                walk(v, f'{where}[{i}]')
+
+    walk(cfg.get('model'), 'model')
+    if cfg.get('load_from'):
+        found.append(('load_from', cfg['load_from']))
+    return [(w, p) for w, p in found if not re.match(r'^[a-z0-9+]+://', str(p))]

@@ -1,0 +1,469 @@
+"""Environment checks behind ``tools/doctor.py`` / ``make doctor``.
+
+:func:`probe` gathers facts about this machine (each probe survives a broken
+package and records its error); each ``check_*`` function turns facts into one
+PASS / WARN / FAIL / SKIP row with a one-line fix. Checks are pure functions of
+the facts, so tests can hand them a failing machine.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+# The stack segkit pins and tests (README, scripts/install.sh).
+PYTHON_RANGE = ((3, 10), (3, 12))  # inclusive
+TORCH_RANGE = ('2.6', '2.14')  # [min, max)
+MMCV_PIN = '2.1.0'
+DISK_WARN_GB, DISK_FAIL_GB = 20.0, 2.0
+
+PASS, WARN, FAIL, SKIP = 'PASS', 'WARN', 'FAIL', 'SKIP'
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    detail: str
+    fix: str = ''
+
+
+@dataclass
+class Facts:
+    """What :func:`probe` found. ``*_error`` fields hold a one-line error or None."""
+    python: tuple = tuple(sys.version_info[:3])
+    torch_version: Optional[str] = None
+    torch_error: Optional[str] = None
+    torch_cuda: Optional[str] = None  # torch.version.cuda; None = CPU build
+    cuda_available: bool = False
+    gpu_names: list = field(default_factory=list)
+    smi_gpus: int = 0  # GPUs nvidia-smi lists (independent of torch)
+    cuda_visible_devices: Optional[str] = None
+    nvcc_version: Optional[str] = None  # e.g. '12.4'
+    cuda_home: Optional[str] = None
+    mmcv_version: Optional[str] = None
+    mmcv_windows: dict = field(default_factory=dict)  # pkg -> (min, max)
+    mmcv_ext_error: Optional[str] = 'not probed'
+    mmcv_cuda_kernel_error: Optional[str] = None  # None: passed or not probed
+    mmcv_cuda_probed: bool = False
+    mmseg_error: Optional[str] = 'not probed'
+    mmdet_error: Optional[str] = 'not probed'
+    setuptools_version: Optional[str] = None
+    pkg_resources_error: Optional[str] = 'not probed'
+    tensorboard_error: Optional[str] = 'not probed'
+    nccl_available: bool = False
+    torchvision_error: Optional[str] = 'not probed'  # 'missing' if absent
+    safe_loading_error: Optional[str] = 'not probed'
+    work_dir: str = 'work_dirs'
+    disk_free_gb: Optional[float] = None
+
+    @property
+    def gpu_count(self) -> int:
+        return len(self.gpu_names)
+
+    def replace(self, **kw) -> 'Facts':
+        return dataclasses.replace(self, **kw)
+
+
+# --------------------------------------------------------------------- probes
+
+def _one_line(err: BaseException) -> str:
+    text = f'{type(err).__name__}: {err}'.strip()
+    return text.splitlines()[0][:200]
+
+
+def _try(fn: Callable[[], object]) -> Optional[str]:
+    """Run ``fn``; None if it worked, else its error in one line."""
+    try:
+        fn()
+    except BaseException as err:  # noqa: BLE001 - a probe must never crash doctor
+        if isinstance(err, KeyboardInterrupt):
+            raise
+        return _one_line(err)
+    return None
+
+
+def _version(dist: str) -> Optional[str]:
+    from importlib import metadata
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def mmcv_window(package: str) -> Optional[tuple]:
+    """The mmcv version window a package asserts at import, read from its source
+    without importing it (importing fails exactly when the window is wrong)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.origin:
+        return None
+    text = Path(spec.origin).read_text(errors='replace')
+    lo = re.search(r"(?:MMCV_MIN|mmcv_minimum_version)\s*=\s*'([^']+)'", text)
+    hi = re.search(r"(?:MMCV_MAX|mmcv_maximum_version)\s*=\s*'([^']+)'", text)
+    return (lo.group(1), hi.group(1)) if lo and hi else None
+
+
+def nvcc_version(nvcc: Optional[str] = None) -> Optional[str]:
+    nvcc = nvcc or shutil.which('nvcc')
+    if not nvcc:
+        return None
+    try:
+        out = subprocess.run([nvcc, '--version'], capture_output=True, text=True,
+                             timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r'release (\d+\.\d+)', out)
+    return m.group(1) if m else None
+
+
+def smi_gpu_count() -> int:
+    smi = shutil.which('nvidia-smi')
+    if not smi:
+        return 0
+    try:
+        out = subprocess.run([smi, '-L'], capture_output=True, text=True,
+                             timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith('GPU '))
+
+
+def probe_tensorboard(logdir: str) -> None:
+    """Write one scalar with TensorBoard's SummaryWriter; raise if no event file."""
+    from torch.utils.tensorboard import SummaryWriter
+    writer = SummaryWriter(log_dir=logdir)
+    writer.add_scalar('doctor/check', 1.0, 0)
+    writer.close()
+    if not any(p.name.startswith('events.out.tfevents') for p in Path(logdir).iterdir()):
+        raise RuntimeError(f'no event file written in {logdir}')
+
+
+def probe_safe_loading() -> None:
+    """A resume-style payload (HistoryBuffer + numpy) round-trips with weights_only."""
+    import io
+
+    import torch
+    from mmengine.logging import HistoryBuffer
+
+    from .checkpoint import safe_load  # registers the allowlist
+    buf = HistoryBuffer()
+    buf.update(1.5)
+    blob = io.BytesIO()
+    torch.save({'message_hub': {'log_scalars': {'loss': buf}}}, blob)
+    path = Path(tempfile.mkdtemp()) / 'probe.pth'
+    path.write_bytes(blob.getvalue())
+    try:
+        loaded = safe_load(path)
+    finally:
+        shutil.rmtree(path.parent, ignore_errors=True)
+    if loaded['message_hub']['log_scalars']['loss'].current() != 1.5:
+        raise RuntimeError('HistoryBuffer did not round-trip')
+
+
+def probe(work_dir: str = 'work_dirs') -> Facts:
+    f = Facts(work_dir=work_dir)
+    f.cuda_visible_devices = os.environ.get('CUDA_VISIBLE_DEVICES')
+    f.smi_gpus = smi_gpu_count()
+    f.nvcc_version = nvcc_version()
+    f.cuda_home = os.environ.get('CUDA_HOME') or os.environ.get('CUDA_PATH')
+    try:
+        import torch
+        f.torch_version = torch.__version__
+        f.torch_cuda = torch.version.cuda
+        f.cuda_available = torch.cuda.is_available()
+        if f.cuda_available:
+            f.gpu_names = [torch.cuda.get_device_name(i)
+                           for i in range(torch.cuda.device_count())]
+        import torch.distributed as dist
+        f.nccl_available = dist.is_available() and dist.is_nccl_available()
+    except BaseException as err:  # noqa: BLE001
+        f.torch_error = _one_line(err)
+    f.mmcv_version = _version('mmcv') or _version('mmcv-lite')
+    for pkg in ('mmseg', 'mmdet'):
+        window = mmcv_window(pkg)
+        if window:
+            f.mmcv_windows[pkg] = window
+    f.mmcv_ext_error = _try(lambda: importlib.import_module('mmcv._ext'))
+    if f.cuda_available and f.mmcv_ext_error is None:
+        f.mmcv_cuda_probed = True
+        from .ops_check import probe_msda_cuda
+        f.mmcv_cuda_kernel_error = _try(probe_msda_cuda)
+    f.mmseg_error = _try(lambda: importlib.import_module('mmseg.models'))
+    f.mmdet_error = _try(lambda: importlib.import_module('mmdet.models'))
+    f.setuptools_version = _version('setuptools')
+    with warnings.catch_warnings():  # pkg_resources warns about its own removal
+        warnings.simplefilter('ignore')
+        f.pkg_resources_error = _try(lambda: importlib.import_module('pkg_resources'))
+    tb_dir = tempfile.mkdtemp(prefix='segkit-doctor-')
+    f.tensorboard_error = _try(lambda: probe_tensorboard(tb_dir))
+    shutil.rmtree(tb_dir, ignore_errors=True)
+    if importlib.util.find_spec('torchvision') is None:
+        f.torchvision_error = 'missing'
+    else:
+        f.torchvision_error = _try(lambda: importlib.import_module('torchvision'))
+    f.safe_loading_error = _try(probe_safe_loading)
+    target = Path(work_dir)
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    f.disk_free_gb = shutil.disk_usage(target).free / 1e9
+    return f
+
+
+# --------------------------------------------------------------------- checks
+
+def _vt(v: str) -> tuple:
+    """'2.13.0+cpu' -> (2, 13, 0); '2.0.0rc4' -> (2, 0, 0, -1, 4)."""
+    core = v.split('+')[0]
+    m = re.match(r'(\d+(?:\.\d+)*)(?:rc(\d+))?', core)
+    if not m:
+        return (0,)
+    nums = tuple(int(x) for x in m.group(1).split('.'))
+    nums = nums + (0,) * (3 - len(nums))
+    return nums + ((-1, int(m.group(2))) if m.group(2) else ())
+
+
+def _major(v: Optional[str]) -> Optional[int]:
+    return int(v.split('.')[0]) if v else None
+
+
+def check_python(f: Facts) -> Check:
+    v = '.'.join(map(str, f.python))
+    lo, hi = PYTHON_RANGE
+    if lo <= tuple(f.python[:2]) <= hi:
+        return Check('Python', PASS, v)
+    return Check('Python', FAIL, f'{v} is outside {lo[0]}.{lo[1]}-{hi[0]}.{hi[1]}',
+                 'create an env with Python 3.11 (python3.11 -m venv .venv, or '
+                 'conda create -n segkit python=3.11), then make install')
+
+
+def check_torch(f: Facts) -> Check:
+    if f.torch_error or not f.torch_version:
+        return Check('torch', FAIL, f.torch_error or 'not installed',
+                     'make install (installs torch==2.13.0)')
+    lo, hi = TORCH_RANGE
+    if not (_vt(lo) <= _vt(f.torch_version) < _vt(hi)):
+        return Check('torch', FAIL, f'{f.torch_version} is outside [{lo}, {hi})',
+                     'pip install torch==2.13.0 (then make install rebuilds mmcv)')
+    return Check('torch', PASS, f.torch_version)
+
+
+def check_torch_cuda(f: Facts) -> Check:
+    name = 'torch CUDA build / GPUs'
+    if f.torch_error:
+        return Check(name, SKIP, 'torch does not import')
+    if f.torch_cuda is None:
+        if f.smi_gpus:
+            return Check(name, FAIL, f'torch is a CPU build but nvidia-smi lists '
+                         f'{f.smi_gpus} GPU(s)',
+                         'pip uninstall -y torch && pip install torch==2.13.0 '
+                         '(PyPI default is the CUDA build), then make install')
+        return Check(name, PASS, 'CPU build, no GPU on this machine (training '
+                     'runs on CPU with gloo)')
+    if not f.cuda_available:
+        if f.cuda_visible_devices is not None and f.smi_gpus:
+            return Check(name, WARN, f'CUDA {f.torch_cuda} build, but '
+                         f'CUDA_VISIBLE_DEVICES={f.cuda_visible_devices!r} hides '
+                         'every GPU', 'unset CUDA_VISIBLE_DEVICES or list GPU ids')
+        if f.smi_gpus:
+            return Check(name, FAIL, f'CUDA {f.torch_cuda} build sees no GPU '
+                         f'although nvidia-smi lists {f.smi_gpus}',
+                         'the NVIDIA driver is older than this torch needs: install '
+                         'a torch built for an older CUDA, or update the driver')
+        return Check(name, WARN, f'CUDA {f.torch_cuda} build, no GPU visible',
+                     'fine for CPU tests; training needs a GPU machine')
+    return Check(name, PASS, f'CUDA {f.torch_cuda}, {f.gpu_count} GPU(s): '
+                 + ', '.join(sorted(set(f.gpu_names))))
+
+
+def check_visible_devices(f: Facts) -> Check:
+    v = f.cuda_visible_devices
+    if v is None:
+        return Check('CUDA_VISIBLE_DEVICES', PASS, f'unset: all {f.gpu_count} '
+                     'GPU(s) visible' if f.gpu_count else 'unset')
+    if v.strip() in ('', '-1') and f.smi_gpus:
+        return Check('CUDA_VISIBLE_DEVICES', WARN, f'{v!r} hides every GPU',
+                     'unset CUDA_VISIBLE_DEVICES, or set it to the GPU ids to use')
+    return Check('CUDA_VISIBLE_DEVICES', PASS, f'{v!r}: {f.gpu_count} GPU(s) visible')
+
+
+def check_nvcc(f: Facts) -> Check:
+    if not f.gpu_count:
+        return Check('nvcc vs torch CUDA', SKIP, 'no GPU: mmcv builds CPU ops only'
+                     + (f' (nvcc {f.nvcc_version} found)' if f.nvcc_version else ''))
+    if not f.nvcc_version:
+        return Check('nvcc vs torch CUDA', WARN, 'nvcc not found: mmcv cannot be '
+                     'rebuilt with CUDA kernels',
+                     f'install the CUDA {f.torch_cuda} toolkit (conda install -c '
+                     f'nvidia cuda-nvcc={f.torch_cuda}) and set CUDA_HOME')
+    if _major(f.nvcc_version) != _major(f.torch_cuda):
+        return Check('nvcc vs torch CUDA', FAIL, f'nvcc {f.nvcc_version} but torch '
+                     f'built for CUDA {f.torch_cuda}: mmcv kernels will not load',
+                     f'put a CUDA {_major(f.torch_cuda)}.x nvcc first on PATH / in '
+                     'CUDA_HOME, or install the torch build for your toolkit')
+    return Check('nvcc vs torch CUDA', PASS, f'nvcc {f.nvcc_version}, torch CUDA '
+                 f'{f.torch_cuda}')
+
+
+def check_cuda_home(f: Facts) -> Check:
+    if not f.gpu_count:
+        return Check('CUDA_HOME', SKIP, 'no GPU' + (f': {f.cuda_home}' if f.cuda_home else ''))
+    if not f.cuda_home:
+        return Check('CUDA_HOME', WARN, 'unset (torch guesses from nvcc on PATH)',
+                     'export CUDA_HOME=/usr/local/cuda-<version> matching torch')
+    if not (Path(f.cuda_home) / 'bin' / 'nvcc').exists():
+        return Check('CUDA_HOME', FAIL, f'{f.cuda_home} has no bin/nvcc',
+                     'point CUDA_HOME at a CUDA toolkit root (the folder holding bin/nvcc)')
+    return Check('CUDA_HOME', PASS, f.cuda_home)
+
+
+def check_mmcv_window(f: Facts) -> Check:
+    if not f.mmcv_version:
+        return Check('mmcv version', FAIL, 'mmcv not installed',
+                     f'make install (builds mmcv=={MMCV_PIN} with its ops)')
+    bad = [f'{pkg} needs >={lo},<{hi}' for pkg, (lo, hi) in sorted(f.mmcv_windows.items())
+           if not (_vt(lo) <= _vt(f.mmcv_version) < _vt(hi))]
+    if bad:
+        return Check('mmcv version', FAIL, f'mmcv {f.mmcv_version}: ' + '; '.join(bad),
+                     f'pip uninstall -y mmcv && make install (builds mmcv=={MMCV_PIN})')
+    return Check('mmcv version', PASS, f'{f.mmcv_version} (inside the mmseg/mmdet window)')
+
+
+def check_mmcv_ext(f: Facts) -> Check:
+    if f.mmcv_ext_error:
+        return Check('mmcv compiled ops (_ext)', FAIL, f.mmcv_ext_error,
+                     'mmcv was installed without ops (mmcv-lite or a broken build): '
+                     'pip uninstall -y mmcv mmcv-lite && make install')
+    return Check('mmcv compiled ops (_ext)', PASS, 'mmcv._ext imports')
+
+
+def check_mmcv_cuda_kernels(f: Facts) -> Check:
+    name = 'mmcv CUDA kernels'
+    if not f.mmcv_cuda_probed:
+        return Check(name, SKIP, 'no GPU' if not f.cuda_available else 'mmcv._ext missing')
+    if f.mmcv_cuda_kernel_error:
+        return Check(name, FAIL, f.mmcv_cuda_kernel_error,
+                     'mmcv was built without CUDA kernels: MMCV_REBUILD=1 make install '
+                     '(with nvcc on PATH; it sets FORCE_CUDA=1)')
+    return Check(name, PASS, 'MultiScaleDeformableAttention ran on CUDA and matches '
+                 'the PyTorch reference')
+
+
+def check_mmseg(f: Facts) -> Check:
+    if f.mmseg_error:
+        return Check('mmsegmentation', FAIL, f.mmseg_error, 'make install')
+    return Check('mmsegmentation', PASS, f'{_version("mmsegmentation")} imports')
+
+
+def check_mmdet(f: Facts) -> Check:
+    if f.mmdet_error:
+        return Check('mmdet (Mask2Former)', FAIL, f.mmdet_error,
+                     'pip install mmdet==3.3.0 (Mask2Former configs import mmdet.models)')
+    return Check('mmdet (Mask2Former)', PASS, f'{_version("mmdet")} imports')
+
+
+def check_setuptools(f: Facts) -> Check:
+    if f.pkg_resources_error:
+        return Check('setuptools / pkg_resources', FAIL,
+                     f'setuptools {f.setuptools_version}: {f.pkg_resources_error}',
+                     "pip install 'setuptools>=77.0.3,<81' (mmcv's build and mmengine "
+                     'import pkg_resources, removed in setuptools 81+)')
+    return Check('setuptools / pkg_resources', PASS, f'setuptools {f.setuptools_version}')
+
+
+def check_tensorboard(f: Facts) -> Check:
+    if f.tensorboard_error:
+        return Check('TensorBoard writer', FAIL, f.tensorboard_error,
+                     'pip install tensorboard')
+    return Check('TensorBoard writer', PASS, 'SummaryWriter wrote an event file')
+
+
+def check_nccl(f: Facts) -> Check:
+    if f.gpu_count < 2:
+        return Check('NCCL', SKIP, f'{f.gpu_count} GPU(s): multi-GPU not possible'
+                     + ('' if f.gpu_count else ' (CPU runs use gloo)'))
+    if not f.nccl_available:
+        return Check('NCCL', FAIL, 'torch.distributed has no NCCL backend',
+                     'install a CUDA build of torch from PyPI (it bundles NCCL)')
+    return Check('NCCL', PASS, f'available for {f.gpu_count} GPUs')
+
+
+def check_torchvision(f: Facts) -> Check:
+    if f.torchvision_error == 'missing':
+        return Check('torchvision', WARN, 'not installed (segkit does not need it)',
+                     'only tools/convert_weights.py mobilenetv3 needs it; install the '
+                     'build matching your torch where one exists')
+    if f.torchvision_error:
+        return Check('torchvision', WARN, f.torchvision_error,
+                     'pip uninstall -y torchvision (a torchvision that does not import '
+                     "stops mmengine's Runner at start-up), or install the one built "
+                     'for your torch')
+    return Check('torchvision', PASS, f'{_version("torchvision")} imports')
+
+
+def check_safe_loading(f: Facts) -> Check:
+    if f.safe_loading_error:
+        return Check('safe checkpoint loading', FAIL, f.safe_loading_error,
+                     'reinstall segkit (make install); never set '
+                     'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')
+    return Check('safe checkpoint loading', PASS, 'resume checkpoints load with '
+                 'weights_only=True (segkit allowlist)')
+
+
+def check_disk(f: Facts) -> Check:
+    free = f.disk_free_gb
+    if free is None:
+        return Check('free disk', SKIP, 'not probed')
+    detail = f'{free:.1f} GB free for {f.work_dir}/'
+    if free < DISK_FAIL_GB:
+        return Check('free disk', FAIL, detail, 'free space or pass --work-dir on '
+                     'another disk (a checkpoint of Mask2Former-Swin-T is ~0.6 GB)')
+    if free < DISK_WARN_GB:
+        return Check('free disk', WARN, detail, 'keep fewer checkpoints '
+                     '(default_hooks.checkpoint.max_keep_ckpts) or free space')
+    return Check('free disk', PASS, detail)
+
+
+CHECKS = [check_python, check_torch, check_torch_cuda, check_visible_devices,
+          check_nvcc, check_cuda_home, check_mmcv_window, check_mmcv_ext,
+          check_mmcv_cuda_kernels, check_mmseg, check_mmdet, check_setuptools,
+          check_tensorboard, check_nccl, check_torchvision, check_safe_loading,
+          check_disk]
+
+
+def run_checks(f: Facts) -> list[Check]:
+    return [check(f) for check in CHECKS]
+
+
+def render(rows: list[Check], title: str = 'segkit doctor') -> None:
+    from rich.console import Console
+    from rich.table import Table
+    colour = {PASS: 'green', WARN: 'yellow', FAIL: 'bold red', SKIP: 'dim'}
+    table = Table(title=title, show_lines=False)
+    for col in ('check', 'status', 'detail', 'fix'):
+        table.add_column(col, overflow='fold')
+    for r in rows:
+        table.add_row(r.name, f'[{colour[r.status]}]{r.status}[/]', r.detail, r.fix)
+    Console(width=max(120, shutil.get_terminal_size().columns)).print(table)
+
+
+def main(config: Optional[str] = None, work_dir: str = 'work_dirs') -> int:
+    rows = run_checks(probe(work_dir))
+    if config:
+        from .preflight import config_checks
+        rows += config_checks(config)
+    render(rows)
+    fails = [r for r in rows if r.status == FAIL]
+    warns = [r for r in rows if r.status == WARN]
+    print(f'{len(rows) - len(fails) - len(warns)} ok, {len(warns)} warning(s), '
+          f'{len(fails)} failure(s)')
+    return 1 if fails else 0
