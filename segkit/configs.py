@@ -37,9 +37,20 @@ def parse_config_name(path: str) -> Optional[ConfigName]:
                       m['dataset'], (int(m['h']), int(m['w'])))
 
 
+def resolve_config(path: str) -> str:
+    """A config path, with ``mmseg::x/y.py`` (mmseg's model zoo) made a file path."""
+    if '::' in path:
+        import importlib
+        package, rel = path.split('::', 1)
+        pkg = importlib.import_module(package)
+        return os.path.join(os.path.dirname(pkg.__file__), '.mim', 'configs', rel)
+    return path
+
+
 def load_config(path: str, cfg_options: Optional[dict] = None):
     """``Config.fromfile`` with a one-line error for a missing or broken file."""
     from mmengine.config import Config
+    path = resolve_config(path)
     if not os.path.isfile(path):
         raise SegkitError(f'config {path} does not exist: pass a path like '
                           'configs/demo/segformer_mit-tiny_1xb8-12e_demo-64x64.py')

@@ -1,0 +1,1 @@
+"""Converters: iteration-based configs to epochs, pretrained weights to mmseg keys."""

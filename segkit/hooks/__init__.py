@@ -1,0 +1,2 @@
+"""segkit's mmengine hooks, registered in mmseg's HOOKS registry on import
+(configs list ``segkit.hooks`` in ``custom_imports``)."""
