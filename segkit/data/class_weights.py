@@ -1,0 +1,220 @@
+"""Class weights from the train split's pixel counts. Behind ``tools/class_weights.py``.
+
+API
+    compute_weights(pixels, method, present_pixels=None, max_weight='default',
+                    unseen_weight=1.0) -> np.ndarray
+    class_weights_for_config(cfg, config_path, method='median', out=None, ...) -> WeightsResult
+    default_output_path(cfg, config_path, method) -> str
+    save_weights(weights, path) -> str   ('written' / 'unchanged' / 'replaced (old kept at X)')
+
+Methods, with p_c = pixels of class c / all labelled train pixels:
+    inverse  w_c = 1 / p_c, scaled so the classes seen in training average 1
+    median   w_c = median_k(f_k) / f_c with f_c = pixels of c / labelled pixels of
+             the images c appears in (Eigen & Fergus's median-frequency balancing)
+    log      w_c = 1 / ln(1.02 + p_c) (ENet); bounded by construction: 1 .. 50.5
+Decisions:
+    * A class with no train pixels is never a target, so its weight never enters
+      the loss: it gets ``unseen_weight`` (1.0, neutral) and is listed as a warning.
+    * Rare classes get huge inverse/median weights (ADE20K's rarest is ~1000x
+      below its commonest), which makes the loss noisy: both are capped at
+      ``max_weight`` (default 10); 'log' is uncapped by default (its own bound).
+    * Ignored pixels (the ignore index, or raw 0 under reduce_zero_label) count
+      nowhere.
+
+Contract with the configs: the file is a plain JSON list of floats; by default
+it goes to the config's top-level ``class_weight_file`` if set, else
+``data/class_weights/<config stem>-<method>.json``. For mask-classification
+heads (Mask2FormerHead, MaskFormerHead) it has num_classes + 1 entries, the
+"no object" weight last: the config's own (loss_cls.class_weight[-1]) or
+mmseg's 0.1. mmseg's CrossEntropyLoss(class_weight=PATH) and segkit's
+FileWeightedCrossEntropyLoss load it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from ..errors import SegkitError
+from .files import write_text_keeping_old
+
+METHODS = ('inverse', 'median', 'log')
+DEFAULT_MAX_WEIGHT = {'inverse': 10.0, 'median': 10.0, 'log': None}
+NO_OBJECT_WEIGHT = 0.1  # mmseg's Mask2Former/MaskFormer default
+MASK_HEADS = ('Mask2FormerHead', 'MaskFormerHead')
+ENET_C = 1.02
+
+
+def compute_weights(pixels, method: str, present_pixels=None,
+                    max_weight: Union[str, float, None] = 'default',
+                    unseen_weight: float = 1.0) -> np.ndarray:
+    """(num_classes,) weights from per-class pixel counts (see module docstring)."""
+    if method not in METHODS:
+        raise SegkitError(f'unknown method {method!r}: use one of {", ".join(METHODS)}')
+    pixels = np.asarray(pixels, dtype=np.float64)
+    seen = pixels > 0
+    if not seen.any():
+        raise SegkitError('the train split has no labelled pixels: run '
+                          'tools/validate_dataset.py CONFIG --split train and fix its masks')
+    freq = pixels / pixels.sum()
+    weights = np.full(len(pixels), float(unseen_weight))
+    if method == 'inverse':
+        inv = 1.0 / freq[seen]
+        weights[seen] = inv / inv.mean()
+    elif method == 'median':
+        present = (np.full(len(pixels), pixels.sum()) if present_pixels is None
+                   else np.asarray(present_pixels, dtype=np.float64))
+        f = pixels[seen] / present[seen]
+        weights[seen] = np.median(f) / f
+    else:
+        weights[seen] = 1.0 / np.log(ENET_C + freq[seen])
+    cap = DEFAULT_MAX_WEIGHT[method] if max_weight == 'default' else max_weight
+    if cap is not None:
+        if cap <= 0:
+            raise SegkitError(f'--max-weight must be positive, got {cap}')
+        weights = np.minimum(weights, cap)
+    return weights
+
+
+def is_mask_classification(cfg) -> bool:
+    head = (cfg.get('model') or {}).get('decode_head') or {}
+    heads = head if isinstance(head, (list, tuple)) else [head]
+    return any(str(h.get('type', '')).split('.')[-1] in MASK_HEADS for h in heads)
+
+
+def no_object_weight(cfg, num_classes: int) -> float:
+    """The config's own "no object" weight if it lists one, else mmseg's 0.1."""
+    head = cfg.model.decode_head
+    head = head[-1] if isinstance(head, (list, tuple)) else head
+    cw = (head.get('loss_cls') or {}).get('class_weight')
+    if isinstance(cw, (list, tuple)) and len(cw) == num_classes + 1:
+        return float(cw[-1])
+    return NO_OBJECT_WEIGHT
+
+
+def default_output_path(cfg, config_path: str, method: str) -> str:
+    if cfg.get('class_weight_file'):
+        return str(cfg['class_weight_file'])
+    return os.path.join('data', 'class_weights', f'{Path(config_path).stem}-{method}.json')
+
+
+def save_weights(weights, path: str) -> str:
+    text = json.dumps([round(float(w), 6) for w in weights]) + '\n'
+    return write_text_keeping_old(path, text)
+
+
+@dataclass
+class WeightsResult:
+    method: str
+    path: str
+    weights: list  # as saved: num_classes (+1 "no object" for mask classification)
+    class_names: list
+    pixels: np.ndarray  # (num_classes,) train pixels per class
+    mask_classification: bool = False
+    max_weight: Optional[float] = None
+    unseen: list = field(default_factory=list)  # class names with no train pixels
+    capped: list = field(default_factory=list)  # class names at the cap
+    status: str = ''  # save_weights' answer
+    checked: int = 0  # train pairs counted
+
+
+def class_weights_for_config(cfg, config_path: str, method: str = 'median',
+                             out: Optional[str] = None,
+                             max_weight: Union[str, float, None] = 'default',
+                             workers: Optional[int] = None, sample: Optional[int] = None,
+                             progress: bool = True, allow_errors: bool = False,
+                             save: bool = True) -> WeightsResult:
+    """Count the train split (the validator's pass), compute and save the weights."""
+    from .validate import validate
+    if method not in METHODS:
+        raise SegkitError(f'unknown method {method!r}: use one of {", ".join(METHODS)}')
+    report = validate(cfg, ['train'], sample=sample, workers=workers, progress=progress)
+    if report.errors and not allow_errors:
+        first = report.errors[0]
+        raise SegkitError(f'the train split has {len(report.errors):,} error(s) (first: '
+                          f'{first.path}: {first.message}); fix them (python '
+                          'tools/validate_dataset.py CONFIG --split train) or pass '
+                          '--allow-errors to count the readable pixels anyway')
+    pixels = report.class_pixels('train')
+    weights = compute_weights(pixels, method, report.class_present_pixels('train'),
+                              max_weight)
+    cap = DEFAULT_MAX_WEIGHT[method] if max_weight == 'default' else max_weight
+    names = [str(n) for n in report.class_names]
+    result = WeightsResult(
+        method=method, path=out or default_output_path(cfg, config_path, method),
+        weights=[float(w) for w in weights], class_names=names, pixels=pixels,
+        max_weight=cap, unseen=[names[c] for c in np.flatnonzero(pixels == 0)],
+        capped=[names[c] for c in np.flatnonzero((pixels > 0) & (weights >= cap))]
+        if cap is not None else [],
+        checked=sum(s.checked for s in report.splits))
+    if is_mask_classification(cfg):
+        result.mask_classification = True
+        result.weights.append(no_object_weight(cfg, report.num_classes))
+    if save:
+        result.status = save_weights(result.weights, result.path)
+    return result
+
+
+def config_snippet(result: WeightsResult) -> str:
+    """What to paste into a config (file form; the inline list as an alternative)."""
+    path = result.path
+    lines = [f'# {result.method} class weights ({len(result.weights)} entries'
+             f'{", no-object last" if result.mask_classification else ""}) from '
+             f'{result.checked:,} train images',
+             f"class_weight_file = '{path}'"]
+    if result.mask_classification:
+        lines += ["# (the loss is registered by 'segkit.models' in custom_imports)",
+                  'model = dict(decode_head=dict(loss_cls=dict(',
+                  "    type='FileWeightedCrossEntropyLoss', class_weight=class_weight_file)))"]
+    else:
+        lines += ['model = dict(decode_head=dict(loss_decode=dict(',
+                  "    type='CrossEntropyLoss', class_weight=class_weight_file)))"]
+    vals = [f'{w:.4f}' for w in result.weights]
+    rows = [', '.join(vals[i:i + 10]) for i in range(0, len(vals), 10)]
+    lines.append('# or inline: class_weight=[' + (',\n#     '.join(rows)) + ']')
+    return '\n'.join(lines)
+
+
+def print_result(result: WeightsResult, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    console = console or Console()
+    total = float(result.pixels.sum()) or 1.0
+    table = Table(title=f'{result.method} class weights')
+    for col in ('id', 'class', 'train px', 'weight', ''):
+        table.add_column(col, justify='right' if col in ('id', 'train px', 'weight')
+                         else 'left')
+    for c, name in enumerate(result.class_names):
+        note = ('unseen' if result.pixels[c] == 0 else
+                'capped' if name in result.capped else '')
+        table.add_row(str(c), name, f'{100 * result.pixels[c] / total:.3f}%',
+                      f'{result.weights[c]:.4f}', note)
+    if result.mask_classification:
+        table.add_row(str(len(result.class_names)), 'no object', '',
+                      f'{result.weights[-1]:.4f}', 'kept')
+    console.print(table)
+    if result.unseen:
+        console.print(f'[yellow]warning:[/] {len(result.unseen)} class(es) have no train '
+                      f'pixels and get weight 1.0: {", ".join(result.unseen[:20])}')
+    if result.capped:
+        console.print(f'{len(result.capped)} class(es) capped at {result.max_weight:g} '
+                      '(--max-weight)')
+    print(config_snippet(result))
+    if result.status:
+        print(f'{result.path}: {result.status}')
+
+
+def main(config: str, method: str = 'median', out: Optional[str] = None,
+         max_weight: Union[str, float, None] = 'default', workers: Optional[int] = None,
+         sample: Optional[int] = None, cfg_options: Optional[dict] = None,
+         allow_errors: bool = False) -> int:
+    from ..configs import load_config
+    cfg = load_config(config, cfg_options)
+    result = class_weights_for_config(cfg, config, method, out, max_weight, workers,
+                                      sample, allow_errors=allow_errors)
+    print_result(result)
+    return 0

@@ -1,0 +1,55 @@
+"""Label maps on disk: single-channel PNGs of class indices (mode 'L'), read
+back as mmseg reads them, and SBD's ``cls/*.mat`` (``GTcls.Segmentation``)."""
+from __future__ import annotations
+
+import io
+from typing import Union
+
+import numpy as np
+from PIL import Image
+
+from .files import atomic_write
+
+
+def read_label_png(path) -> np.ndarray:
+    """Class indices of a label PNG; a palette PNG gives its indices, as with
+    mmseg's ``LoadAnnotations`` (pillow backend, 'unchanged')."""
+    with Image.open(path) as img:
+        return np.array(img)
+
+
+def save_label_png(path: str, labels: np.ndarray) -> None:
+    """Write ``labels`` (H x W, values 0..255) as a mode 'L' PNG, atomically.
+
+    'L' rather than a palette PNG: every reader (cv2 too, which expands a
+    palette to colours) gets the indices back.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f'label map must be 2-D, got shape {labels.shape}')
+    if labels.dtype != np.uint8:
+        if labels.size and (labels.min() < 0 or labels.max() > 255):
+            raise ValueError(f'label values must fit in 0..255, got {labels.min()}..'
+                             f'{labels.max()}')
+        labels = labels.astype(np.uint8)
+    img = Image.fromarray(labels, mode='L') if _pil_takes_mode() else Image.fromarray(labels)
+    atomic_write(path, lambda tmp: img.save(tmp, format='PNG'))
+
+
+def _pil_takes_mode() -> bool:
+    # Pillow >= 11.3 deprecates fromarray(mode=...); uint8 2-D is 'L' either way
+    import PIL
+    major, minor = (int(x) for x in PIL.__version__.split('.')[:2])
+    return (major, minor) < (11, 3)
+
+
+def sbd_segmentation(src: Union[str, bytes]) -> np.ndarray:
+    """``GTcls.Segmentation`` of an SBD ``cls/*.mat`` (path or file bytes)."""
+    from scipy.io import loadmat
+    data = loadmat(io.BytesIO(src) if isinstance(src, bytes) else src)
+    if 'GTcls' not in data:
+        raise ValueError('no GTcls struct (is this an SBD dataset/cls/*.mat file?)')
+    seg = np.asarray(data['GTcls']['Segmentation'][0, 0])
+    if seg.ndim != 2:
+        raise ValueError(f'GTcls.Segmentation has shape {seg.shape}, expected H x W')
+    return seg

@@ -1,0 +1,633 @@
+"""Check a config's dataset the way training reads it. Behind
+``tools/validate_dataset.py``; the preflight check runs the same code on a sample.
+
+API
+    check_pair(img_path, seg_path, num_classes, ignore_index=255,
+               reduce_zero_label=False, label_map=None, *, exif=True,
+               mask_backend='pillow') -> list[Finding]
+        One image/mask pair, fully decoded. ``seg_path=None``: image only.
+    inspect_pair(...same...) -> PairStats
+        The same, plus the mask's label histogram (256 bins, after
+        reduce_zero_label and label_map: the labels the loss sees).
+    validate(cfg, splits=('train', 'val'), sample=None, workers=None,
+             progress=True, seed=0) -> Report
+        Builds each split's dataset through mmseg's DATASETS registry from the
+        config's dataloader (Concat/Repeat wrappers walked), so roots, prefixes,
+        suffixes, ann_file, indices, reduce_zero_label and custom classes are the
+        config's own; checks every pair (or ``sample`` random pairs per split) in
+        ``workers`` processes and scans the mask folders for masks with no image.
+    Report: .ok, .errors, .warnings, .findings, .config_findings, .splits
+        (SplitReport: split, total, checked, findings, 256-bin pixels/images),
+        .class_pixels(split) / .class_images(split) / .ignored_pixels(split)
+    print_report(report, worst=20); main(config, ...) -> exit code (1 on errors)
+
+Preflight: ``validate(cfg, ('train', 'val'), sample=16, workers=1,
+progress=False).errors`` (workers=1 runs in-process: no pool to start).
+
+A :class:`Finding` is (kind, severity, path, message, split, fraction): the
+message is one line saying what is wrong and how to fix it. Kinds (all errors
+unless noted): missing_image, missing_mask, orphan_mask (warning when an
+ann_file picks the names), unreadable_image, unreadable_mask, mask_channels,
+mask_16bit, size_mismatch, label_out_of_range, binary_mask, no_labels
+(warning), empty_split, dataset (the split cannot be built), config (the
+config contradicts itself).
+
+Label semantics are mmseg's LoadAnnotations: with reduce_zero_label raw 0 ->
+255 and v -> v - 1 (raw 255 stays 255); then the dataset's label_map. Valid
+labels are 0..num_classes-1 and the ignore index.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..errors import SegkitError
+from .parallel import chunked, default_workers, parallel_map, progress_bar
+
+ERROR, WARNING = 'error', 'warning'
+KINDS = ('missing_image', 'missing_mask', 'orphan_mask', 'unreadable_image',
+         'unreadable_mask', 'mask_channels', 'mask_16bit', 'size_mismatch',
+         'label_out_of_range', 'binary_mask', 'no_labels', 'empty_split', 'dataset',
+         'config')
+_EXIF_SWAPS = (5, 6, 7, 8)  # orientations that transpose the image
+
+
+@dataclass
+class Finding:
+    kind: str
+    path: str
+    message: str
+    severity: str = ERROR
+    split: str = ''
+    fraction: float = 1.0  # share of the mask's pixels affected (ranks "worst")
+
+    def __str__(self) -> str:
+        where = f'{self.split}: ' if self.split else ''
+        return f'{self.severity} [{self.kind}] {where}{self.path}: {self.message}'
+
+
+@dataclass
+class PairStats:
+    findings: list
+    hist: Optional[np.ndarray] = None  # (256,) pixels per mapped label; None: unread
+
+
+# ------------------------------------------------------------------ one pair
+
+def label_lut(reduce_zero_label: bool, label_map: Optional[dict] = None) -> np.ndarray:
+    """raw uint8 value -> the label mmseg's LoadAnnotations produces."""
+    lut = np.arange(256, dtype=np.int64)
+    if reduce_zero_label:
+        lut = lut - 1
+        lut[0] = 255
+        lut[lut == 254] = 255  # raw 255 stays ignore
+    if label_map:
+        mapped = lut.copy()
+        for old, new in label_map.items():
+            mapped[lut == old] = new
+        lut = mapped
+    return lut
+
+
+def _image_size(path: str, exif: bool) -> tuple:
+    """(W, H) as the loader returns it; decodes every byte (truncation raises)."""
+    from PIL import Image, ImageFile, UnidentifiedImageError
+    old = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with Image.open(path) as img:
+            img.load()
+            w, h = img.size
+            if exif and img.getexif().get(0x0112, 1) in _EXIF_SWAPS:
+                w, h = h, w  # mmcv's 'color' loading applies EXIF rotation
+            return w, h
+    except UnidentifiedImageError:
+        import cv2  # a format PIL does not know (cv2 is the default loader)
+        arr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+        if arr is None:
+            raise
+        return arr.shape[1], arr.shape[0]
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = old
+
+
+def _read_mask(path: str, backend: str) -> tuple:
+    """(array as mmseg's LoadAnnotations gets it before the uint8 cast, mode)."""
+    if backend == 'cv2':
+        import cv2
+        arr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+        if arr is None:
+            raise ValueError('cv2 cannot decode it')
+        return arr, f'cv2 {arr.dtype}'
+    from PIL import Image, ImageFile
+    old = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with Image.open(path) as img:
+            return np.array(img), img.mode
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = old
+
+
+def _hist256(mask: np.ndarray) -> np.ndarray:
+    """Pixels per value of a uint8 mask. cv2's histogram is ~5x np.bincount;
+    its float32 counts are exact below 2**24 pixels."""
+    if mask.size < 2 ** 24:
+        import cv2
+        return cv2.calcHist([np.ascontiguousarray(mask)], [0], None, [256],
+                            [0, 256]).ravel().astype(np.int64)
+    return np.bincount(mask.ravel(), minlength=256)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f'{type(err).__name__}: {text[0]}' if text else type(err).__name__
+
+
+def _values(vals) -> str:
+    vals = [int(v) for v in vals]
+    shown = ', '.join(map(str, vals[:8]))
+    return shown + (f', ... ({len(vals)} values)' if len(vals) > 8 else '')
+
+
+def inspect_pair(img_path: str, seg_path: Optional[str], num_classes: int,
+                 ignore_index: int = 255, reduce_zero_label: bool = False,
+                 label_map: Optional[dict] = None, *, exif: bool = True,
+                 mask_backend: str = 'pillow') -> PairStats:
+    """Findings for one pair plus its label histogram (see module docstring)."""
+    out: list = []
+
+    def add(kind, path, message, severity=ERROR, fraction=1.0):
+        out.append(Finding(kind, path, message, severity, fraction=fraction))
+
+    size = None
+    if not os.path.isfile(img_path):
+        neither = seg_path is not None and not os.path.isfile(seg_path)
+        nor = ' (nor its mask)' if neither else ''
+        add('missing_image', img_path, f'image does not exist{nor}: fix the ann_file line '
+            'or data_root / data_prefix.img_path, or add the image')
+        if neither:
+            return PairStats(out)  # one finding for a name that is not there at all
+    else:
+        try:
+            size = _image_size(img_path, exif)
+        except Exception as err:  # noqa: BLE001 - any decoder error is the finding
+            add('unreadable_image', img_path, f'image cannot be decoded ({_one_line(err)}): '
+                'the file is truncated or corrupt; extract or download it again')
+    if seg_path is None:
+        return PairStats(out)
+    if not os.path.isfile(seg_path):
+        add('missing_mask', seg_path, f'image {os.path.basename(img_path)} has no mask '
+            'here: add the mask, or remove the image (and its ann_file line)')
+        return PairStats(out)
+    try:
+        mask, mode = _read_mask(seg_path, mask_backend)
+    except Exception as err:  # noqa: BLE001
+        add('unreadable_mask', seg_path, f'mask cannot be decoded ({_one_line(err)}): the '
+            'file is truncated or corrupt; extract, convert or download it again')
+        return PairStats(out)
+
+    mask = mask.squeeze()  # as mmseg does
+    if mask.ndim != 2:
+        chans = mask.shape[-1] if mask.ndim == 3 else mask.ndim
+        equal = mask.ndim == 3 and all(np.array_equal(mask[..., 0], mask[..., c])
+                                       for c in range(1, min(chans, 3)))
+        fix = ('its channels are equal: save it as a single-channel PNG '
+               '(PIL: Image.open(p).convert("L"))' if equal else
+               'map each colour to its class index and save a mode L PNG')
+        cv2_hint = (' (imdecode_backend=cv2 expands palette PNGs to colours: use '
+                    "'pillow')" if mask_backend == 'cv2' else '')
+        add('mask_channels', seg_path, f'mask has {chans} channels ({mode}){cv2_hint}; mmseg '
+            f'needs one channel of class indices: {fix}')
+        return PairStats(out)
+    mh, mw = mask.shape
+    if size is not None and (mw, mh) != tuple(size):
+        hint = (' (the image has an EXIF rotation the loader applies)'
+                if exif and (mh, mw) == tuple(size) else '')
+        add('size_mismatch', seg_path, f'mask is {mw}x{mh} but its image is '
+            f'{size[0]}x{size[1]} (WxH){hint}: a mask must match its image pixel for '
+            'pixel; fix the pairing or re-export the mask at the image size')
+    if mask.dtype == bool:
+        mask = mask.astype(np.uint8)
+    elif mask.dtype != np.uint8:
+        top = int(mask.max()) if mask.size else 0
+        if top > 255 or (mask.size and int(mask.min()) < 0):
+            add('mask_16bit', seg_path, f'{mask.dtype} mask with values up to {top}: '
+                'mmseg casts masks to uint8, so values above 255 wrap around; store '
+                'class indices 0..255 in an 8-bit PNG')
+        mask = mask.astype(np.uint8)
+    raw = _hist256(mask)
+    lut = label_lut(reduce_zero_label, label_map)
+    hist = np.zeros(256, dtype=np.int64)
+    np.add.at(hist, lut, raw)
+    total = int(raw.sum()) or 1
+    present_raw = np.flatnonzero(raw)
+
+    if set(present_raw.tolist()) == {0, 255}:
+        what = ('with reduce_zero_label both values become ignore, so it trains on '
+                'nothing' if reduce_zero_label else
+                'so its foreground is never learnt')
+        add('binary_mask', seg_path, f'mask holds only 0 and 255 (a 0/255 binary mask): '
+            f'255 is the ignore index, {what}; store class indices instead (e.g. '
+            '255 -> 1: mask // 255)')
+        return PairStats(out, hist)
+    bad = [v for v in np.flatnonzero(hist) if v >= num_classes and v != ignore_index]
+    if bad:
+        frac = float(hist[bad].sum()) / total
+        raws = [int(r) for r in present_raw if lut[r] in bad]
+        how = f' (raw {_values(raws)}, minus 1 by reduce_zero_label)' if reduce_zero_label \
+            else ''
+        hint = ''
+        if not reduce_zero_label and max(bad) == num_classes and raw[0] > 0:
+            hint = '; if raw 0 means "unlabelled", set reduce_zero_label=True'
+        add('label_out_of_range', seg_path, f'{frac:.1%} of the pixels have labels '
+            f'{_values(bad)}{how}, outside 0..{num_classes - 1} (num_classes={num_classes}) '
+            f'and not the ignore index {ignore_index}: fix the masks, or num_classes / '
+            f'reduce_zero_label in the config{hint}', fraction=frac)
+    elif hist[:num_classes].sum() == 0:
+        add('no_labels', seg_path, f'every pixel is the ignore index {ignore_index}'
+            f'{" (raw 0 with reduce_zero_label)" if reduce_zero_label else ""}: the image '
+            'adds nothing to training; check it is the right mask', WARNING)
+    return PairStats(out, hist)
+
+
+def check_pair(img_path: str, seg_path: Optional[str], num_classes: int,
+               ignore_index: int = 255, reduce_zero_label: bool = False,
+               label_map: Optional[dict] = None, **read_opts) -> list:
+    """The :class:`Finding` list for one pair (empty: the pair is fine)."""
+    return inspect_pair(img_path, seg_path, num_classes, ignore_index, reduce_zero_label,
+                        label_map, **read_opts).findings
+
+
+# ------------------------------------------------------------------ reports
+
+@dataclass
+class SplitReport:
+    split: str  # 'train', 'val', 'test', or 'train[1]' inside a ConcatDataset
+    dataset_type: str = ''
+    img_dir: str = ''
+    seg_dir: Optional[str] = None
+    ann_file: str = ''
+    reduce_zero_label: bool = False
+    total: int = 0  # pairs in the dataset
+    checked: int = 0  # pairs checked (all, or the sample)
+    pixels: np.ndarray = field(default_factory=lambda: np.zeros(256, np.int64))
+    images: np.ndarray = field(default_factory=lambda: np.zeros(256, np.int64))
+    # labelled pixels of the images a label appears in (median-frequency weights)
+    present: np.ndarray = field(default_factory=lambda: np.zeros(256, np.int64))
+    findings: list = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    num_classes: int
+    class_names: list
+    ignore_index: int
+    splits: list = field(default_factory=list)
+    config_findings: list = field(default_factory=list)
+
+    @property
+    def findings(self) -> list:
+        return self.config_findings + [f for s in self.splits for f in s.findings]
+
+    @property
+    def errors(self) -> list:
+        return [f for f in self.findings if f.severity == ERROR]
+
+    @property
+    def warnings(self) -> list:
+        return [f for f in self.findings if f.severity == WARNING]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def _sum(self, attr: str, split: str) -> np.ndarray:
+        rows = [getattr(s, attr) for s in self.splits if s.split.split('[')[0] == split]
+        return np.sum(rows, axis=0) if rows else np.zeros(256, np.int64)
+
+    def class_pixels(self, split: str = 'train') -> np.ndarray:
+        """(num_classes,) pixels per class over the split's datasets."""
+        return self._sum('pixels', split)[:self.num_classes]
+
+    def class_images(self, split: str = 'train') -> np.ndarray:
+        return self._sum('images', split)[:self.num_classes]
+
+    def class_present_pixels(self, split: str = 'train') -> np.ndarray:
+        return self._sum('present', split)[:self.num_classes]
+
+    def ignored_pixels(self, split: str = 'train') -> int:
+        return int(self._sum('pixels', split)[self.ignore_index])
+
+
+# ------------------------------------------------------------------ datasets
+
+def _pipeline_step(pipeline, name: str) -> dict:
+    for step in pipeline or []:
+        if isinstance(step, dict) and str(step.get('type', '')).split('.')[-1] == name:
+            return step
+    return {}
+
+
+def _head_cfgs(cfg) -> list:
+    model = cfg.get('model') or {}
+    head = model.get('decode_head')
+    if head is None:
+        return []
+    return list(head) if isinstance(head, (list, tuple)) else [head]
+
+
+def _ensure_registered(cfg, ds_type: str) -> None:
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    if DATASETS.get(ds_type) is None and cfg.get('custom_imports'):
+        from mmengine.utils import import_modules_from_strings
+        import_modules_from_strings(**cfg['custom_imports'])
+
+
+def _build(cfg, label: str, leaf) -> tuple:
+    """(dataset or None, SplitReport, findings) for one leaf dataset cfg."""
+    from mmseg.registry import DATASETS
+    from ..configs import dataset_paths
+    rep = SplitReport(split=label, dataset_type=str(leaf.get('type', '')))
+    paths = dataset_paths(leaf)
+    for key in ('img_path', 'seg_map_path', 'ann_file'):
+        path = paths.get(key)
+        if path and not (os.path.isfile(path) if key == 'ann_file' else os.path.isdir(path)):
+            return None, rep, [Finding(
+                'dataset', path, f'{key} does not exist: prepare the data (data/README.md: '
+                'python tools/prepare_data.py) or fix data_root / data_prefix / ann_file',
+                split=label)]
+    ds_cfg = copy.deepcopy(leaf)
+    ds_cfg['pipeline'] = []  # we read the files ourselves
+    ds_cfg['serialize_data'] = False
+    ds_cfg['lazy_init'] = False
+    try:
+        _ensure_registered(cfg, rep.dataset_type)
+        ds = DATASETS.build(ds_cfg)
+    except Exception as err:  # noqa: BLE001 - mmseg/mmengine raise many kinds
+        return None, rep, [Finding('dataset', paths.get('data_root') or label,
+                                   f'the dataset cannot be built ({_one_line(err)}): fix '
+                                   'the dataset config', split=label)]
+    rep.img_dir = ds.data_prefix.get('img_path') or ''
+    rep.seg_dir = ds.data_prefix.get('seg_map_path')
+    rep.ann_file = ds.ann_file or ''
+    rep.reduce_zero_label = bool(ds.reduce_zero_label)
+    return ds, rep, []
+
+
+def _classes_of_cfg(leaf) -> list:
+    """Class names a dataset cfg states, or its type's defaults (it did not build)."""
+    meta = leaf.get('metainfo') or {}
+    if meta.get('classes'):
+        return list(meta['classes'])
+    from mmseg.registry import DATASETS
+    try:
+        ds_cls = DATASETS.get(str(leaf.get('type', '')))
+    except Exception:  # noqa: BLE001 - an unknown scope or type
+        ds_cls = None
+    return list(getattr(ds_cls, 'METAINFO', {}).get('classes') or [])
+
+
+def _orphans(img_dir: str, seg_dir: str, img_suffix: str, seg_suffix: str,
+             with_ann_file: bool, label: str) -> list:
+    """Masks (``*seg_suffix`` under seg_dir) whose image is not under img_dir."""
+    def stems(root, suffix):
+        found = {}
+        for d, _, names in os.walk(root):
+            for n in names:
+                if n.endswith(suffix) and not n.startswith('.'):
+                    rel = os.path.relpath(os.path.join(d, n), root)
+                    found[rel[:-len(suffix)]] = os.path.join(d, n)
+        return found
+    masks = stems(seg_dir, seg_suffix)
+    images = stems(img_dir, img_suffix) if os.path.isdir(img_dir) else {}
+    severity = WARNING if with_ann_file else ERROR
+    return [Finding('orphan_mask', path, f'mask has no image {stem}{img_suffix} in {img_dir}: '
+                    'add the image or move the mask out (a different image suffix or name '
+                    'also does this)', severity, split=label)
+            for stem, path in sorted(masks.items()) if stem not in images]
+
+
+def _check_chunk(task) -> tuple:
+    index, params, pairs = task
+    pixels = np.zeros(256, np.int64)
+    images = np.zeros(256, np.int64)
+    present = np.zeros(256, np.int64)
+    findings = []
+    n = params['num_classes']
+    for img, seg in pairs:
+        st = inspect_pair(img, seg, **params)
+        findings += st.findings
+        if st.hist is not None:
+            pixels += st.hist
+            seen = st.hist > 0
+            images += seen
+            present[seen] += int(st.hist[:n].sum())
+    return index, len(pairs), pixels, images, present, findings
+
+
+def _expand(splits) -> list:
+    if isinstance(splits, str):
+        splits = [splits]
+    out = []
+    for s in splits:
+        out += ['train', 'val', 'test'] if s == 'all' else [s]
+    return out
+
+
+def validate(cfg, splits: Sequence[str] = ('train', 'val'), sample: Optional[int] = None,
+             workers: Optional[int] = None, progress: bool = True, seed: int = 0) -> Report:
+    """Check every pair of the config's ``splits`` (see module docstring)."""
+    from ..configs import split_datasets
+    workers = workers or default_workers()
+    built = []
+    for label, leaf in split_datasets(cfg, tuple(_expand(splits))):
+        built.append((leaf,) + _build(cfg, label, leaf))
+    if not built:
+        raise SegkitError(f'the config has no {"/".join(_expand(splits))}_dataloader '
+                          'dataset: pick a split it defines (--split)')
+
+    metas = [ds.metainfo for _, ds, _, _ in built if ds is not None]
+    classes = list(metas[0].get('classes') or []) if metas else \
+        _classes_of_cfg(built[0][0])
+    heads = _head_cfgs(cfg)
+    config_findings = []
+    if heads:
+        num_classes = int(heads[-1]['num_classes'])
+        if classes and len(classes) != num_classes:
+            config_findings.append(Finding(
+                'config', 'model.decode_head.num_classes', f'is {num_classes} but the '
+                f'dataset has {len(classes)} classes: make them agree'))
+    elif classes:
+        num_classes = len(classes)
+    else:
+        raise SegkitError('cannot tell the number of classes: the config has no '
+                          'model.decode_head.num_classes and its dataset could not be '
+                          'built (see the errors above) or has no metainfo classes')
+    names = classes + [f'class {i}' for i in range(len(classes), num_classes)]
+    ds_ignore = [getattr(ds, 'ignore_index', 255) for _, ds, _, _ in built if ds is not None]
+    ignore_index = int(ds_ignore[0]) if ds_ignore else 255
+    for head in heads[-1:]:
+        if head.get('ignore_index') is not None and int(head['ignore_index']) != ignore_index:
+            config_findings.append(Finding(
+                'config', 'model.decode_head.ignore_index', f'is {head["ignore_index"]} '
+                f'but the dataset ignores {ignore_index}: make them agree', WARNING))
+    report = Report(num_classes, names[:num_classes], ignore_index,
+                    config_findings=config_findings)
+
+    rng = random.Random(seed)
+    tasks, scanned = [], set()
+    for index, (leaf, ds, rep, found) in enumerate(built):
+        report.splits.append(rep)
+        rep.findings += found
+        if ds is None:
+            continue
+        pipeline = leaf.get('pipeline') or []
+        load_ann = _pipeline_step(pipeline, 'LoadAnnotations')
+        load_img = _pipeline_step(pipeline, 'LoadImageFromFile')
+        if load_ann.get('reduce_zero_label') is not None and \
+                bool(load_ann['reduce_zero_label']) != rep.reduce_zero_label:
+            rep.findings.append(Finding(
+                'config', f'{rep.split} pipeline LoadAnnotations',
+                f'reduce_zero_label={load_ann["reduce_zero_label"]} but the dataset has '
+                f'{rep.reduce_zero_label} (mmseg stops at the first sample): make them agree',
+                split=rep.split))
+        rep.total = len(ds)
+        if rep.total == 0:
+            where = (f'ann_file {rep.ann_file} lists no names' if rep.ann_file else
+                     f'{rep.img_dir} holds no *{ds.img_suffix} files')
+            rep.findings.append(Finding(
+                'empty_split', rep.img_dir or rep.split, f'the {rep.split} split has no '
+                f'image/mask pairs ({where}): check data_root, data_prefix, img_suffix and '
+                'ann_file (data/README.md)', split=rep.split))
+            continue
+        idx = range(rep.total)
+        if sample is not None and sample < rep.total:
+            idx = sorted(rng.sample(range(rep.total), sample))
+        infos = [ds.get_data_info(i) for i in idx]
+        pairs = [(i['img_path'], i.get('seg_map_path')) for i in infos]
+        rep.checked = len(pairs)
+        params = dict(num_classes=num_classes, ignore_index=ignore_index,
+                      reduce_zero_label=rep.reduce_zero_label,
+                      label_map=infos[0].get('label_map') if infos else None,
+                      exif=load_img.get('color_type', 'color') in ('color', 'grayscale'),
+                      mask_backend=load_ann.get('imdecode_backend', 'pillow'))
+        size = max(4, min(64, len(pairs) // (workers * 4) or 1))
+        tasks += [(index, params, c) for c in chunked(pairs, size)]
+        key = (rep.img_dir, rep.seg_dir, ds.img_suffix, ds.seg_map_suffix)
+        if rep.seg_dir and os.path.isdir(rep.seg_dir) and key not in scanned:
+            scanned.add(key)
+            rep.findings += _orphans(rep.img_dir, rep.seg_dir, ds.img_suffix,
+                                     ds.seg_map_suffix, bool(rep.ann_file), rep.split)
+
+    total = sum(len(t[2]) for t in tasks)
+    with progress_bar(f'checking {total:,} pairs ({workers} workers)', total,
+                      progress) as bar:
+        for index, n, pixels, images, present, findings in parallel_map(
+                _check_chunk, tasks, workers):
+            rep = report.splits[index]
+            rep.pixels += pixels
+            rep.images += images
+            rep.present += present
+            for f in findings:
+                f.split = rep.split
+            rep.findings += findings
+            bar.advance(n)
+    return report
+
+
+# ------------------------------------------------------------------ printing
+
+def _pct(part: float, whole: float) -> str:
+    return f'{100.0 * part / whole:.2f}%' if whole else '-'
+
+
+def worst_findings(report: Report, n: int = 20) -> list:
+    """Errors before warnings, then by the share of the mask affected."""
+    return sorted(report.findings, key=lambda f: (f.severity != ERROR, -f.fraction,
+                                                  f.kind, f.path))[:n]
+
+
+def print_report(report: Report, worst: int = 20, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    console = console or Console(width=max(120, Console().width))
+
+    summary = Table(title='splits')
+    for col in ('split', 'dataset', 'pairs', 'checked', 'errors', 'warnings',
+                'labelled px', 'ignored px'):
+        summary.add_column(col, justify='left' if col in ('split', 'dataset') else 'right')
+    for s in report.splits:
+        labelled = int(s.pixels[:report.num_classes].sum())
+        all_px = int(s.pixels.sum())
+        summary.add_row(s.split, s.dataset_type, f'{s.total:,}', f'{s.checked:,}',
+                        str(sum(f.severity == ERROR for f in s.findings)),
+                        str(sum(f.severity == WARNING for f in s.findings)),
+                        f'{labelled:,}', _pct(s.pixels[report.ignore_index], all_px))
+    console.print(summary)
+
+    if report.findings:
+        kinds = Table(title='findings by kind')
+        for col in ('kind', 'severity', 'count', 'first'):
+            kinds.add_column(col, justify='right' if col == 'count' else 'left')
+        by_kind: dict = {}
+        for f in report.findings:
+            by_kind.setdefault((f.kind, f.severity), []).append(f)
+        for (kind, sev), fs in sorted(by_kind.items(), key=lambda kv: (kv[0][1] != ERROR,
+                                                                       kv[0][0])):
+            kinds.add_row(kind, sev, f'{len(fs):,}', f'{fs[0].path}: {fs[0].message}')
+        console.print(kinds)
+
+    counted = [s for s in report.splits if s.checked]
+    if counted:
+        classes = Table(title='pixels and images per class')
+        classes.add_column('id', justify='right')
+        classes.add_column('class')
+        for s in counted:
+            classes.add_column(f'{s.split} px', justify='right')
+            classes.add_column(f'{s.split} imgs', justify='right')
+        totals = [int(s.pixels.sum()) for s in counted]
+        for c in range(report.num_classes):
+            row = [str(c), str(report.class_names[c])]
+            for s, tot in zip(counted, totals):
+                row += [_pct(s.pixels[c], tot), f'{int(s.images[c]):,}']
+            classes.add_row(*row)
+        row = ['', f'ignore ({report.ignore_index})']
+        for s, tot in zip(counted, totals):
+            row += [_pct(s.pixels[report.ignore_index], tot),
+                    f'{int(s.images[report.ignore_index]):,}']
+        classes.add_row(*row)
+        unseen = [str(report.class_names[c]) for c in range(report.num_classes)
+                  if all(s.pixels[c] == 0 for s in counted)]
+        console.print(classes)
+        if unseen:
+            console.print(f'[yellow]classes with no pixels in any split checked:[/] '
+                          f'{", ".join(unseen[:20])}{" ..." if len(unseen) > 20 else ""}')
+
+    if report.findings and worst:
+        table = Table(title=f'worst files (of {len(report.findings):,} findings)')
+        for col in ('severity', 'kind', 'split', 'file', 'what is wrong / how to fix'):
+            table.add_column(col, overflow='fold')
+        for f in worst_findings(report, worst):
+            table.add_row(f.severity, f.kind, f.split, f.path, f.message)
+        console.print(table)
+    n_err, n_warn = len(report.errors), len(report.warnings)
+    verdict = '[red]FAIL[/]' if n_err else '[green]OK[/]'
+    console.print(f'{verdict}: {n_err:,} error(s), {n_warn:,} warning(s)')
+
+
+def main(config: str, split: str = 'all', workers: Optional[int] = None,
+         sample: Optional[int] = None, cfg_options: Optional[dict] = None,
+         worst: int = 20) -> int:
+    from ..configs import load_config
+    cfg = load_config(config, cfg_options)
+    report = validate(cfg, _expand(split), sample=sample, workers=workers)
+    print_report(report, worst)
+    return 1 if report.errors else 0
