@@ -1,6 +1,13 @@
-"""What every tool shares: the one-line error contract and the train/test flags."""
+"""What every tool shares: the one-line error contract and the train/test flags.
+
+``build_parser('train' | 'test')`` is the one argparse definition behind
+``tools/train.py`` and ``tools/test.py``: mmseg's flags and work-dir rule (so
+mmseg's docs still apply) plus segkit's additions.
+"""
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 from typing import Callable
 
@@ -18,3 +25,57 @@ def run_tool(main: Callable[[], int | None]) -> None:
         print('interrupted', file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)
+
+
+def _cfg_options_action():
+    from mmengine.config import DictAction
+    return DictAction
+
+
+def build_parser(mode: str) -> argparse.ArgumentParser:
+    """Flags of ``tools/train.py`` (mode='train') or ``tools/test.py`` (mode='test')."""
+    assert mode in ('train', 'test')
+    p = argparse.ArgumentParser(
+        prog=f'tools/{mode}.py',
+        description='Train a segmentor' if mode == 'train' else
+        'Test (and evaluate) a segmentor; prints per-class IoU and writes metrics JSON')
+    p.add_argument('config', help='config file (or mmseg::path/in/model/zoo.py)')
+    if mode == 'test':
+        p.add_argument('checkpoint', help='checkpoint file')
+    p.add_argument('--work-dir', help='where logs and checkpoints go (default: the '
+                   "config's work_dir, else work_dirs/<config stem>)")
+    if mode == 'train':
+        p.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CHECKPOINT',
+                       help='resume: bare = the newest checkpoint in the work dir that '
+                       'loads; or a checkpoint path')
+        p.add_argument('--amp', nargs='?', const='fp16', default=None,
+                       choices=['fp16', 'bf16'],
+                       help='automatic mixed precision (bare --amp = fp16)')
+        p.add_argument('--auto-scale-lr', action='store_true',
+                       help='scale the LR linearly from the batch in the config name '
+                       '(GxbB) to the actual GPUs x batch')
+        p.add_argument('--no-preflight', action='store_true',
+                       help='skip the checks of data, weights and work dir before building')
+    else:
+        p.add_argument('--out', help='directory to save the predicted label maps (PNG)')
+        p.add_argument('--show', action='store_true', help='show prediction results')
+        p.add_argument('--show-dir', help='directory where painted images are saved '
+                       '(under work_dir/<timestamp>/)')
+        p.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
+        p.add_argument('--tta', action='store_true', help='test-time augmentation')
+        p.add_argument('--metrics-json', help='write the metrics here (default: '
+                       '<work_dir>/<timestamp>/test_metrics.json)')
+    p.add_argument('--cfg-options', nargs='+', action=_cfg_options_action(),
+                   help='override config settings, key=value (e.g. '
+                   'train_dataloader.batch_size=2 train_cfg.max_epochs=3)')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                   default='none', help='job launcher (dist_train.sh sets pytorch)')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return p
+
+
+def parse_args(mode: str, argv=None) -> argparse.Namespace:
+    args = build_parser(mode).parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args

@@ -456,13 +456,18 @@ def render(rows: list[Check], title: str = 'segkit doctor') -> None:
     Console(width=max(120, shutil.get_terminal_size().columns)).print(table)
 
 
-def main(config: Optional[str] = None, work_dir: str = 'work_dirs') -> int:
+def main(config: Optional[str] = None, work_dir: str = 'work_dirs',
+         as_json: bool = False) -> int:
     rows = run_checks(probe(work_dir))
     if config:
         from .preflight import config_checks
         rows += config_checks(config)
-    render(rows)
     fails = [r for r in rows if r.status == FAIL]
+    if as_json:
+        import json
+        print(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
+        return 1 if fails else 0
+    render(rows)
     warns = [r for r in rows if r.status == WARN]
     print(f'{len(rows) - len(fails) - len(warns)} ok, {len(warns)} warning(s), '
           f'{len(fails)} failure(s)')

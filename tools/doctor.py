@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """Check this machine's stack (and optionally a config's data and weights).
 
-    python tools/doctor.py [CONFIG] [--work-dir work_dirs]
+    python tools/doctor.py [CONFIG] [--work-dir work_dirs] [--json]
+
+Exit 1 if any check FAILs.
 """
 import argparse
 import os
@@ -17,9 +19,10 @@ def main() -> int:
     parser.add_argument('config', nargs='?', help='also check this config')
     parser.add_argument('--work-dir', default='work_dirs',
                         help='where runs are written (free-disk check)')
+    parser.add_argument('--json', action='store_true', help='print the rows as JSON')
     args = parser.parse_args()
     from segkit.doctor import main as doctor_main
-    return doctor_main(args.config, args.work_dir)
+    return doctor_main(args.config, args.work_dir, as_json=args.json)
 
 
 if __name__ == '__main__':

@@ -23,3 +23,5 @@ default_hooks = dict(
                     save_best='mIoU', rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
+# per-class IoU / accuracy of every validation -> TensorBoard and the JSON log
+custom_hooks = [dict(type='PerClassMetricsHook')]

@@ -16,3 +16,6 @@ train_dataloader = dict(
         ann_file='ImageSets/Segmentation/train_aug.txt'))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
+# mmseg's IoUMetric plus per-class values for TensorBoard / tools/test.py
+val_evaluator = dict(type='PerClassIoUMetric', iou_metrics=['mIoU'])
+test_evaluator = val_evaluator

@@ -1,0 +1,65 @@
+"""Distributed set-up that also works without CUDA (gloo), on the same code path.
+
+mmengine's ``init_dist`` always calls ``torch.cuda.set_device`` and so fails on a
+CPU-only machine (``_cuda_setDevice``). Without CUDA we initialise a gloo process
+group ourselves before the Runner is built (the Runner then skips its own init),
+wrap the model with ``device_ids=None``, and turn SyncBN (CUDA-only) into BN.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+
+import torch
+import torch.distributed as dist
+
+from .errors import SegkitError
+
+
+def world_size() -> int:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return int(os.environ.get('WORLD_SIZE', '1'))
+
+
+def rank() -> int:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    return int(os.environ.get('RANK', '0'))
+
+
+def replace_syncbn(node):
+    """SyncBN -> BN in a model config, in place (SyncBN needs CUDA)."""
+    if isinstance(node, dict):
+        if node.get('type') in ('SyncBN', 'MMSyncBN'):
+            node['type'] = 'BN'
+        for v in node.values():
+            replace_syncbn(v)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            replace_syncbn(v)
+
+
+def setup_distributed(cfg, launcher: str) -> None:
+    """Prepare ``cfg`` (and, on CPU, the process group) for ``launcher``."""
+    cfg.launcher = launcher
+    if launcher == 'none':
+        return
+    if torch.cuda.is_available():
+        return  # mmengine: torch.cuda.set_device(LOCAL_RANK) + NCCL from env_cfg
+    if launcher != 'pytorch':
+        raise SegkitError(f'--launcher {launcher} needs CUDA GPUs; on a CPU-only '
+                          'machine use tools/dist_train.sh (torchrun, gloo)')
+    for var in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+        if var not in os.environ:
+            raise SegkitError(f'--launcher pytorch but ${var} is unset: start it with '
+                              'tools/dist_train.sh (torchrun sets it)')
+    dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    dist_cfg['backend'] = 'gloo'
+    timeout = dist_cfg.get('timeout', 1800)
+    if not dist.is_initialized():
+        dist.init_process_group('gloo', timeout=datetime.timedelta(seconds=timeout))
+    cfg.model_wrapper_cfg = dict(
+        type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    replace_syncbn(cfg.model)

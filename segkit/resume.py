@@ -1,0 +1,87 @@
+"""Which checkpoint ``--resume`` continues from.
+
+Bare ``--resume`` takes the newest checkpoint in the work dir that is complete:
+``last_checkpoint``'s target first, then ``epoch_*.pth`` / ``iter_*.pth`` newest
+first. A truncated file (a kill during a save) is skipped with a warning naming it.
+"""
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+from typing import Optional
+
+from .errors import SegkitError
+
+
+def checkpoint_problem(path: Path) -> Optional[str]:
+    """None if ``path`` looks like a complete torch checkpoint, else why not.
+
+    torch saves a zip archive whose central directory is written last, so a
+    truncated file fails to open; this reads no tensors.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (OSError, zipfile.BadZipFile) as err:
+        return f'truncated or corrupt ({err})'
+    if not any(n.endswith('data.pkl') for n in names):
+        return 'not a torch checkpoint (no data.pkl)'
+    return None
+
+
+def _number(path: Path) -> int:
+    m = re.search(r'(\d+)\.pth$', path.name)
+    return int(m.group(1)) if m else -1
+
+
+def candidates(work_dir: Path) -> list[Path]:
+    """Resumable checkpoints, newest first (best_* checkpoints hold no optimizer)."""
+    found = []
+    last = work_dir / 'last_checkpoint'
+    if last.is_file():
+        target = Path(last.read_text().strip())
+        if not target.is_absolute():
+            target = work_dir / target.name
+        if target.is_file():
+            found.append(target)
+    for pattern in ('epoch_*.pth', 'iter_*.pth'):
+        for p in sorted(work_dir.glob(pattern), key=_number, reverse=True):
+            if p not in found:
+                found.append(p)
+    return found
+
+
+def find_resume_checkpoint(work_dir) -> tuple[Optional[Path], list[tuple[Path, str]]]:
+    """(newest complete checkpoint or None, [(skipped file, why)])."""
+    skipped = []
+    for path in candidates(Path(work_dir)):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path, skipped
+        skipped.append((path, problem))
+    return None, skipped
+
+
+def resolve_resume(resume: Optional[str], work_dir: str, logger=print):
+    """Turn ``--resume [CHECKPOINT]`` into (cfg.resume, cfg.load_from)."""
+    if resume is None:
+        return False, None
+    if resume != 'auto':
+        path = Path(resume)
+        if not path.is_file():
+            raise SegkitError(f'--resume {resume}: no such file; pass a checkpoint path, '
+                              'or bare --resume for the newest in the work dir')
+        problem = checkpoint_problem(path)
+        if problem:
+            raise SegkitError(f'--resume {resume}: {problem}; pick an earlier checkpoint '
+                              'or use bare --resume')
+        return True, str(path)
+    path, skipped = find_resume_checkpoint(work_dir)
+    for bad, why in skipped:
+        logger(f'WARNING: skipping checkpoint {bad}: {why}')
+    if path is None:
+        logger(f'--resume: no complete checkpoint in {work_dir}; starting from scratch')
+        return False, None
+    logger(f'--resume: continuing from {path}')
+    return True, str(path)

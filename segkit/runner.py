@@ -1,0 +1,227 @@
+"""The train and test flows behind ``tools/train.py`` and ``tools/test.py``.
+
+mmseg's flow (config -> cfg-options -> work dir rule CLI > config > work_dirs/<stem>
+-> mmengine Runner) plus: distributed on CPU (gloo), ``--resume [CHECKPOINT]``,
+bf16/fp16 AMP, ``--auto-scale-lr``, a warning when the launch differs from the
+config name's GPUs x batch, a refusal to overwrite an earlier run, a run record,
+per-class metrics and the metrics JSON of a test.
+"""
+from __future__ import annotations
+
+import json
+import os
+import os.path as osp
+from pathlib import Path
+
+from . import dist as sk_dist
+from .configs import load_config, parse_config_name
+from .errors import SegkitError
+from .resume import checkpoint_problem, resolve_resume
+
+
+def log(msg: str) -> None:
+    """Print on rank 0 only (every rank runs the same flow)."""
+    if sk_dist.rank() == 0:
+        print(f'[segkit] {msg}', flush=True)
+
+
+# ------------------------------------------------------------------ config
+
+
+def _walk_evaluators(cfg):
+    for key in ('val_evaluator', 'test_evaluator'):
+        ev = cfg.get(key)
+        for item in (ev if isinstance(ev, (list, tuple)) else [ev]):
+            if isinstance(item, dict):
+                yield item
+
+
+def prepare_config(args, mode: str):
+    """Load the config and apply what every segkit run needs."""
+    import segkit.hooks  # noqa: F401  registers PerClassMetricsHook + PerClassIoUMetric
+    cfg = load_config(args.config, args.cfg_options)
+    if args.work_dir is not None:  # mmseg's rule: CLI > config > work_dirs/<stem>
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    # foreign configs (mmseg's zoo, converted ones): per-class metrics too
+    for ev in _walk_evaluators(cfg):
+        if ev.get('type') == 'IoUMetric':
+            ev['type'] = 'PerClassIoUMetric'
+    hooks = cfg.get('custom_hooks') or []
+    if not any(h.get('type') == 'PerClassMetricsHook' for h in hooks):
+        cfg.custom_hooks = list(hooks) + [dict(type='PerClassMetricsHook')]
+    # torch refuses persistent workers without workers (common after --cfg-options)
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if loader and loader.get('num_workers', 0) == 0 and loader.get('persistent_workers'):
+            loader['persistent_workers'] = False
+    return cfg
+
+
+def apply_amp(cfg, amp: str) -> None:
+    """``--amp fp16|bf16``: mmengine's AmpOptimWrapper with that dtype."""
+    if not amp:
+        return
+    ow = cfg.optim_wrapper
+    if ow.get('type') not in ('OptimWrapper', 'AmpOptimWrapper'):
+        raise SegkitError(f"--amp needs optim_wrapper.type 'OptimWrapper', the config "
+                          f"has {ow.get('type')!r}")
+    ow['type'] = 'AmpOptimWrapper'
+    ow['dtype'] = 'bfloat16' if amp == 'bf16' else 'float16'
+    ow['loss_scale'] = 'dynamic'
+
+
+def check_launch_batch(cfg, config_path: str, world: int) -> None:
+    """Warn when GPUs x batch differs from what the config name (or its knob) says."""
+    batch = cfg.train_dataloader.get('batch_size', 1)
+    name = parse_config_name(config_path)
+    planned = name.total_batch if name else None
+    label = f'{name.gpus}x{name.batch}' if name else None
+    if planned is None and cfg.get('num_gpus'):
+        planned, label = cfg.num_gpus * batch, f'{cfg.num_gpus}x{batch}'
+    actual = world * batch
+    if planned and planned != actual:
+        log(f'WARNING: this launch trains {world} process(es) x {batch} images = {actual} '
+            f'per iteration, but the config is named for {label} = {planned}: each '
+            f'epoch takes {planned / actual:.2f}x the iterations and the LR was chosen '
+            f'for {planned} (add --auto-scale-lr to scale it linearly)')
+
+
+def apply_auto_scale_lr(cfg, config_path: str, world: int) -> None:
+    """Linear rule: lr x actual batch / the batch in the config name."""
+    name = parse_config_name(config_path)
+    if name:
+        base = name.total_batch
+    elif cfg.get('auto_scale_lr', {}).get('base_batch_size'):
+        base = cfg.auto_scale_lr.base_batch_size
+    else:
+        raise SegkitError('--auto-scale-lr: the config name has no GxbB and the config '
+                          'sets no auto_scale_lr.base_batch_size; add one of them')
+    actual = world * cfg.train_dataloader.get('batch_size', 1)
+    lr = cfg.optim_wrapper.get('optimizer', {}).get('lr')
+    cfg.auto_scale_lr = dict(enable=True, base_batch_size=base)
+    new = f'{lr * actual / base:.4g}' if lr is not None else '?'
+    log(f'--auto-scale-lr: batch {actual} (this launch) / {base} (config) -> lr x '
+        f'{actual / base:.4g}: {lr} -> {new}')
+
+
+def guard_fresh_run(work_dir: str) -> None:
+    """A run without --resume must not overwrite an earlier run's checkpoints."""
+    wd = Path(work_dir)
+    if not wd.is_dir():
+        return
+    ckpts = sorted(p.name for p in wd.glob('*.pth'))
+    if ckpts or (wd / 'last_checkpoint').exists():
+        raise SegkitError(
+            f'{work_dir} already holds checkpoints of an earlier run ({", ".join(ckpts[:3])}'
+            f'{"..." if len(ckpts) > 3 else ""}): continue it with --resume, or start a '
+            'new run with --work-dir NEW_DIR')
+
+
+def build_runner(cfg):
+    from mmengine.runner import Runner
+    if 'runner_type' in cfg:
+        from mmseg.registry import RUNNERS
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+# ------------------------------------------------------------------ train
+
+
+def train(args) -> int:
+    cfg = prepare_config(args, 'train')
+    apply_amp(cfg, args.amp)
+    sk_dist.setup_distributed(cfg, args.launcher)
+    world = sk_dist.world_size()
+    resume, load_from = resolve_resume(args.resume, cfg.work_dir, logger=log)
+    if resume:
+        cfg.resume, cfg.load_from = True, load_from
+    else:
+        cfg.resume = False
+        guard_fresh_run(cfg.work_dir)
+    check_launch_batch(cfg, args.config, world)
+    if args.auto_scale_lr:
+        apply_auto_scale_lr(cfg, args.config, world)
+    if not getattr(args, 'no_preflight', False):
+        from .preflight import preflight
+        preflight(cfg, mode='train')
+    runner = build_runner(cfg)
+    if runner.rank == 0:
+        from .run_record import write_run_record
+        write_run_record(runner.log_dir, cfg, extra={'mode': 'train',
+                                                      'resumed_from': load_from})
+    runner.train()
+    if runner.rank == 0:
+        summarize_train(runner)
+    return 0
+
+
+def summarize_train(runner) -> None:
+    work_dir = Path(runner.work_dir)
+    best = sorted(work_dir.glob('best_*.pth'))
+    log(f'work dir:    {work_dir}')
+    if best:
+        log(f'best:        {best[-1]}')
+    log(f'TensorBoard: {Path(runner.log_dir) / "vis_data"}  '
+        f'(scripts/tensorboard.sh {work_dir})')
+
+
+# ------------------------------------------------------------------ test
+
+
+def _trigger_visualization(cfg, args) -> None:
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise SegkitError('--show/--show-dir need default_hooks.visualization '
+                          "(dict(type='SegVisualizationHook'))")
+    hook['draw'] = True
+    if args.show:
+        hook['show'] = True
+        hook['wait_time'] = args.wait_time
+    if args.show_dir:
+        cfg.visualizer['save_dir'] = args.show_dir
+
+
+def test(args) -> int:
+    cfg = prepare_config(args, 'test')
+    if not os.path.isfile(args.checkpoint):
+        raise SegkitError(f'checkpoint {args.checkpoint} does not exist')
+    problem = checkpoint_problem(Path(args.checkpoint))
+    if problem:
+        raise SegkitError(f'checkpoint {args.checkpoint} is {problem}')
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    if args.show or args.show_dir:
+        _trigger_visualization(cfg, args)
+    if args.tta:
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    if args.out is not None:
+        os.makedirs(args.out, exist_ok=True)
+        for ev in _walk_evaluators(cfg):
+            ev['output_dir'] = args.out
+            ev['keep_results'] = True
+    sk_dist.setup_distributed(cfg, args.launcher)
+    runner = build_runner(cfg)
+    metrics = runner.test()
+    if runner.rank == 0:
+        from mmengine.logging import MessageHub
+
+        from .metrics import INFO_KEY
+        from .report import print_per_class
+        info = MessageHub.get_current_instance().get_info(INFO_KEY)
+        out = Path(args.metrics_json or Path(runner.log_dir) / 'test_metrics.json')
+        out.parent.mkdir(parents=True, exist_ok=True)
+        payload = {'config': args.config, 'checkpoint': args.checkpoint,
+                   'metrics': {k: float(v) for k, v in (metrics or {}).items()},
+                   'per_class': info}
+        out.write_text(json.dumps(payload, indent=1) + '\n')
+        if info:
+            print_per_class(info, metrics or {})
+        log(f'metrics JSON: {out}')
+        if args.out:
+            log(f'predictions:  {args.out}')
+    return 0
