@@ -90,7 +90,7 @@ pipq() {
 }
 
 # ----------------------------------------------------------- build tooling
-pipq 'setuptools>=77.0.3,<81' wheel ninja psutil || die "could not install setuptools/ninja (network to PyPI?)"
+pipq 'setuptools>=77.0.3,<81' wheel ninja psutil numpy || die "could not install setuptools/ninja (network to PyPI?)"
 
 # ------------------------------------------------------------------- torch
 torch_ok() {
@@ -197,10 +197,13 @@ else
       exec "${PIP[@]}" wheel -v --no-deps --no-build-isolation "$SRC/mmcv-$MMCV_VERSION" -w "$SRC/dist"
     ) >"$LOG" 2>&1 &
     pid=$!
+    next=$(( start + 120 ))
     while kill -0 "$pid" 2>/dev/null; do
       sleep 5
-      (( (SECONDS - start) % 120 < 5 && SECONDS - start > 5 )) && \
+      if (( SECONDS >= next )); then
         say "  still compiling mmcv: $(( (SECONDS - start) / 60 )) min so far (log: $LOG)"
+        next=$(( next + 120 ))
+      fi
     done
     wait "$pid" || { tail -n 30 "$LOG" >&2; die "mmcv build failed; full log: $LOG"; }
     say "mmcv built in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"

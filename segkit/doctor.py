@@ -51,6 +51,7 @@ class Facts:
     cuda_visible_devices: Optional[str] = None
     nvcc_version: Optional[str] = None  # e.g. '12.4'
     cuda_home: Optional[str] = None
+    cuda_home_has_nvcc: bool = False
     mmcv_version: Optional[str] = None
     mmcv_windows: dict = field(default_factory=dict)  # pkg -> (min, max)
     mmcv_ext_error: Optional[str] = 'not probed'
@@ -176,6 +177,7 @@ def probe(work_dir: str = 'work_dirs') -> Facts:
     f.smi_gpus = smi_gpu_count()
     f.nvcc_version = nvcc_version()
     f.cuda_home = os.environ.get('CUDA_HOME') or os.environ.get('CUDA_PATH')
+    f.cuda_home_has_nvcc = bool(f.cuda_home) and (Path(f.cuda_home) / 'bin' / 'nvcc').exists()
     try:
         import torch
         f.torch_version = torch.__version__
@@ -320,7 +322,7 @@ def check_cuda_home(f: Facts) -> Check:
     if not f.cuda_home:
         return Check('CUDA_HOME', WARN, 'unset (torch guesses from nvcc on PATH)',
                      'export CUDA_HOME=/usr/local/cuda-<version> matching torch')
-    if not (Path(f.cuda_home) / 'bin' / 'nvcc').exists():
+    if not f.cuda_home_has_nvcc:
         return Check('CUDA_HOME', FAIL, f'{f.cuda_home} has no bin/nvcc',
                      'point CUDA_HOME at a CUDA toolkit root (the folder holding bin/nvcc)')
     return Check('CUDA_HOME', PASS, f.cuda_home)

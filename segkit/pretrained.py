@@ -6,8 +6,8 @@ from pathlib import Path
 # file under checkpoints/ -> how to get it
 SOURCES = {
     'swin_tiny_patch4_window7_224_mmseg.pth': (
-        'Swin-T ImageNet-1k: download swin_tiny_patch4_window7_224.pth (github.com/'
-        'microsoft/Swin-Transformer releases) or the Hugging Face model '
+        'Swin-T ImageNet-1k: download https://github.com/SwinTransformer/storage/releases/'
+        'download/v1.0.0/swin_tiny_patch4_window7_224.pth or the Hugging Face model '
         'microsoft/swin-tiny-patch4-window7-224, then: python tools/convert_weights.py '
         'swin SRC checkpoints/swin_tiny_patch4_window7_224_mmseg.pth'),
     'mit_b2_mmseg.pth': (

@@ -1,0 +1,70 @@
+"""Launch helpers shared by the shell launchers and preflight: free ports, GPU counts.
+
+    python -m segkit.launch free-port          # prints a free TCP port
+    python -m segkit.launch port-free PORT     # exit 0 if PORT can be bound
+    python -m segkit.launch check-gpus N       # exit 2 with a one-line error if N > visible
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+
+def free_port(host: str = '') -> int:
+    """A TCP port the OS reports free now (torchrun binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(port: int, host: str = '') -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def visible_gpus() -> int:
+    import torch
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def gpu_request_error(requested: int) -> str | None:
+    """Why ``requested`` GPUs cannot be used here, or None. Without CUDA the
+    launchers start that many CPU processes (gloo) instead."""
+    if requested < 1:
+        return f'GPUS must be >= 1, got {requested}'
+    visible = visible_gpus()
+    if visible == 0:
+        return None
+    if requested > visible:
+        cvd = os.environ.get('CUDA_VISIBLE_DEVICES')
+        where = f' (CUDA_VISIBLE_DEVICES={cvd})' if cvd is not None else ''
+        return (f'GPUS={requested} but only {visible} GPU(s) are visible{where}: lower '
+                'GPUS or widen CUDA_VISIBLE_DEVICES')
+    return None
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ['free-port']:
+        print(free_port())
+        return 0
+    if argv[:1] == ['port-free'] and len(argv) == 2:
+        return 0 if port_is_free(int(argv[1])) else 1
+    if argv[:1] == ['check-gpus'] and len(argv) == 2:
+        err = gpu_request_error(int(argv[1]))
+        if err:
+            print(f'error: {err}', file=sys.stderr)
+            return 2
+        print('cuda' if visible_gpus() else 'cpu')
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Distributed training with torchrun: NCCL on GPUs, gloo on CPU (same code path).
+#   tools/dist_train.sh CONFIG GPUS [train.py ARGS...]
+# Env (like mmseg's): NNODES=1 NODE_RANK=0 MASTER_ADDR=127.0.0.1 PORT=<free port>
+#   PORT unset on one node: a free port is picked, so two jobs never collide;
+#   several nodes need the same PORT everywhere. DRY_RUN=1 prints the command only.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
+[[ $# -ge 2 ]] || die "usage: tools/dist_train.sh CONFIG GPUS [ARGS...]"
+CONFIG=$1
+GPUS=$2
+shift 2
+[[ $GPUS =~ ^[0-9]+$ ]] || die "GPUS must be a number, got '$GPUS'"
+[[ -f $CONFIG ]] || die "config $CONFIG does not exist"
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+if [[ -z ${PORT:-} ]]; then
+  [[ $NNODES == 1 ]] || die "NNODES=$NNODES: set the same PORT on every node (e.g. PORT=29531)"
+  PORT=$("$PYTHON" -m segkit.launch free-port)
+fi
+read -r -a TORCHRUN <<<"$(torchrun_cmd)"
+CMD=("${TORCHRUN[@]}" --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR"
+     --master_port="$PORT" --nproc_per_node="$GPUS"
+     "$ROOT/tools/train.py" "$CONFIG" --launcher pytorch "$@")
+if [[ -n ${DRY_RUN:-} ]]; then
+  quoted "${CMD[@]}"
+  exit 0
+fi
+"$PYTHON" -m segkit.launch check-gpus "$GPUS" >/dev/null   # clear error before anything starts
+exec "${CMD[@]}"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Training on Slurm with srun (one task per GPU). Always passes --resume: a requeued
+# or restarted job continues from the newest complete checkpoint in WORK_DIR.
+#   tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py ARGS...]
+# Env: GPUS=4 GPUS_PER_NODE=4 CPUS_PER_TASK=5 SRUN_ARGS="" PORT=<free port> DRY_RUN=1
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
+[[ $# -ge 4 ]] || die "usage: tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [ARGS...]"
+PARTITION=$1
+JOB_NAME=$2
+CONFIG=$3
+WORK_DIR=$4
+shift 4
+GPUS=${GPUS:-4}
+GPUS_PER_NODE=${GPUS_PER_NODE:-$(( GPUS < 4 ? GPUS : 4 ))}
+CPUS_PER_TASK=${CPUS_PER_TASK:-5}
+read -r -a EXTRA <<<"${SRUN_ARGS:-}"
+# mmengine falls back to port 29500 for every job: pick one for this job instead
+export MASTER_PORT=${PORT:-$("$PYTHON" -m segkit.launch free-port)}
+CMD=(srun -p "$PARTITION" --job-name="$JOB_NAME" --gres=gpu:"$GPUS_PER_NODE"
+     --ntasks="$GPUS" --ntasks-per-node="$GPUS_PER_NODE" --cpus-per-task="$CPUS_PER_TASK"
+     --kill-on-bad-exit=1 ${EXTRA[@]+"${EXTRA[@]}"}
+     "$PYTHON" -u "$ROOT/tools/train.py" "$CONFIG" --work-dir="$WORK_DIR" --launcher=slurm
+     --resume "$@")
+if [[ -n ${DRY_RUN:-} ]]; then
+  echo "MASTER_PORT=$MASTER_PORT $(quoted "${CMD[@]}")"
+  exit 0
+fi
+exec "${CMD[@]}"
