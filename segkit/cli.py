@@ -54,6 +54,8 @@ def build_parser(mode: str) -> argparse.ArgumentParser:
         p.add_argument('--auto-scale-lr', action='store_true',
                        help='scale the LR linearly from the batch in the config name '
                        '(GxbB) to the actual GPUs x batch')
+        p.add_argument('--max-epochs', type=int, metavar='N',
+                       help='train N epochs, stretching the LR schedule with it')
         p.add_argument('--no-preflight', action='store_true',
                        help='skip the checks of data, weights and work dir before building')
     else:

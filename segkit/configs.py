@@ -53,7 +53,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None):
     path = resolve_config(path)
     if not os.path.isfile(path):
         raise SegkitError(f'config {path} does not exist: pass a path like '
-                          'configs/demo/segformer_mit-tiny_1xb8-12e_demo-64x64.py')
+                          'configs/demo/segformer_mit-tiny_1xb8-40e_demo-64x64.py')
     try:
         cfg = Config.fromfile(path)
     except SegkitError:
@@ -129,3 +129,26 @@ def pretrained_paths(cfg) -> list[tuple]:
     if cfg.get('load_from'):
         found.append(('load_from', cfg['load_from']))
     return [(w, p) for w, p in found if not re.match(r'^[a-z0-9+]+://', str(p))]
+
+
+def set_max_epochs(cfg, epochs: int) -> None:
+    """Train for ``epochs``, stretching the schedule with it: every scheduler's begin,
+    end and milestones scale by epochs / max_epochs (``--cfg-options
+    train_cfg.max_epochs=N`` alone would leave the LR at its end value, or cut it)."""
+    old = cfg.train_cfg.max_epochs
+    scale = epochs / old
+    cfg.train_cfg.max_epochs = epochs
+
+    def stretch(v):
+        v = v * scale
+        return int(round(v)) if abs(v - round(v)) < 1e-9 else v
+
+    scheds = cfg.get('param_scheduler') or []
+    for s in ([scheds] if isinstance(scheds, dict) else scheds):
+        for key in ('begin', 'end', 'T_max'):
+            if s.get(key) is not None:
+                s[key] = stretch(s[key])
+        if s.get('milestones'):
+            s['milestones'] = [stretch(m) for m in s['milestones']]
+    if cfg.train_cfg.get('val_interval', 1) > epochs:
+        cfg.train_cfg.val_interval = epochs

@@ -132,6 +132,9 @@ def build_runner(cfg):
 
 def train(args) -> int:
     cfg = prepare_config(args, 'train')
+    if getattr(args, 'max_epochs', None):
+        from .configs import set_max_epochs
+        set_max_epochs(cfg, args.max_epochs)
     apply_amp(cfg, args.amp)
     sk_dist.setup_distributed(cfg, args.launcher)
     world = sk_dist.world_size()

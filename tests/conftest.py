@@ -28,7 +28,7 @@ def repo_root() -> Path:
     return ROOT
 
 
-DEMO_CONFIG = 'configs/demo/segformer_mit-tiny_1xb8-12e_demo-64x64.py'
+DEMO_CONFIG = 'configs/demo/segformer_mit-tiny_1xb8-40e_demo-64x64.py'
 
 
 @pytest.fixture(scope='session')

@@ -6,7 +6,7 @@ A real (if small) segmentation task, so a broken pipeline cannot score well:
 - every shape's colour and texture drawn from the same distribution, so colour
   says nothing about the class: only geometry does (a ring and a disk differ by
   their hole, a square and a triangle by their corners);
-- sizes vary 4x;
+- sizes vary 3x;
 - class imbalance like real data: background dominates and "ring" is rare.
 
 Layout (mmseg's): ``<root>/img_dir/{train,val}/NNNNN.jpg`` and
@@ -26,7 +26,7 @@ PALETTE = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [255, 225, 25
 # probability that a drawn shape is of each foreground class (ring is rare)
 SHAPE_PROBS = {'disk': 0.34, 'square': 0.33, 'triangle': 0.28, 'ring': 0.05}
 DEFAULT_SIZES = {'train': 480, 'val': 120}
-VERSION = 1  # bump when the generator changes what it draws
+VERSION = 2  # bump when the generator changes what it draws
 
 
 def _texture(rng: np.random.Generator, h: int, w: int, base: np.ndarray,
@@ -44,9 +44,15 @@ def _texture(rng: np.random.Generator, h: int, w: int, base: np.ndarray,
     return img
 
 
-def _random_colour(rng: np.random.Generator) -> np.ndarray:
-    hsv = np.uint8([[[rng.integers(0, 180), rng.integers(40, 256), rng.integers(60, 256)]]])
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float32)
+def _random_colour(rng: np.random.Generator, away_from=None, min_dist=90.0) -> np.ndarray:
+    """A random colour; with ``away_from``, one at least ``min_dist`` (RGB) from it,
+    so shapes are visible on their background whatever their class."""
+    for _ in range(50):
+        hsv = np.uint8([[[rng.integers(0, 180), rng.integers(40, 256), rng.integers(60, 256)]]])
+        bgr = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float32)
+        if away_from is None or np.linalg.norm(bgr - away_from) >= min_dist:
+            break
+    return bgr
 
 
 def _polygon(cx: float, cy: float, r: float, sides: int, angle: float) -> np.ndarray:
@@ -56,7 +62,7 @@ def _polygon(cx: float, cy: float, r: float, sides: int, angle: float) -> np.nda
 
 
 def _shape_mask(kind: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    r = rng.uniform(0.07, 0.28) * min(h, w)  # 4x scale range
+    r = rng.uniform(0.09, 0.28) * min(h, w)  # 3x scale range
     cx, cy = rng.uniform(0.1 * w, 0.9 * w), rng.uniform(0.1 * h, 0.9 * h)
     mask = np.zeros((h, w), np.uint8)
     if kind == 'disk':
@@ -75,7 +81,8 @@ def _shape_mask(kind: str, h: int, w: int, rng: np.random.Generator) -> np.ndarr
 def make_sample(rng: np.random.Generator, size: int = 64) -> tuple:
     """One (BGR uint8 image, uint8 label map) pair."""
     h = w = size
-    img = _texture(rng, h, w, _random_colour(rng), strength=rng.uniform(0.6, 1.4))
+    background = _random_colour(rng)
+    img = _texture(rng, h, w, background, strength=rng.uniform(0.5, 1.2))
     label = np.zeros((h, w), np.uint8)
     kinds = list(SHAPE_PROBS)
     probs = np.array([SHAPE_PROBS[k] for k in kinds])
@@ -84,11 +91,12 @@ def make_sample(rng: np.random.Generator, size: int = 64) -> tuple:
         mask = _shape_mask(kind, h, w, rng)
         if not mask.any():
             continue
-        fill = _texture(rng, h, w, _random_colour(rng), strength=rng.uniform(0.2, 0.8))
+        fill = _texture(rng, h, w, _random_colour(rng, away_from=background),
+                        strength=rng.uniform(0.15, 0.5))
         img[mask] = fill[mask]
         label[mask] = CLASSES.index(kind)
     img = cv2.GaussianBlur(img, (3, 3), rng.uniform(0.3, 0.9))  # soft edges, like a camera
-    img += rng.normal(0, rng.uniform(2, 8), img.shape).astype(np.float32)
+    img += rng.normal(0, rng.uniform(2, 6), img.shape).astype(np.float32)
     return np.clip(img, 0, 255).astype(np.uint8), label
 
 

@@ -1,6 +1,7 @@
 # Pascal VOC 2012 + SBD ("aug", 21 classes) as epoch dataloaders. One dataset over
-# the 10,582-image train_aug list (mmseg concatenates train.txt and aug.txt, which
-# counts the 1,464 VOC train images twice per "epoch"); val = VOC2012 val, 1,449.
+# the 10,582-image train_aug list (the same images as mmseg's concatenation of
+# train.txt, 1,464, and aug.txt, 9,118, in one list and one mask folder);
+# val = VOC2012 val, 1,449.
 # tools/prepare_data.py voc-aug builds SegmentationClassAug and both lists.
 _base_ = ['mmseg::_base_/datasets/pascal_voc12.py']
 

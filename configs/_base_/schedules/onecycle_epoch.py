@@ -17,12 +17,11 @@ param_scheduler = [
     dict(type='OneCycleLR', eta_max=max_lr, pct_start=pct_start, anneal_strategy='cos',
          div_factor=25.0, final_div_factor=1e4, by_epoch=True, begin=0, end=max_epochs,
          convert_to_iter_based=True),
-    # momentum schedulers are chained (relative to the current value)
-    dict(type='LinearMomentum', start_factor=1.0, end_factor=base_momentum / max_momentum,
-         by_epoch=True, begin=0, end=pct_start * max_epochs, convert_to_iter_based=True),
-    dict(type='LinearMomentum', start_factor=1.0, end_factor=max_momentum / base_momentum,
-         by_epoch=True, begin=pct_start * max_epochs, end=max_epochs,
-         convert_to_iter_based=True),
+    # momentum: cosine max -> base while the LR rises, then back (torch's OneCycleLR)
+    dict(type='CosineAnnealingMomentum', eta_min=base_momentum, by_epoch=True, begin=0,
+         end=pct_start * max_epochs, convert_to_iter_based=True),
+    dict(type='CosineAnnealingMomentum', eta_min=max_momentum, by_epoch=True,
+         begin=pct_start * max_epochs, end=max_epochs, convert_to_iter_based=True),
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=val_interval)
 val_cfg = dict(type='ValLoop')
