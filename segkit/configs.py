@@ -152,3 +152,25 @@ def set_max_epochs(cfg, epochs: int) -> None:
             s['milestones'] = [stretch(m) for m in s['milestones']]
     if cfg.train_cfg.get('val_interval', 1) > epochs:
         cfg.train_cfg.val_interval = epochs
+
+
+def resolve_class_weight_files(node) -> None:
+    """Replace every ``class_weight='file.json'`` in a model config with the list it
+    holds (tools/class_weights.py writes such files). mmseg's own loss reads a path,
+    but Mask2Former's head reads ``loss_cls.class_weight`` from the config itself."""
+    if isinstance(node, dict):
+        cw = node.get('class_weight')
+        if isinstance(cw, str):
+            if not os.path.isfile(cw):
+                raise SegkitError(
+                    f'class weights file {cw} does not exist: make it with python '
+                    'tools/class_weights.py CONFIG (it writes there by default)')
+            import mmengine
+            weights = (__import__('numpy').load(cw) if cw.endswith('.npy')
+                       else mmengine.load(cw))
+            node['class_weight'] = [float(w) for w in weights]
+        for v in node.values():
+            resolve_class_weight_files(v)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            resolve_class_weight_files(v)

@@ -14,7 +14,7 @@ import os.path as osp
 from pathlib import Path
 
 from . import dist as sk_dist
-from .configs import load_config, parse_config_name
+from .configs import load_config, parse_config_name, resolve_class_weight_files
 from .errors import SegkitError
 from .resume import checkpoint_problem, resolve_resume
 
@@ -40,6 +40,7 @@ def prepare_config(args, mode: str):
     """Load the config and apply what every segkit run needs."""
     import segkit.hooks  # noqa: F401  registers PerClassMetricsHook + PerClassIoUMetric
     cfg = load_config(args.config, args.cfg_options)
+    resolve_class_weight_files(cfg.model)
     if args.work_dir is not None:  # mmseg's rule: CLI > config > work_dirs/<stem>
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:

@@ -155,12 +155,15 @@ def test_onecycle_lr_and_momentum_by_hand():
     _check(lr, {0: start, mid1: ann(start, peak, mid1 / end1),
                 mid2: ann(peak, start / 1e4, (mid2 - end1) / (T - 1 - end1)),
                 T - 1: start / 1e4})
-    # momentum: cosine 0.95 -> 0.85 over the rise, then back to 0.95
+    # momentum: cosine 0.95 -> 0.85 over the rise, then back to 0.95; the second
+    # (chained) scheduler starts from the first one's last value
     P = int(cfg.pct_start * T)
     hi, lo = cfg.max_momentum, cfg.base_momentum
-    _check(mom, {0: hi, P // 2: lo + (hi - lo) * (1 + math.cos(math.pi * (P // 2) / P)) / 2,
-                 P: lo, (P + T) // 2: hi + (lo - hi) * (1 + math.cos(
-                     math.pi * ((P + T) // 2 - P) / (T - P))) / 2})
+    down = lambda i: lo + (hi - lo) * (1 + math.cos(math.pi * i / P)) / 2  # noqa: E731
+    up = lambda i: hi + (down(P - 1) - hi) * (1 + math.cos(  # noqa: E731
+        math.pi * (i - P) / (T - P))) / 2
+    _check(mom, {0: hi, P // 2: down(P // 2), P: down(P - 1), (P + T) // 2: up((P + T) // 2),
+                 T - 1: up(T - 1)})
 
 
 MAIN = ['mask2former/mask2former_swin-t_3xb4-200e_ade20k-512x512',

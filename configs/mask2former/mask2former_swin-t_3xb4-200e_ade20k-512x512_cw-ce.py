@@ -6,6 +6,5 @@ _base_ = ['./mask2former_swin-t_3xb4-200e_ade20k-512x512.py']
 
 class_weight_file = 'data/class_weights/ade20k-inverse-mask2former.json'  # tools/class_weights.py
 
-# mmdet's CrossEntropyLoss takes only a list; segkit's subclass also reads a file
-model = dict(decode_head=dict(loss_cls=dict(
-    type='FileWeightedCrossEntropyLoss', class_weight=class_weight_file)))
+# segkit's train/test read the file into the list mmdet's loss and head expect
+model = dict(decode_head=dict(loss_cls=dict(class_weight=class_weight_file)))

@@ -6,4 +6,6 @@ _base_ = ['./segformer_mit-b2_3xb6-200e_voc12aug-512x512.py']
 
 class_weight_file = 'data/class_weights/voc12aug-inverse.json'  # tools/class_weights.py
 
-model = dict(decode_head=dict(loss_decode=dict(class_weight=class_weight_file)))
+# segkit's CE: mmseg 1.2.2's crashes on class weights + ignored (255) pixels
+model = dict(decode_head=dict(loss_decode=dict(
+    type='ClassWeightedCrossEntropyLoss', class_weight=class_weight_file)))

@@ -26,8 +26,9 @@ it goes to the config's top-level ``class_weight_file`` if set, else
 ``data/class_weights/<config stem>-<method>.json``. For mask-classification
 heads (Mask2FormerHead, MaskFormerHead) it has num_classes + 1 entries, the
 "no object" weight last: the config's own (loss_cls.class_weight[-1]) or
-mmseg's 0.1. mmseg's CrossEntropyLoss(class_weight=PATH) and segkit's
-FileWeightedCrossEntropyLoss load it.
+mmseg's 0.1. segkit's train/test tools read such a path into the list (see
+segkit.configs.resolve_class_weight_files); for label maps with ignored pixels use
+segkit's ClassWeightedCrossEntropyLoss (mmseg 1.2.2's CE crashes on them).
 """
 from __future__ import annotations
 
@@ -167,12 +168,12 @@ def config_snippet(result: WeightsResult) -> str:
              f'{result.checked:,} train images',
              f"class_weight_file = '{path}'"]
     if result.mask_classification:
-        lines += ["# (the loss is registered by 'segkit.models' in custom_imports)",
-                  'model = dict(decode_head=dict(loss_cls=dict(',
-                  "    type='FileWeightedCrossEntropyLoss', class_weight=class_weight_file)))"]
+        lines += ['# (tools/train.py reads the file into the list Mask2Former expects)',
+                  'model = dict(decode_head=dict(loss_cls=dict(class_weight=class_weight_file)))']
     else:
-        lines += ['model = dict(decode_head=dict(loss_decode=dict(',
-                  "    type='CrossEntropyLoss', class_weight=class_weight_file)))"]
+        lines += ["# (segkit's CE: mmseg 1.2.2's crashes on class weights + ignored pixels)",
+                  'model = dict(decode_head=dict(loss_decode=dict(',
+                  "    type='ClassWeightedCrossEntropyLoss', class_weight=class_weight_file)))"]
     vals = [f'{w:.4f}' for w in result.weights]
     rows = [', '.join(vals[i:i + 10]) for i in range(0, len(vals), 10)]
     lines.append('# or inline: class_weight=[' + (',\n#     '.join(rows)) + ']')

@@ -1,0 +1,225 @@
+"""The LR a run followed against the LR its config schedules.
+
+:func:`configured_lr` rebuilds a sub-run's schedule from its ``config.py`` with
+mmengine's own schedulers (built as the Runner builds them, stepped as
+``ParamSchedulerHook`` steps them: iteration schedulers after every iteration,
+epoch schedulers after every epoch) and returns the LR of every iteration as
+``RuntimeInfoHook`` logs it (before the iteration's step). :func:`check_subrun`
+compares that with the logged LR; :func:`schedule_end` compares where the
+schedule ends with where training ends.
+
+The logged ``base_lr`` (present when the optimizer has several parameter groups,
+i.e. any paramwise_cfg) is the schedule applied to the configured ``optimizer.lr``
+itself, so it is compared first; the logged ``lr`` (the first parameter group's,
+with its lr_mult and any auto-scale) only when ``base_lr`` is missing, allowing a
+constant ratio.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+# A logged LR differs from the configured one when |logged - configured| exceeds
+# this fraction of the configured peak LR (the logs round nothing; 1 % leaves room
+# for float noise and warmup ratios, and catches any real change of schedule).
+LR_TOLERANCE = 0.01
+
+
+@dataclass
+class LRCheck:
+    """The logged LR of one sub-run against its config.py's schedule."""
+    subrun: str
+    key: str  # 'base_lr' or 'lr'
+    steps: list  # logged iterations
+    logged: list
+    configured: list
+    peak: float  # configured peak LR
+    max_error: float  # max |logged - configured| / peak
+    first_bad: Optional[int] = None  # first iteration beyond LR_TOLERANCE
+    ratio: Optional[float] = None  # logged / configured when a constant ratio explains it
+    follows_previous: bool = False  # the checkpoint's (previous sub-run's) schedule
+    notes: list = field(default_factory=list)
+
+    @property
+    def matches(self) -> bool:
+        return self.first_bad is None
+
+
+@dataclass
+class ScheduleEnd:
+    """Where the configured LR schedule ends against where training ends."""
+    max_epochs: int
+    end_epoch: Optional[float]  # last LR scheduler's end, in epochs (None: open-ended)
+    final_lr: Optional[float]  # configured LR at the last iteration
+    peak_lr: Optional[float]
+
+
+def optimizer_lr(cfg) -> Optional[float]:
+    ow = cfg.get('optim_wrapper') or {}
+    opt = ow.get('optimizer') or cfg.get('optimizer') or {}
+    lr = opt.get('lr')
+    return float(lr) if isinstance(lr, (int, float)) else None
+
+
+def _schedulers(cfg) -> list:
+    s = cfg.get('param_scheduler') or []
+    return [dict(x) for x in ([s] if isinstance(s, dict) else s)]
+
+
+def _is_lr(sched: dict) -> bool:
+    t = str(sched.get('type', ''))
+    return 'Momentum' not in t and (t.endswith('LR') or t.endswith('LRRatio')
+                                    or sched.get('param_name', 'lr') == 'lr')
+
+
+def configured_lr(cfg, epoch_length: int, n_iters: Optional[int] = None,
+                  lr: Optional[float] = None) -> np.ndarray:
+    """LR of iterations 1..n_iters (default: max_epochs x epoch_length) under the
+    config's ``param_scheduler``, starting from ``lr`` (default: optimizer.lr)."""
+    import torch
+    from mmengine.optim import OptimWrapper
+
+    import mmseg.engine  # noqa: F401 - mmseg's schedulers (PolyLRRatio) registered
+    from mmseg.registry import PARAM_SCHEDULERS
+    lr = optimizer_lr(cfg) if lr is None else lr
+    if lr is None:
+        raise ValueError('the config sets no optim_wrapper.optimizer.lr')
+    max_epochs = int(cfg.train_cfg.get('max_epochs') or 0)
+    n = int(n_iters or max_epochs * epoch_length)
+    param = torch.nn.Parameter(torch.zeros(1))
+    wrapper = OptimWrapper(torch.optim.SGD([param], lr=lr, momentum=0.9))
+    scheds = []
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        for s in _schedulers(cfg):
+            scheds.append(PARAM_SCHEDULERS.build(
+                s, default_args=dict(optimizer=wrapper, epoch_length=epoch_length)))
+        group = wrapper.optimizer.param_groups[0]
+        out = np.empty(n)
+        for i in range(n):
+            out[i] = group['lr']
+            for s in scheds:
+                if not s.by_epoch:
+                    s.step()
+            if (i + 1) % epoch_length == 0:
+                for s in scheds:
+                    if s.by_epoch:
+                        s.step()
+    return out
+
+
+def auto_scale_ratio(cfg, world_size: int = 1) -> float:
+    """The factor mmengine's ``auto_scale_lr`` applies to the parameter groups."""
+    asl = cfg.get('auto_scale_lr') or {}
+    if not asl.get('enable') or not asl.get('base_batch_size'):
+        return 1.0
+    batch = (cfg.get('train_dataloader') or {}).get('batch_size', 1)
+    return world_size * batch / asl['base_batch_size']
+
+
+def _compare(steps, logged, expected_at, peak) -> tuple:
+    exp = np.array([expected_at(s) for s in steps])
+    got = np.array(logged)
+    err = np.abs(got - exp) / peak if peak > 0 else np.abs(got - exp)
+    bad = np.nonzero(err > LR_TOLERANCE)[0]
+    return exp, float(err.max()) if len(err) else 0.0, (steps[bad[0]] if len(bad) else None)
+
+
+def check_subrun(sr, cfg, previous=None) -> Optional[LRCheck]:
+    """Compare one sub-run's logged LR with its config.py; ``previous`` = (cfg,
+    epoch_length) of the sub-run it resumed, tried when they differ."""
+    points = [p for p in sr.train if (p.base_lr if p.base_lr is not None else p.lr) is not None]
+    if not points or not sr.epoch_length or cfg is None or optimizer_lr(cfg) is None:
+        return None
+    key = 'base_lr' if all(p.base_lr is not None for p in points) else 'lr'
+    steps = [p.iter for p in points]
+    logged = [p.base_lr if key == 'base_lr' else p.lr for p in points]
+    world = int(sr.record.get('world_size') or 1)
+    start_lr = optimizer_lr(cfg) * (1.0 if key == 'base_lr' else auto_scale_ratio(cfg, world))
+    try:
+        sched = configured_lr(cfg, sr.epoch_length, n_iters=max(steps), lr=start_lr)
+    except Exception as err:  # noqa: BLE001 - an unknown scheduler: say so, go on
+        chk = LRCheck(sr.name, key, steps, logged, [], 0.0, 0.0)
+        chk.notes.append(f'the configured schedule could not be rebuilt '
+                         f'({type(err).__name__}: {err})')
+        return chk
+    peak = float(sched.max()) if len(sched) else 0.0
+    exp, max_err, first_bad = _compare(steps, logged, lambda s: sched[s - 1], peak)
+    chk = LRCheck(sr.name, key, steps, logged, exp.tolist(), peak, max_err, first_bad)
+    if first_bad is not None and key == 'lr':
+        nz = [(g, e) for g, e in zip(logged, exp) if e > 0 and g > 0]
+        ratios = [g / e for g, e in nz]
+        if ratios and max(ratios) - min(ratios) <= LR_TOLERANCE * max(ratios) and \
+                len(nz) == sum(1 for e in exp if e > 0):
+            chk.ratio = float(np.median(ratios))
+            chk.first_bad = None
+            chk.notes.append(f'the first parameter group runs at {chk.ratio:.3g}x the '
+                             'configured LR (its lr_mult, or --auto-scale-lr)')
+    if chk.first_bad is not None and previous is not None:
+        pcfg, plen = previous
+        try:
+            prev = configured_lr(pcfg, plen or sr.epoch_length, n_iters=max(steps),
+                                 lr=start_lr)
+            _, perr, pbad = _compare(steps, logged, lambda s: prev[s - 1], peak)
+            chk.follows_previous = pbad is None
+        except Exception:  # noqa: BLE001
+            pass
+    return chk
+
+
+def lr_schedulers(cfg) -> list:
+    return [s for s in _schedulers(cfg) if _is_lr(s)]
+
+
+def schedule_end(cfg, epoch_length: Optional[int]) -> Optional[ScheduleEnd]:
+    """Where the last LR scheduler ends (epochs) and the LR at the last iteration."""
+    max_epochs = (cfg.get('train_cfg') or {}).get('max_epochs')
+    if not max_epochs:
+        return None
+    ends = []
+    for s in lr_schedulers(cfg):
+        end = s.get('end')
+        if end is None or (isinstance(end, float) and math.isinf(end)) or end >= 1e9:
+            ends.append(None)
+            continue
+        if s.get('by_epoch', True):
+            ends.append(float(end))
+        elif epoch_length:
+            ends.append(float(end) / epoch_length)
+    end_epoch = None if (not ends or None in ends) else max(ends)
+    final = peak = None
+    if epoch_length:
+        try:
+            sched = configured_lr(cfg, epoch_length)
+            final, peak = float(sched[-1]), float(sched.max())
+        except Exception:  # noqa: BLE001
+            pass
+    return ScheduleEnd(int(max_epochs), end_epoch, final, peak)
+
+
+def trailing_minimum(points: list, epoch_length: Optional[int]) -> Optional[tuple]:
+    """(iterations, epochs, lr) the merged log spent at its minimum LR at the end
+    (the LR no longer moving), or None when the LR moved until the end."""
+    lrs = [(p.iter, p.lr) for p in points if p.lr is not None]
+    if len(lrs) < 2:
+        return None
+    peak = max(v for _, v in lrs)
+    low = min(v for _, v in lrs)
+    if peak <= 0 or peak - low <= 1e-6 * peak:
+        return None  # a constant LR: no schedule to reach the end of
+    tol = 1e-6 * peak
+    first = None
+    for it, v in reversed(lrs):
+        if v - low > tol:
+            break
+        first = it
+    if first is None:
+        return None
+    # counted from the first logged step at the minimum: a lower bound (the LR may
+    # have got there up to one logging interval earlier)
+    n = lrs[-1][0] - first + 1
+    return n, (n / epoch_length if epoch_length else None), low

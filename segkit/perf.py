@@ -1,0 +1,555 @@
+"""Training fast paths, shared by ``tools/train.py`` and ``tools/benchmark.py``.
+
+Switches (all off in mmseg's stock configs):
+
+``amp``            ``'bf16'`` / ``'fp16'``: autocast through :class:`SegkitAmpOptimWrapper`
+                   (registered in mmengine's OPTIM_WRAPPERS). fp16 keeps dynamic loss
+                   scaling; bf16 needs none (same exponent range as fp32). bf16 also
+                   runs on CPU; fp16 on CPU is refused. ``'fp32'`` forces AMP off.
+``fused_optimizer`` ``fused=True`` for torch's Adam/AdamW/SGD (one kernel for the whole
+                   update). ``'auto'``: on when CUDA is there.
+``cudnn_benchmark`` let cuDNN time its conv algorithms for the fixed crop size.
+``tf32``           TF32 for the fp32 matmuls/convs left outside autocast (Ampere+).
+``fast_attention`` call ``nn.MultiheadAttention`` with ``need_weights=False`` where the
+                   caller drops the weights anyway (mmcv's MultiheadAttention and mmseg's
+                   MiT ``EfficientMultiheadAttention``: SegFormer's encoder, Mask2Former's
+                   decoder). PyTorch then runs fused scaled-dot-product attention
+                   (flash / memory-efficient kernels) instead of materialising the
+                   attention matrix and its head average. Same maths (fp32 outputs agree
+                   to ~1e-6).
+``channels_last``  NHWC weights and input batch (helps convolutions; these are mostly
+                   transformer models, so measure before keeping it).
+``compile``        ``torch.compile`` of parts of the model (see :func:`compile_model`):
+                   ``True``/``'auto'``: the backbone (+ neck) and, for heads whose
+                   forward is plain tensor code (SegFormer's all-MLP head, UPerHead, ...),
+                   the decode head's forward; Mask2Former's head (Hungarian matching,
+                   mmcv's deformable-attention kernel) stays eager. ``'backbone'``: the
+                   backbone (+ neck) only. ``'model'``: backbone, neck and the decode
+                   head's forward whatever it is (graph breaks allowed).
+                   Compiled forwards run in training mode only; validation/inference
+                   uses the eager forward (val images vary in size: no recompiles).
+                   ``train_step``/``val_step`` and the optimizer stay mmengine's; the
+                   state dict keys do not change (checkpoints load either way).
+
+A config carries them as ``fast_paths = dict(...)`` with ``runner_type =
+'SegkitRunner'`` (:func:`apply_fast_paths` writes both from CLI flags); the runner
+resolves the device-dependent choices and applies the model-level switches before
+DDP wraps the model.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Optional, Union
+
+import torch
+import torch.nn as nn
+
+from .errors import SegkitError
+
+AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
+COMPILE_TARGETS = ('auto', 'backbone', 'model')
+FUSED_OPTIMIZERS = ('Adam', 'AdamW', 'SGD')
+AMP_WRAPPER = 'SegkitAmpOptimWrapper'
+RUNNER = 'SegkitRunner'
+
+
+# ------------------------------------------------------------------ switches
+
+
+@dataclass
+class FastPaths:
+    """The model/process-level switches (AMP lives in the optimizer wrapper)."""
+    compile: Union[bool, str] = False
+    compile_mode: Optional[str] = None      # torch.compile(mode=...)
+    compile_backend: str = 'inductor'
+    channels_last: bool = False
+    fused_optimizer: Union[bool, str] = 'auto'
+    cudnn_benchmark: bool = True
+    tf32: bool = True
+    fast_attention: bool = True
+    applied: dict = field(default_factory=dict)  # what was actually done (reports)
+
+    @classmethod
+    def from_cfg(cls, cfg) -> 'FastPaths':
+        known = {k: v for k, v in dict(cfg.get('fast_paths') or {}).items()
+                 if k in cls.__dataclass_fields__ and k != 'applied'}
+        return cls(**known)
+
+    def to_cfg(self) -> dict:
+        out = asdict(self)
+        out.pop('applied')
+        return out
+
+
+def normalize_compile(value) -> Union[bool, str]:
+    if value in (None, False, 'none', 'off', 'false', ''):
+        return False
+    if value is True or value in ('true', 'on'):
+        return 'auto'
+    if value not in COMPILE_TARGETS:
+        raise SegkitError(f'compile={value!r}: use one of {", ".join(COMPILE_TARGETS)}')
+    return value
+
+
+def default_device() -> str:
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+def set_amp(cfg, amp: Optional[str], device: Optional[str] = None) -> None:
+    """``amp``: None keeps the config's choice (mmengine's AmpOptimWrapper becomes
+    segkit's, same behaviour plus CPU bf16 and the skipped-step flag); 'fp32' turns AMP
+    off; 'fp16' / 'bf16' turn it on."""
+    ow = cfg.optim_wrapper
+    kind = ow.get('type', 'OptimWrapper')
+    if kind not in ('OptimWrapper', 'AmpOptimWrapper', AMP_WRAPPER):
+        raise SegkitError(f"--amp needs optim_wrapper.type 'OptimWrapper' (or an AMP "
+                          f"wrapper); the config has {kind!r}")
+    if amp is None:
+        if kind == 'AmpOptimWrapper':
+            ow['type'] = AMP_WRAPPER
+            if ow.get('dtype') in (None, 'float16') and (device or default_device()) == 'cpu':
+                raise SegkitError('the config trains with fp16 AMP, which needs a GPU: '
+                                  'on CPU pass --amp bf16 (or --amp fp32)')
+        return
+    if amp in ('fp32', 'none', 'off'):
+        ow['type'] = 'OptimWrapper'
+        for key in ('dtype', 'loss_scale', 'device_type', 'use_fsdp'):
+            ow.pop(key, None)
+        return
+    if amp not in AMP_DTYPES:
+        raise SegkitError(f'--amp {amp}: use fp16, bf16 or fp32')
+    if amp == 'fp16' and (device or default_device()) == 'cpu':
+        raise SegkitError('--amp fp16 needs a GPU (CPU autocast is bf16 only): use --amp bf16')
+    ow['type'] = AMP_WRAPPER
+    ow['dtype'] = AMP_DTYPES[amp]
+    ow['loss_scale'] = 'auto'  # dynamic for fp16, none for bf16
+
+
+def amp_of(cfg) -> Optional[str]:
+    """'fp16' / 'bf16' when the config's optimizer wrapper autocasts, else None."""
+    ow = cfg.get('optim_wrapper') or {}
+    if ow.get('type') not in ('AmpOptimWrapper', AMP_WRAPPER):
+        return None
+    dtype = str(ow.get('dtype') or 'float16').replace('torch.', '')
+    return {'float16': 'fp16', 'bfloat16': 'bf16'}.get(dtype)
+
+
+def set_fused_optimizer(cfg, fused: Union[bool, str], device: Optional[str] = None) -> bool:
+    """``fused=True`` for torch's Adam/AdamW/SGD; 'auto' = on CUDA only. Returns
+    whether it is on."""
+    opt = cfg.optim_wrapper.get('optimizer') or {}
+    kind = str(opt.get('type', '')).split('.')[-1]
+    if fused is False:
+        opt.pop('fused', None)
+        return False
+    supported = kind in FUSED_OPTIMIZERS
+    if fused == 'auto':
+        if not supported or (device or default_device()) != 'cuda':
+            return bool(opt.get('fused', False))
+    elif not supported:
+        raise SegkitError(f'--fused: optimizer {kind!r} has no fused kernel '
+                          f'(torch has one for {", ".join(FUSED_OPTIMIZERS)})')
+    opt['fused'] = True
+    opt.pop('foreach', None)  # fused and foreach exclude each other
+    return True
+
+
+def apply_fast_paths(cfg, amp: Optional[str] = None, compile=False,
+                     channels_last: bool = False, fused_optimizer='auto',
+                     cudnn_benchmark: bool = True, tf32: bool = True,
+                     fast_attention: bool = True, compile_mode: Optional[str] = None,
+                     compile_backend: str = 'inductor',
+                     device: Optional[str] = None) -> FastPaths:
+    """Write the switches into ``cfg`` (the CLI flags of train.py / benchmark.py).
+
+    AMP and the fused optimizer go into ``cfg.optim_wrapper``, cuDNN benchmark into
+    ``cfg.env_cfg``; the model-level switches into ``cfg.fast_paths`` with
+    ``cfg.runner_type = 'SegkitRunner'``, which applies them. Switches the call leaves
+    at their defaults keep what the config already says in ``fast_paths``.
+    """
+    set_amp(cfg, amp, device)
+    fp = FastPaths.from_cfg(cfg)
+    defaults = FastPaths()
+    given = dict(compile=normalize_compile(compile), compile_mode=compile_mode,
+                 compile_backend=compile_backend, channels_last=channels_last,
+                 fused_optimizer=fused_optimizer, cudnn_benchmark=cudnn_benchmark,
+                 tf32=tf32, fast_attention=fast_attention)
+    for key, value in given.items():
+        if value != getattr(defaults, key) or 'fast_paths' not in cfg:
+            setattr(fp, key, value)
+    fp.compile = normalize_compile(fp.compile)
+    cfg.fast_paths = fp.to_cfg()
+    cfg.setdefault('env_cfg', {})['cudnn_benchmark'] = bool(fp.cudnn_benchmark)
+    if cfg.get('runner_type') not in (None, RUNNER):
+        raise SegkitError(f"fast paths need runner_type '{RUNNER}'; the config sets "
+                          f'{cfg.runner_type!r}')
+    cfg.runner_type = RUNNER
+    import_perf = 'segkit.perf'
+    ci = cfg.get('custom_imports')
+    if ci and import_perf not in ci.get('imports', []):
+        ci['imports'] = list(ci.get('imports', [])) + [import_perf]
+    return fp
+
+
+# ------------------------------------------------------------------ process flags
+
+
+@contextlib.contextmanager
+def backend_flags(cudnn_benchmark: bool = True, tf32: bool = True):
+    """cuDNN benchmark and TF32 for a block, restored afterwards (benchmark.py runs
+    two setups in one process)."""
+    old = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
+           torch.backends.cudnn.allow_tf32)
+    set_backend_flags(cudnn_benchmark, tf32)
+    try:
+        yield
+    finally:
+        (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
+         torch.backends.cudnn.allow_tf32) = old
+
+
+def set_backend_flags(cudnn_benchmark: bool = True, tf32: bool = True) -> None:
+    torch.backends.cudnn.benchmark = bool(cudnn_benchmark)
+    # torch's defaults: TF32 on for cuDNN convs, off for matmuls
+    torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+    torch.backends.cudnn.allow_tf32 = True if tf32 else torch.backends.cudnn.allow_tf32
+
+
+# ------------------------------------------------------------------ model switches
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, 'module') and isinstance(
+        model.module, nn.Module) else model
+
+
+def enable_fast_attention(model: nn.Module) -> int:
+    """``need_weights=False`` on every ``nn.MultiheadAttention`` owned by mmcv's
+    ``MultiheadAttention`` (whose forward keeps only ``[0]``, the output). Instance
+    level: other models in the process keep the stock behaviour. Returns how many."""
+    from mmcv.cnn.bricks.transformer import MultiheadAttention
+    count = 0
+    for m in _unwrap(model).modules():
+        mha = getattr(m, 'attn', None)
+        if not isinstance(m, MultiheadAttention) or not isinstance(mha, nn.MultiheadAttention):
+            continue
+        if getattr(mha, '_segkit_fast_attention', False):
+            count += 1
+            continue
+        orig = mha.forward
+
+        def forward(*args, _orig=orig, **kwargs):
+            kwargs['need_weights'] = False
+            return _orig(*args, **kwargs)
+
+        mha.forward = forward
+        mha._segkit_fast_attention = True
+        count += 1
+    return count
+
+
+def enable_channels_last(model: nn.Module) -> int:
+    """NHWC weights, and the data preprocessor hands the batch over in NHWC."""
+    inner = _unwrap(model)
+    inner.to(memory_format=torch.channels_last)
+    pre = getattr(inner, 'data_preprocessor', None)
+    if pre is not None and not getattr(pre, '_segkit_channels_last', False):
+        orig = pre.forward
+
+        def forward(*args, _orig=orig, **kwargs):
+            out = _orig(*args, **kwargs)
+            if isinstance(out, dict) and isinstance(out.get('inputs'), torch.Tensor) \
+                    and out['inputs'].dim() == 4:
+                out['inputs'] = out['inputs'].contiguous(memory_format=torch.channels_last)
+            return out
+
+        pre.forward = forward
+        pre._segkit_channels_last = True
+    return sum(1 for p in inner.parameters() if p.dim() == 4)
+
+
+def _compile_forward(module: nn.Module, mode=None, backend='inductor',
+                     train_only: bool = True) -> bool:
+    """Compile ``module.forward`` in place (instance attribute: the state dict and
+    the module tree are unchanged). ``train_only``: eval mode calls the eager forward."""
+    if getattr(module, '_segkit_compiled', False):
+        return False
+    eager = module.forward
+    compiled = torch.compile(eager, mode=mode, backend=backend)
+
+    def forward(*args, **kwargs):
+        if train_only and not module.training:
+            return eager(*args, **kwargs)
+        return compiled(*args, **kwargs)
+
+    module.forward = forward
+    module._segkit_compiled = True
+    return True
+
+
+def _is_mask2former(head) -> bool:
+    return type(head).__name__ in ('Mask2FormerHead', 'MaskFormerHead')
+
+
+def compile_model(model: nn.Module, target: Union[bool, str] = 'auto', mode=None,
+                  backend: str = 'inductor', train_only: bool = True) -> list:
+    """torch.compile parts of an mmseg segmentor; returns the compiled parts' names.
+
+    Compiled are module forwards, never ``train_step``: data preprocessing, loss
+    parsing, the optimizer wrapper (AMP, clipping) and mmengine's loops stay eager,
+    so they work as before. Dynamo falls back to eager around what it cannot trace
+    (graph breaks), and ``torch._dynamo.config.suppress_errors`` makes a failed
+    compile run eager with a warning instead of stopping training.
+    """
+    target = normalize_compile(target)
+    if not target:
+        return []
+    import torch._dynamo
+    torch._dynamo.config.suppress_errors = True
+    inner = _unwrap(model)
+    done = []
+    for name in ('backbone', 'neck'):
+        module = getattr(inner, name, None)
+        if isinstance(module, nn.Module) and _compile_forward(module, mode, backend, train_only):
+            done.append(name)
+    if target in ('auto', 'model'):
+        heads = [('decode_head', getattr(inner, 'decode_head', None))]
+        aux = getattr(inner, 'auxiliary_head', None)
+        if isinstance(aux, nn.ModuleList):
+            heads += [(f'auxiliary_head.{i}', h) for i, h in enumerate(aux)]
+        elif aux is not None:
+            heads.append(('auxiliary_head', aux))
+        for name, head in heads:
+            if head is None or (target == 'auto' and _is_mask2former(head)):
+                continue
+            if _compile_forward(head, mode, backend, train_only):
+                done.append(f'{name}.forward')
+    return done
+
+
+def apply_model_fast_paths(model: nn.Module, fp: FastPaths) -> dict:
+    """The model-level switches; records what was done in ``fp.applied``."""
+    applied = {}
+    if fp.fast_attention:
+        applied['fast_attention_modules'] = enable_fast_attention(model)
+    if fp.channels_last:
+        applied['channels_last_weights'] = enable_channels_last(model)
+    if fp.compile:
+        applied['compiled'] = compile_model(model, fp.compile, fp.compile_mode,
+                                            fp.compile_backend)
+    fp.applied.update(applied)
+    return applied
+
+
+# ------------------------------------------------------------------ runner
+
+
+def _register_runner():
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    @RUNNERS.register_module(name=RUNNER, force=True)
+    class SegkitRunner(Runner):
+        """mmengine's Runner plus ``cfg.fast_paths``: fused optimizer and backend flags
+        resolved for the device, model switches applied before DDP wraps the model."""
+
+        @classmethod
+        def from_cfg(cls, cfg):
+            cfg = copy.deepcopy(cfg)
+            fp = FastPaths.from_cfg(cfg)
+            if cfg.get('optim_wrapper'):
+                set_fused_optimizer(cfg, fp.fused_optimizer)
+            cfg.setdefault('env_cfg', {})['cudnn_benchmark'] = bool(fp.cudnn_benchmark)
+            return super().from_cfg(cfg)
+
+        def build_model(self, model):
+            model = super().build_model(model)
+            fp = FastPaths.from_cfg(self.cfg)
+            set_backend_flags(fp.cudnn_benchmark, fp.tf32)
+            if fp.channels_last or fp.compile or fp.fast_attention:
+                from mmengine.logging import print_log
+                applied = apply_model_fast_paths(model, fp)
+                print_log(f'segkit fast paths: {applied}', logger='current')
+            return model
+
+    return SegkitRunner
+
+
+SegkitRunner = _register_runner()
+
+
+# ------------------------------------------------------------------ AMP wrapper
+
+
+def _register_amp_wrapper():
+    from mmengine.optim import AmpOptimWrapper, OptimWrapper
+    from mmengine.registry import OPTIM_WRAPPERS
+
+    @OPTIM_WRAPPERS.register_module(name=AMP_WRAPPER, force=True)
+    class SegkitAmpOptimWrapper(AmpOptimWrapper):
+        """mmengine's AmpOptimWrapper that also runs on CPU (bf16 autocast) and tells
+        a skipped fp16-overflow step from a real non-finite loss.
+
+        Args:
+            dtype: 'bfloat16' (default) or 'float16'.
+            loss_scale: 'auto' (dynamic for fp16, none for bf16), 'dynamic', a float
+                (static), a dict of GradScaler arguments, or None (no scaling).
+            device_type: 'cuda' / 'cpu'; default: cuda when available.
+
+        After each :meth:`update_params`:
+            ``last_step_skipped``: the GradScaler skipped the optimizer step because
+            the scaled gradients overflowed (inf/NaN); the parameters did not change
+            and the scale went down. Benign in fp16 unless it repeats.
+            ``last_loss_finite``: the loss itself was finite. A non-finite loss is a
+            real problem (loss scaling cannot cause it), skipped step or not.
+            ``skipped_steps`` / ``consecutive_skips``: counters for a NaN guard.
+        """
+
+        def __init__(self, loss_scale='auto', dtype='bfloat16', device_type=None,
+                     use_fsdp: bool = False, **kwargs):
+            OptimWrapper.__init__(self, **kwargs)  # skips mmengine's CUDA-only assert
+            if isinstance(dtype, str):
+                if dtype.replace('torch.', '') not in self.valid_dtypes:
+                    raise SegkitError(f'SegkitAmpOptimWrapper: dtype {dtype!r} is not one '
+                                      f'of {self.valid_dtypes}')
+                dtype = getattr(torch, dtype.replace('torch.', ''))
+            self.cast_dtype = dtype
+            self.device_type = device_type or default_device()
+            if self.device_type == 'cpu' and dtype == torch.float16:
+                raise SegkitError('fp16 autocast on CPU is not supported: use bf16 '
+                                  '(--amp bf16) or a GPU')
+            if self.device_type == 'cuda' and dtype == torch.bfloat16 and \
+                    not torch.cuda.is_bf16_supported():
+                raise SegkitError('this GPU has no bf16: use --amp fp16')
+            if loss_scale == 'auto':
+                loss_scale = 'dynamic' if dtype == torch.float16 else None
+            self._scale_update_param = None
+            if loss_scale is None:
+                self.loss_scaler = None
+            else:
+                if self.device_type != 'cuda':
+                    raise SegkitError('loss scaling needs a GPU; on CPU use bf16 with '
+                                      "loss_scale='auto' (none)")
+                if use_fsdp:
+                    from torch.distributed.fsdp.sharded_grad_scaler import \
+                        ShardedGradScaler as Scaler
+                    make = lambda **kw: Scaler(**kw)  # noqa: E731
+                else:
+                    make = lambda **kw: torch.amp.GradScaler('cuda', **kw)  # noqa: E731
+                if loss_scale == 'dynamic':
+                    self.loss_scaler = make()
+                elif isinstance(loss_scale, (int, float)):
+                    self._scale_update_param = float(loss_scale)
+                    self.loss_scaler = make(init_scale=float(loss_scale))
+                elif isinstance(loss_scale, dict):
+                    self.loss_scaler = make(**loss_scale)
+                else:
+                    raise SegkitError(f'loss_scale must be auto, dynamic, a number, a '
+                                      f'dict or None, got {loss_scale!r}')
+            self.last_step_skipped = False
+            self.last_loss_finite = True
+            self.skipped_steps = 0
+            self.consecutive_skips = 0
+
+        # -- training
+        def backward(self, loss: torch.Tensor, **kwargs):
+            self.last_loss_finite = bool(torch.isfinite(loss.detach()).all())
+            if self.loss_scaler is None:
+                loss.backward(**kwargs)
+            else:
+                self.loss_scaler.scale(loss).backward(**kwargs)
+            self._inner_count += 1
+
+        def step(self, **kwargs):
+            if self.loss_scaler is None:
+                if self.clip_grad_kwargs:
+                    self._clip_grad()
+                self.optimizer.step(**kwargs)
+                self.last_step_skipped = False
+            else:
+                if self.clip_grad_kwargs:
+                    self.loss_scaler.unscale_(self.optimizer)
+                    self._clip_grad()
+                scale_before = self.loss_scaler.get_scale()
+                self.loss_scaler.step(self.optimizer, **kwargs)
+                skipped = None
+                try:  # exact: the scaler's own inf check (private API)
+                    found = self.loss_scaler._found_inf_per_device(self.optimizer)
+                    skipped = bool(sum(v.item() for v in found.values()))
+                except Exception:  # noqa: BLE001
+                    pass
+                self.loss_scaler.update(self._scale_update_param)
+                if skipped is None:  # dynamic scaling backs off on overflow
+                    skipped = self.loss_scaler.get_scale() < scale_before
+                self.last_step_skipped = skipped
+            if self.last_step_skipped:
+                self.skipped_steps += 1
+                self.consecutive_skips += 1
+            else:
+                self.consecutive_skips = 0
+
+        def step_status(self) -> str:
+            """'ok', 'skipped_overflow' (benign fp16 overflow) or 'nonfinite_loss'."""
+            if not self.last_loss_finite:
+                return 'nonfinite_loss'
+            return 'skipped_overflow' if self.last_step_skipped else 'ok'
+
+        @property
+        def loss_scale(self) -> Optional[float]:
+            return None if self.loss_scaler is None else float(self.loss_scaler.get_scale())
+
+        # -- checkpoints
+        def state_dict(self) -> dict:
+            state = OptimWrapper.state_dict(self)
+            if self.loss_scaler is not None:
+                state['loss_scaler'] = self.loss_scaler.state_dict()
+            return state
+
+        def load_state_dict(self, state_dict: dict):
+            state_dict = dict(state_dict)
+            scaler_state = state_dict.pop('loss_scaler', None)
+            if scaler_state and self.loss_scaler is not None:
+                self.loss_scaler.load_state_dict(scaler_state)
+            if 'base_param_settings' in state_dict:
+                self.base_param_settings = state_dict.pop('base_param_settings')
+            self.optimizer.load_state_dict(state_dict)
+
+        @contextlib.contextmanager
+        def optim_context(self, model: nn.Module):
+            with OptimWrapper.optim_context(self, model), \
+                    torch.autocast(device_type=self.device_type, dtype=self.cast_dtype):
+                yield
+
+    return SegkitAmpOptimWrapper
+
+
+SegkitAmpOptimWrapper = _register_amp_wrapper()
+
+
+def autocast_context(amp: Optional[str], device: str):
+    """Autocast for inference with the same dtype as training (nullcontext if none)."""
+    if not amp:
+        return contextlib.nullcontext()
+    dtype = getattr(torch, AMP_DTYPES[amp])
+    if device == 'cpu' and dtype == torch.float16:
+        raise SegkitError('fp16 autocast on CPU is not supported: use bf16')
+    return torch.autocast(device_type=device, dtype=dtype)
+
+
+def cpu_has_bf16() -> bool:
+    """Native bf16 on this CPU (AVX512-BF16 / AMX); without it autocast still works
+    but is slow (emulated)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+__all__ = ['AMP_DTYPES', 'FastPaths', 'SegkitAmpOptimWrapper', 'SegkitRunner',
+           'amp_of', 'apply_fast_paths', 'apply_model_fast_paths', 'autocast_context',
+           'backend_flags', 'compile_model', 'cpu_has_bf16', 'enable_channels_last',
+           'enable_fast_attention', 'normalize_compile', 'set_amp', 'set_backend_flags',
+           'set_fused_optimizer', 'warnings']
