@@ -131,10 +131,14 @@ def pretrained_paths(cfg) -> list[tuple]:
     return [(w, p) for w, p in found if not re.match(r'^[a-z0-9+]+://', str(p))]
 
 
-def set_max_epochs(cfg, epochs: int) -> None:
+def set_max_epochs(cfg, epochs: int, epoch_length: Optional[int] = None) -> None:
     """Train for ``epochs``, stretching the schedule with it: every scheduler's begin,
     end and milestones scale by epochs / max_epochs (``--cfg-options
-    train_cfg.max_epochs=N`` alone would leave the LR at its end value, or cut it)."""
+    train_cfg.max_epochs=N`` alone would leave the LR at its end value, or cut it).
+
+    With ``epoch_length`` (iterations per epoch) a phase shrunk below one iteration
+    (a warmup in a very short run) keeps one, and the phase after it starts there.
+    """
     old = cfg.train_cfg.max_epochs
     scale = epochs / old
     cfg.train_cfg.max_epochs = epochs
@@ -144,14 +148,28 @@ def set_max_epochs(cfg, epochs: int) -> None:
         return int(round(v)) if abs(v - round(v)) < 1e-9 else v
 
     scheds = cfg.get('param_scheduler') or []
-    for s in ([scheds] if isinstance(scheds, dict) else scheds):
+    scheds = [scheds] if isinstance(scheds, dict) else scheds
+    for s in scheds:
         for key in ('begin', 'end', 'T_max'):
             if s.get(key) is not None:
                 s[key] = stretch(s[key])
         if s.get('milestones'):
             s['milestones'] = [stretch(m) for m in s['milestones']]
-    if cfg.train_cfg.get('val_interval', 1) > epochs:
-        cfg.train_cfg.val_interval = epochs
+    if epoch_length:
+        for s in scheds:
+            begin, end = s.get('begin', 0), s.get('end')
+            if end is not None and int(end * epoch_length) <= int(begin * epoch_length):
+                new_end = (int(begin * epoch_length) + 1) / epoch_length
+                for later in scheds:  # the phase that started where this one ended
+                    if later is not s and later.get('begin') == end:
+                        later['begin'] = new_end
+                s['end'] = new_end
+    for key in ('val_interval',):
+        if cfg.train_cfg.get(key, 1) > epochs:
+            cfg.train_cfg[key] = epochs
+    ckpt = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
+    if ckpt.get('interval', 1) > epochs:
+        ckpt['interval'] = epochs
 
 
 def resolve_class_weight_files(node) -> None:

@@ -107,6 +107,22 @@ def apply_auto_scale_lr(cfg, config_path: str, world: int) -> None:
         f'{actual / base:.4g}: {lr} -> {new}')
 
 
+def apply_max_epochs(cfg, epochs: int, world: int) -> None:
+    """``--max-epochs N``: stretch the schedule (see configs.set_max_epochs)."""
+    from .configs import set_max_epochs
+    from .convert.iter2epoch import epoch_length, train_set_size
+    try:
+        n = train_set_size(cfg)[0]
+        length = epoch_length(n, world, cfg.train_dataloader.get('batch_size', 1),
+                              cfg.train_dataloader.get('drop_last', False))
+    except SegkitError:
+        length = None  # data missing: preflight says so
+    old = cfg.train_cfg.max_epochs
+    set_max_epochs(cfg, epochs, length)
+    log(f'--max-epochs {epochs}: schedule stretched x{epochs / old:.3g} '
+        f'(was {old} epochs)')
+
+
 def guard_fresh_run(work_dir: str) -> None:
     """A run without --resume must not overwrite an earlier run's checkpoints."""
     wd = Path(work_dir)
@@ -133,12 +149,11 @@ def build_runner(cfg):
 
 def train(args) -> int:
     cfg = prepare_config(args, 'train')
-    if getattr(args, 'max_epochs', None):
-        from .configs import set_max_epochs
-        set_max_epochs(cfg, args.max_epochs)
     apply_amp(cfg, args.amp)
     sk_dist.setup_distributed(cfg, args.launcher)
     world = sk_dist.world_size()
+    if getattr(args, 'max_epochs', None):
+        apply_max_epochs(cfg, args.max_epochs, world)
     resume, load_from = resolve_resume(args.resume, cfg.work_dir, logger=log)
     if resume:
         cfg.resume, cfg.load_from = True, load_from

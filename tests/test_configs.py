@@ -278,3 +278,17 @@ def test_pipelines_run_on_a_sample_shaped_like_the_dataset(path, tmp_path):
             assert tuple(seg.shape[-2:]) == tuple(img.shape[-2:])
         values = set(seg.unique().tolist()) - {255}
         assert values and max(values) < DATASETS[name.dataset][1]
+
+
+def test_set_max_epochs_stretches_the_schedule():
+    from segkit.configs import set_max_epochs
+    cfg = load_config(str(ROOT / 'configs/segformer/segformer_mit-b2_3xb6-200e_voc12aug-512x512.py'))
+    set_max_epochs(cfg, 100)
+    warm, poly = cfg.param_scheduler
+    assert (warm.end, poly.begin, poly.end, cfg.train_cfg.max_epochs) == (7.5, 7.5, 100, 100)
+    assert epoch_invariant_errors(cfg) == []
+    # a 1-epoch run of 4 iterations: the warmup keeps one iteration, poly follows it
+    set_max_epochs(cfg, 1, epoch_length=4)
+    warm, poly = cfg.param_scheduler
+    assert int(warm.end * 4) == 1 and poly.begin == warm.end and poly.end == 1
+    assert cfg.train_cfg.val_interval == 1 and cfg.default_hooks.checkpoint.interval == 1

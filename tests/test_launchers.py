@@ -160,12 +160,13 @@ def test_dry_run_commands():
     assert '--ntasks=1' in slurm_test and 'ckpt.pth --launcher=slurm' in slurm_test
 
 
-def test_test_tool_prints_per_class_iou_and_writes_json(tiny_run, tmp_path):
+def test_test_tool_prints_per_class_iou_and_writes_json(tiny_run, demo_data, tmp_path):
     best = sorted(tiny_run.glob('best_mIoU_epoch_*.pth'))[-1]
     out_json = tmp_path / 'metrics.json'
     proc = run_py('tools/test.py', DEMO_CONFIG, best, '--work-dir', tmp_path / 'test',
                   '--metrics-json', out_json, '--out', tmp_path / 'pred',
-                  '--cfg-options', *_data_options(tiny_run))
+                  '--cfg-options', f'test_dataloader.dataset.data_root={demo_data}',
+                  'test_dataloader.num_workers=0')
     assert 'per-class results' in proc.stdout
     for name in ('background', 'disk', 'square', 'triangle', 'ring'):
         assert re.search(rf'│ {name}\s+│', proc.stdout), name
@@ -175,13 +176,6 @@ def test_test_tool_prints_per_class_iou_and_writes_json(tiny_run, tmp_path):
     confusion = payload['per_class']['confusion']
     assert sum(map(sum, confusion)) == sum(payload['per_class']['gt_pixels']) > 0
     assert len(list((tmp_path / 'pred').glob('*.png'))) == 8  # one prediction per val image
-
-
-def _data_options(tiny_run):
-    """The data root the tiny run trained on (from its run record's config)."""
-    text = next(tiny_run.glob('*/config.py')).read_text()
-    root = re.search(r"data_root='([^']+)'", text).group(1)
-    return [f'test_dataloader.dataset.data_root={root}', 'test_dataloader.num_workers=0']
 
 
 def test_infer_writes_one_png_per_input(tiny_run, demo_data, tmp_path):

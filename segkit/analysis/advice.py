@@ -71,11 +71,13 @@ def variant_examples(name: str) -> list:
 
 
 def variant_or_example(config: Optional[str], name: str) -> tuple:
-    """(path, is_ours): the run's own variant, else an example of another config."""
+    """(path, is_ours): the run's own variant, else an example of another config
+    (one of the same model family first)."""
     own = variant(config, name)
     if own:
         return own, True
-    ex = variant_examples(name)
+    algo = Path(config).stem.split('_')[0] if config else ''
+    ex = sorted(variant_examples(name), key=lambda p: (Path(p).stem.split('_')[0] != algo, p))
     return (ex[0] if ex else None), False
 
 
@@ -103,8 +105,7 @@ def bigger_encoders(config: Optional[str]) -> list:
 
 
 def command(*args) -> str:
-    return ' '.join(shlex.quote(str(a)) if a and not str(a).startswith('`') else str(a)
-                    for a in args)
+    return ' '.join(shlex.quote(str(a)) for a in args)
 
 
 def short_path(path) -> str:

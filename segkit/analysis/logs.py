@@ -299,6 +299,10 @@ def _read_subrun(sub: Path, index: int) -> tuple:
             record = json.loads(rec_path.read_text())
         except json.JSONDecodeError:
             record = {}
+    if record.get('mode') == 'test' or (sub / 'test_metrics.json').is_file() or \
+            (record.get('mode') != 'train' and (sub / f'{sub.name}.json').is_file()):
+        # tools/test.py: LoggerHook dumps the test metrics to <ts>/<ts>.json
+        return SubRun(sub.name, sub, record, [], [], 'none'), 'test'
     log = _json_log(sub)
     if log is not None:
         rows, bad = _read_json_lines(log)
@@ -311,14 +315,8 @@ def _read_subrun(sub: Path, index: int) -> tuple:
     sr = SubRun(sub.name, sub, record, train, val, source, skipped_lines=bad, **text)
     if sr.epoch_length is None:
         sr.epoch_length = _epoch_length_from_points(train)
-    if record.get('mode') == 'test' or (sub / 'test_metrics.json').is_file():
-        kind = 'test'
-    elif record.get('mode') == 'train' or train:
-        kind = 'train'
-    elif val:  # validation lines only: a run whose train lines were lost, still train
-        kind = 'train'
-    elif (sub / f'{sub.name}.json').is_file():  # LoggerHook's test-metrics dump
-        kind = 'test'
+    if record.get('mode') == 'train' or train or val:
+        kind = 'train'  # (validation lines only: a run whose train lines were lost)
     else:
         kind = None
     return sr, kind

@@ -37,10 +37,14 @@ BEST_FAR_FRACTION = 0.25
 BEST_DROP_POINTS = 1.0
 # A class is rare when its share of ground-truth pixels is below this fraction of
 # an even share (100 % / number of classes).
-RARE_FACTOR = 0.5
-# The weakest classes: the lowest-IoU WEAK_FRACTION of the classes (1 to WEAK_MAX).
+RARE_FACTOR = 0.25
+# The weakest classes: the lowest-IoU WEAK_FRACTION of the classes (1 to WEAK_MAX),
+# plus those tied with the last of them (up to WEAK_MAX); rarer first among ties.
 WEAK_FRACTION = 0.2
 WEAK_MAX = 5
+# A model that has learned nothing predicts one class everywhere: at most one class
+# with an IoU above this many points.
+LEARNED_IOU = 1.0
 # A confusion pair is reported when at least this fraction of a class's ground-truth
 # pixels is predicted as the other class; the top CONFUSION_TOP pairs.
 CONFUSION_MIN = 0.05
@@ -100,6 +104,7 @@ class Reading:
     weakest: list = field(default_factory=list)  # ClassRow, weakest first
     weak_rare: list = field(default_factory=list)
     imbalance: bool = False  # most of the weakest classes are rare
+    degenerate: Optional[str] = None  # the one class predicted everywhere
     confusions: list = field(default_factory=list)
     batch: Optional[tuple] = None  # (actual total batch, planned, label) when they differ
     auto_scaled: bool = False
@@ -228,9 +233,15 @@ def _read_classes(r: Reading, run: Run) -> None:
     for row in rows:
         row.rare = row.share is not None and n > 0 and row.share < RARE_FACTOR * 100.0 / n
     r.classes = rows
-    scored = sorted((row for row in rows if row.iou is not None), key=lambda x: x.iou)
+    scored = sorted((row for row in rows if row.iou is not None),
+                    key=lambda x: (x.iou, x.share if x.share is not None else 0.0))
     k = min(WEAK_MAX, max(1, round(WEAK_FRACTION * n))) if scored else 0
+    while 0 < k < min(WEAK_MAX, len(scored)) and scored[k].iou == scored[k - 1].iou:
+        k += 1
     r.weakest = scored[:k]
+    learned = [row for row in scored if row.iou > LEARNED_IOU]
+    if len(scored) >= 2 and len(learned) <= 1:
+        r.degenerate = learned[0].name if learned else '(none)'
     r.weak_rare = [row for row in r.weakest if row.rare]
     r.imbalance = bool(r.weakest) and len(r.weak_rare) * 2 >= len(r.weakest) and \
         bool(r.weak_rare)
@@ -285,6 +296,8 @@ def read_run(run: Run, last_k: int = DEFAULT_LAST_K) -> Reading:
     _read_lr(r, run)
     _read_classes(r, run)
     _read_batch(r, run)
+    if r.degenerate:  # one class everywhere: underfitting, whatever the loss does
+        r.overfitting = False
     from .words import findings
     from .next_steps import next_steps
     r.findings = findings(r, run)

@@ -1,0 +1,34 @@
+"""Reading a finished (or interrupted and resumed) run: why it plateaued, what next.
+
+    from segkit.analysis import load_run, read_run, write_report
+    run = load_run('work_dirs/x')            # logs of every sub-run, merged
+    reading = read_run(run, last_k=5)        # the numbers and the sentences
+    report = write_report(run, reading, 'work_dirs/x/report')
+
+Modules: ``logs`` (reading a work dir), ``schedule`` (the LR followed against the
+configured schedule), ``reading`` (verdicts and thresholds), ``words`` (sentences),
+``next_steps`` and ``advice`` (this repository's commands and config variants),
+``plots`` (PNGs) and ``report`` (report.md and the terminal summary).
+"""
+from .logs import Run, SubRun, TestResult, TrainPoint, ValPoint, load_run
+from .next_steps import NextStep
+from .reading import Reading, read_run
+from .report import Report, print_summary, write_report
+
+__all__ = ['Run', 'SubRun', 'TestResult', 'TrainPoint', 'ValPoint', 'load_run', 'Reading',
+           'read_run', 'NextStep', 'Report', 'write_report', 'print_summary', 'analyze']
+
+
+def analyze(work_dir, out=None, compare=(), last_k: int = 5, console=None) -> tuple:
+    """What ``tools/analyze_run.py`` does: (Run, Reading, Report)."""
+    from pathlib import Path
+    run = load_run(work_dir)
+    reading = read_run(run, last_k=last_k)
+    others = []
+    for other in compare:
+        o = load_run(other)
+        others.append((o, read_run(o, last_k=last_k)))
+    out = Path(out) if out else Path(work_dir) / 'report'
+    report = write_report(run, reading, out, compare=others)
+    print_summary(run, reading, report, compare=others, console=console)
+    return run, reading, report

@@ -1,0 +1,197 @@
+"""PNG plots of a run (matplotlib, Agg backend: no display needed).
+
+Each function writes one file and returns its path (None when there is nothing
+to draw): loss and LR by iteration with the resumes marked, the validation
+metrics by epoch with the best marked, per-class IoU bars coloured by pixel
+frequency, the row-normalised confusion matrix, and runs' mIoU overlaid.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use('Agg', force=True)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _resume_marks(run) -> list:
+    """(first iteration, first epoch, label) of every sub-run after the first."""
+    marks = []
+    for sr in run.subruns[1:]:
+        if sr.resumed_at:
+            ep, it = sr.resumed_at
+        else:
+            it = (sr.iters[0] - 1) if sr.iters[0] else None
+            ep = (sr.epochs[0] - 1) if sr.epochs[0] else None
+        marks.append((it, ep, f'resume ({sr.name})' if (sr.resumed_at or sr.resumed_from)
+                      else f'restart ({sr.name})'))
+    return marks
+
+
+def plot_loss_lr(run, reading, out: Path) -> Optional[Path]:
+    pts = [p for p in run.train if p.loss is not None or p.lr is not None]
+    if not pts:
+        return None
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    its = [p.iter for p in pts if p.loss is not None]
+    ax1.plot(its, [p.loss for p in pts if p.loss is not None], lw=1, label='train loss')
+    ax1.set_ylabel('loss')
+    ax1.grid(alpha=0.3)
+    lr_its = [p.iter for p in pts if p.lr is not None]
+    ax2.plot(lr_its, [p.lr for p in pts if p.lr is not None], lw=1.5, label='logged lr')
+    for chk in reading.lr_checks if reading else []:
+        if chk.configured:
+            ax2.plot(chk.steps, chk.configured, ls='--', lw=1, color='tab:red',
+                     label='configured (config.py)' if chk is reading.lr_checks[0] else None)
+    ax2.set_ylabel('learning rate')
+    ax2.set_xlabel('iteration')
+    ax2.grid(alpha=0.3)
+    for it, _, label in _resume_marks(run):
+        if it is None:
+            continue
+        for ax in (ax1, ax2):
+            ax.axvline(it + 0.5, color='grey', ls=':', lw=1)
+        ax1.annotate(label, (it + 0.5, 1), xycoords=('data', 'axes fraction'), rotation=90,
+                     va='top', ha='right', fontsize=7, color='grey')
+    ax1.legend(loc='upper right', fontsize=8)
+    ax2.legend(loc='upper right', fontsize=8)
+    ax1.set_title(f'{run.name}: train loss and LR')
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def plot_val(run, reading, out: Path) -> Optional[Path]:
+    vals = [v for v in run.val if v.miou is not None]
+    if not vals:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    eps = [v.epoch for v in vals]
+    for key, style in (('mIoU', '-o'), ('mAcc', '-s'), ('aAcc', '-^')):
+        ys = [v.metrics.get(key) for v in vals]
+        if any(y is not None for y in ys):
+            ax.plot(eps, [np.nan if y is None else y for y in ys], style, ms=3, lw=1.2,
+                    label=key)
+    if reading and reading.best_epoch is not None:
+        ax.plot([reading.best_epoch], [reading.best_miou], '*', ms=16, color='gold',
+                mec='black', label=f'best mIoU {reading.best_miou:.2f} (epoch '
+                f'{reading.best_epoch})', zorder=5)
+        if len(reading.window) >= 2:
+            ax.axvspan(reading.window[0], reading.window[-1], color='grey', alpha=0.1,
+                       label=f'last {reading.last_k} epochs')
+    for _, ep, label in _resume_marks(run):
+        if ep is not None:
+            ax.axvline(ep + 0.5, color='grey', ls=':', lw=1)
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('%')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc='best')
+    ax.set_title(f'{run.name}: validation')
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def plot_per_class(reading, out: Path, title: str = '') -> Optional[Path]:
+    rows = [row for row in (reading.classes if reading else []) if row.iou is not None]
+    if not rows:
+        return None
+    plt = _plt()
+    rows = sorted(rows, key=lambda r: r.iou)
+    h = max(3.0, min(40.0, 0.22 * len(rows) + 1.2))
+    fig, ax = plt.subplots(figsize=(8, h))
+    ys = np.arange(len(rows))
+    shares = [r.share for r in rows]
+    if all(s is not None for s in shares):
+        import matplotlib.colors as mcolors
+        logs = np.log10(np.maximum(np.array(shares, float), 1e-4))
+        norm = mcolors.Normalize(vmin=logs.min(), vmax=max(logs.max(), logs.min() + 1e-6))
+        cmap = plt.get_cmap('viridis')
+        ax.barh(ys, [r.iou for r in rows], color=cmap(norm(logs)))
+        sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+        cb = fig.colorbar(sm, ax=ax)
+        cb.set_label('log10(% of ground-truth pixels)')
+    else:
+        ax.barh(ys, [r.iou for r in rows], color='tab:blue')
+    ax.set_yticks(ys)
+    ax.set_yticklabels([r.name if r.share is None else f'{r.name} ({r.share:.2g}%)'
+                        for r in rows], fontsize=7 if len(rows) > 40 else 9)
+    ax.invert_yaxis()  # the weakest on top
+    for y, r in zip(ys, rows):
+        ax.text(r.iou + 0.5, y, f'{r.iou:.1f}', va='center', fontsize=7)
+    ax.set_xlabel('IoU (%)')
+    ax.set_xlim(0, 100)
+    ax.grid(axis='x', alpha=0.3)
+    ax.set_title(title or f'per-class IoU ({reading.class_source})')
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def plot_confusion(test, out: Path) -> Optional[Path]:
+    if test is None or not test.confusion:
+        return None
+    plt = _plt()
+    cm = np.asarray(test.confusion, dtype=float)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    n = len(cm)
+    size = min(24.0, max(5.0, 0.3 * n + 3))
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    im = ax.imshow(norm, cmap='Blues', vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, label='share of the true class\'s pixels')
+    names = test.classes or [str(i) for i in range(n)]
+    if n <= 60:
+        ax.set_xticks(range(n))
+        ax.set_yticks(range(n))
+        ax.set_xticklabels(names, rotation=90, fontsize=7 if n > 25 else 9)
+        ax.set_yticklabels(names, fontsize=7 if n > 25 else 9)
+    if n <= 25:
+        for i in range(n):
+            for j in range(n):
+                if norm[i, j] >= 0.005:
+                    ax.text(j, i, f'{norm[i, j]:.2f}', ha='center', va='center', fontsize=7,
+                            color='white' if norm[i, j] > 0.5 else 'black')
+    ax.set_xlabel('predicted')
+    ax.set_ylabel('ground truth')
+    ax.set_title('confusion matrix (row-normalised)')
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def plot_compare(runs: list, readings: list, out: Path) -> Optional[Path]:
+    if not any(run.val for run in runs):
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for run, r in zip(runs, readings):
+        vals = [v for v in run.val if v.miou is not None]
+        if not vals:
+            continue
+        line, = ax.plot([v.epoch for v in vals], [v.miou for v in vals], '-o', ms=3,
+                        lw=1.2, label=run.name)
+        if r.best_epoch is not None:
+            ax.plot([r.best_epoch], [r.best_miou], '*', ms=12, color=line.get_color(),
+                    mec='black')
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('mIoU (%)')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title('mIoU by epoch (best starred)')
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

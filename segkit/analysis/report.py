@@ -1,0 +1,223 @@
+"""``report.md`` with its plots, and the short terminal summary (rich)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from . import plots
+from .advice import short_path
+
+
+@dataclass
+class Report:
+    markdown: Path
+    plots: dict = field(default_factory=dict)  # name -> PNG path
+
+
+def fmt_seconds(s: Optional[float]) -> str:
+    if s is None:
+        return '?'
+    s = int(round(s))
+    if s >= 3600:
+        return f'{s // 3600}h{s % 3600 // 60:02d}m'
+    if s >= 60:
+        return f'{s // 60}m{s % 60:02d}s'
+    return f'{s}s'
+
+
+def _f(x, nd=2) -> str:
+    return '—' if x is None else f'{x:.{nd}f}'
+
+
+def _lr(x) -> str:
+    return '—' if x is None else f'{x:.3g}'
+
+
+VERDICT_WORDS = {
+    'no-validation': 'never validated',
+    'too-few': 'too few validations to tell',
+    'rising': 'still rising',
+    'plateau': 'converged (plateau)',
+    'falling': 'falling',
+}
+
+
+def compare_rows(runs: list, readings: list) -> list:
+    """One row per run: name, best mIoU, best epoch, epochs, validations, final LR,
+    wall time, verdict."""
+    rows = []
+    for run, r in zip(runs, readings):
+        rows.append([run.name, _f(r.best_miou), str(r.best_epoch or '—'),
+                     str(r.epochs_trained or '—'), str(r.n_val), _lr(r.final_lr),
+                     fmt_seconds(run.wall_seconds), VERDICT_WORDS.get(r.verdict, r.verdict)
+                     + (', overfitting' if r.overfitting else '')])
+    return rows
+
+
+COMPARE_HEAD = ['run', 'best mIoU', 'best epoch', 'epochs', 'validations', 'final LR',
+                'train time (wall)', 'reading']
+
+
+def _table(head: list, rows: list) -> list:
+    out = ['| ' + ' | '.join(head) + ' |', '|' + '|'.join('---' for _ in head) + '|']
+    out += ['| ' + ' | '.join(str(c).replace('|', '\\|') for c in row) + ' |' for row in rows]
+    return out + ['']
+
+
+def make_plots(run, reading, out_dir: Path) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made = {
+        'loss_lr': plots.plot_loss_lr(run, reading, out_dir / 'loss_lr.png'),
+        'val_metrics': plots.plot_val(run, reading, out_dir / 'val_metrics.png'),
+        'per_class_iou': plots.plot_per_class(reading, out_dir / 'per_class_iou.png'),
+        'confusion': plots.plot_confusion(run.test, out_dir / 'confusion.png'),
+    }
+    return {k: v for k, v in made.items() if v is not None}
+
+
+def write_report(run, reading, out_dir, compare: Optional[list] = None) -> Report:
+    """Write ``out_dir/report.md`` and its PNGs; ``compare`` = [(Run, Reading), ...]
+    of other runs to set beside this one."""
+    out_dir = Path(out_dir)
+    pngs = make_plots(run, reading, out_dir)
+    r = reading
+    md = [f'# Run report: {run.name}', '',
+          f'- work dir: `{run.work_dir}`',
+          f'- config: `{run.config_path or "?"}`',
+          f'- sub-runs: {r.n_subruns}' + (f' (+{r.n_empty_subruns} that logged nothing)'
+                                          if r.n_empty_subruns else ''),
+          f'- train time (wall, all sub-runs): {fmt_seconds(run.wall_seconds)}',
+          f'- generated: {time.strftime("%Y-%m-%d %H:%M:%S")} by `tools/analyze_run.py` '
+          f'(last K = {r.last_k} epochs)', '']
+    md += ['## Reading', ''] + [f'- {s}' for s in r.findings] + ['']
+    md += ['## Next steps', '']
+    if r.next_steps:
+        for i, step in enumerate(r.next_steps, 1):
+            md.append(f'{i}. {step.why}')
+            if step.commands:
+                md += ['', '   ```bash'] + [f'   {c}' for c in step.commands] + ['   ```']
+            md.append('')
+    else:
+        md += ['Nothing to change from what the logs show.', '']
+    md += ['## Curves', '']
+    if 'loss_lr' in pngs:
+        md += ['Train loss and LR by iteration (dotted lines: resumes; dashed red: the LR '
+               'config.py schedules).', '', '![loss and LR](loss_lr.png)', '']
+    if 'val_metrics' in pngs:
+        md += ['Validation by epoch (star: best mIoU; shaded: the last K epochs).', '',
+               '![validation metrics](val_metrics.png)', '']
+        vals = [v for v in run.val if v.miou is not None]
+        shown = vals if len(vals) <= 12 else [v for v in vals[:2]] + vals[-10:]
+        if r.best_epoch is not None and all(v.epoch != r.best_epoch for v in shown):
+            shown = sorted(shown + [v for v in vals if v.epoch == r.best_epoch],
+                           key=lambda v: v.epoch)
+        rows = [[v.epoch, _f(v.metrics.get('mIoU')), _f(v.metrics.get('mAcc')),
+                 _f(v.metrics.get('aAcc')), run.subruns[v.subrun].name
+                 + (' **best**' if v.epoch == r.best_epoch else '')] for v in shown]
+        md += _table(['epoch', 'mIoU', 'mAcc', 'aAcc', 'sub-run'], rows)
+    else:
+        md += ['No validation was logged.', '']
+    md += ['## Learning rate', '']
+    if r.lr_checks:
+        rows = [[c.subrun, c.key, len(c.steps), _lr(c.peak), f'{100 * c.max_error:.2f}%',
+                 'yes' if c.matches else f'**no** (from iteration {c.first_bad})'
+                 + (', follows the checkpoint\'s schedule' if c.follows_previous else '')]
+                for c in r.lr_checks]
+        md += _table(['sub-run', 'logged key', 'steps', 'configured peak', 'max deviation',
+                      'follows config.py'], rows)
+    se = r.schedule
+    if se:
+        md += [f'Configured: max_epochs {se.max_epochs}, LR schedule ends at epoch '
+               f'{"(open)" if se.end_epoch is None else f"{se.end_epoch:g}"}, final LR '
+               f'{_lr(se.final_lr)} (peak {_lr(se.peak_lr)}). Logged final LR: '
+               f'{_lr(r.final_lr)}.', '']
+    md += ['## Classes', '']
+    if 'per_class_iou' in pngs:
+        md += [f'Per-class IoU ({r.class_source}), sorted; colour: share of ground-truth '
+               'pixels (when known).', '', '![per-class IoU](per_class_iou.png)', '']
+    if r.classes:
+        weak = {row.name for row in r.weakest}
+        rows = [[('**' + row.name + '**') if row.name in weak else row.name, _f(row.iou),
+                 _f(row.acc), '—' if row.share is None else f'{row.share:.2f}%',
+                 'yes' if row.rare else '']
+                for row in sorted(r.classes, key=lambda x: (x.iou is None, x.iou or 0))]
+        md += _table(['class (weakest in bold)', 'IoU', 'Acc', 'pixels', 'rare'], rows)
+    else:
+        md += ['No per-class values were logged.', '']
+    if 'confusion' in pngs:
+        md += ['## Confusion', '', f'From `{short_path(run.test.path)}` (checkpoint '
+               f'`{run.test.checkpoint}`); rows: ground truth, columns: prediction.', '',
+               '![confusion matrix](confusion.png)', '']
+        if r.confusions:
+            md += _table(['true class', 'predicted as', 'share of its pixels', 'pixels'],
+                         [[c.truth, c.predicted, f'{100 * c.fraction:.1f}%', c.pixels]
+                          for c in r.confusions])
+    md += ['## Sub-runs', '']
+    rows = []
+    for sr in sorted(run.subruns + run.empty, key=lambda x: x.name):
+        if any(sr is e for e in run.empty):
+            rows.append([sr.name,
+                         sr.started.strftime('%Y-%m-%d %H:%M:%S') if sr.started else '?',
+                         Path(sr.resumed_from).name if sr.resumed_from else '—', '—', '—',
+                         0, 0, '?', fmt_seconds(sr.wall_seconds), 'logged nothing'])
+            continue
+        its, eps = sr.iters, sr.epochs
+        rows.append([sr.name, sr.started.strftime('%Y-%m-%d %H:%M:%S') if sr.started else '?',
+                     Path(sr.resumed_from).name if sr.resumed_from else '—',
+                     f'{eps[0]}-{eps[1]}' if eps[0] is not None else '—',
+                     f'{its[0]}-{its[1]}' if its[0] is not None else '—',
+                     len(sr.train), len(sr.val), sr.epoch_length or '?',
+                     fmt_seconds(sr.wall_seconds), sr.source])
+    md += _table(['sub-run', 'started', 'resumed from', 'epochs', 'iterations', 'train lines',
+                  'validations', 'iters/epoch', 'wall time', 'read from'], rows)
+    if compare:
+        runs = [run] + [c[0] for c in compare]
+        readings = [reading] + [c[1] for c in compare]
+        md += ['## Compared runs', '']
+        md += _table(COMPARE_HEAD, compare_rows(runs, readings))
+        png = plots.plot_compare(runs, readings, out_dir / 'compare_miou.png')
+        if png:
+            pngs['compare_miou'] = png
+            md += ['![mIoU of the compared runs](compare_miou.png)', '']
+        md += [f'- {c[0].name}: `{c[0].work_dir}`' for c in compare] + ['']
+    path = out_dir / 'report.md'
+    path.write_text('\n'.join(md))
+    return Report(path, pngs)
+
+
+def print_summary(run, reading, report: Optional[Report] = None, compare=None,
+                  console=None) -> None:
+    """The short terminal version: verdict, findings, next commands (printed whole,
+    not wrapped, so they can be copied)."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.panel import Panel
+    from rich.table import Table
+    console = console or Console()
+    r = reading
+    lines = [f'[bold]{VERDICT_WORDS.get(r.verdict, r.verdict)}'
+             f'{"  +  overfitting signs" if r.overfitting else ""}[/]']
+    for s in r.findings:
+        bad = 'MISMATCH' in s or 'Overfitting sign' in s
+        lines.append(f'[red]- {escape(s)}[/]' if bad else f'- {escape(s)}')
+    console.print(Panel('\n'.join(lines), title=f'run {escape(run.name)}', expand=True))
+    if r.next_steps:
+        console.print('[bold]next steps[/]')
+        for i, step in enumerate(r.next_steps, 1):
+            console.print(f'{i}. {escape(step.why)}')
+            for c in step.commands:
+                console.print(f'   [cyan]{escape(c)}[/]', soft_wrap=True)
+    if compare:
+        runs = [run] + [c[0] for c in compare]
+        readings = [r] + [c[1] for c in compare]
+        table = Table(title='compared runs')
+        for h in COMPARE_HEAD:
+            table.add_column(h)
+        for row in compare_rows(runs, readings):
+            table.add_row(*[escape(c) for c in row])
+        console.print(table)
+    if report:
+        console.print(f'report: {escape(str(report.markdown))}  ({len(report.plots)} plots)',
+                      soft_wrap=True)

@@ -1,0 +1,642 @@
+"""Training benchmark: real training steps of a config's model.
+
+Each step is the config's own ``model.train_step(data, optim_wrapper)`` (data
+preprocessor incl. host-to-device copy, forward, loss, backward, gradient clipping,
+optimizer step, through the config's optimizer wrapper). Timing: CUDA synchronised
+after every step, warm-up steps excluded, median and mean reported; every step is
+split into *data wait* (time to get the next batch from the dataloader / the synthetic
+batch list) and *step*.
+
+Setups are benchmarked one after the other in one process; the process-wide switches
+(cuDNN benchmark, TF32) are set per setup and restored afterwards.
+"""
+from __future__ import annotations
+
+import copy
+import gc
+import itertools
+import logging
+import math
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Callable, Optional, Union
+
+import torch
+
+from segkit.errors import SegkitError
+
+OOM_TEXT = ('out of memory', "can't allocate memory", 'CUDNN_STATUS_ALLOC_FAILED',
+            'CUBLAS_STATUS_ALLOC_FAILED')
+
+
+@dataclass
+class Setup:
+    """One benchmarked configuration. ``None`` = what the config says (for the fast
+    paths: the config's ``fast_paths`` dict, else stock PyTorch/mmseg behaviour)."""
+    config: str
+    label: str = ''
+    batch: Optional[int] = None
+    amp: Optional[str] = None               # 'fp16' | 'bf16' | 'fp32' | None
+    compile: Union[bool, str, None] = None  # False | 'auto' | 'backbone' | 'model'
+    compile_mode: Optional[str] = None
+    compile_backend: Optional[str] = None
+    channels_last: Optional[bool] = None
+    fused: Union[bool, str, None] = None
+    cudnn_benchmark: Optional[bool] = None
+    tf32: Optional[bool] = None
+    fast_attention: Optional[bool] = None
+    size: Optional[tuple] = None            # override the crop size (tests)
+    cfg_options: Optional[dict] = None
+
+    def describe(self) -> str:
+        parts = [os.path.basename(self.config).replace('.py', '')]
+        for key in ('amp', 'compile', 'channels_last', 'fused', 'fast_attention', 'tf32'):
+            value = getattr(self, key)
+            if value not in (None, False):
+                parts.append(key if value is True else f'{key}={value}')
+        return ' '.join(parts)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def quiet_mmengine() -> None:
+    """mmengine logs every parameter's init at INFO: keep the terminal readable."""
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_instance('mmengine')
+    logger.setLevel(logging.WARNING)
+    for handler in logger.handlers:
+        handler.setLevel(logging.WARNING)
+
+
+def sync(device: str) -> None:
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def is_oom(err: BaseException) -> bool:
+    if isinstance(err, getattr(torch.cuda, 'OutOfMemoryError', ())) or \
+            isinstance(err, MemoryError):
+        return True
+    return isinstance(err, RuntimeError) and any(t in str(err) for t in OOM_TEXT)
+
+
+def free_memory(device: str) -> None:
+    gc.collect()
+    if device.startswith('cuda'):
+        torch.cuda.empty_cache()
+
+
+class MemoryMeter:
+    """Peak memory of a block: CUDA ``max_memory_allocated`` (and reserved); on CPU
+    the process's resident-set high-water mark (VmHWM, reset through
+    /proc/self/clear_refs where Linux allows it, else ``ru_maxrss``)."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.cpu_reset = False
+
+    def reset(self) -> None:
+        if self.device.startswith('cuda'):
+            torch.cuda.reset_peak_memory_stats()
+            return
+        try:
+            with open('/proc/self/clear_refs', 'w') as f:
+                f.write('5')
+            self.cpu_reset = True
+        except OSError:
+            self.cpu_reset = False
+
+    def read(self) -> dict:
+        if self.device.startswith('cuda'):
+            return {'kind': 'cuda max_memory_allocated',
+                    'peak_bytes': int(torch.cuda.max_memory_allocated()),
+                    'peak_reserved_bytes': int(torch.cuda.max_memory_reserved())}
+        hwm = _proc_status_kb('VmHWM')
+        if hwm is None or not self.cpu_reset:
+            import resource
+            return {'kind': 'cpu ru_maxrss (process lifetime)',
+                    'peak_bytes': int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+                    * 1024}
+        return {'kind': 'cpu RSS high-water mark', 'peak_bytes': hwm * 1024}
+
+
+def _proc_status_kb(key: str) -> Optional[int]:
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith(key + ':'):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _stats(values: list) -> dict:
+    if not values:
+        return {'median': None, 'mean': None, 'min': None, 'max': None}
+    return {'median': statistics.median(values), 'mean': statistics.fmean(values),
+            'min': min(values), 'max': max(values)}
+
+
+def device_info(device: str) -> dict:
+    info = {'device': device, 'torch': torch.__version__, 'python': platform.python_version(),
+            'cpu_threads': torch.get_num_threads()}
+    if device.startswith('cuda'):
+        props = torch.cuda.get_device_properties(torch.device(device))
+        info.update(gpu=props.name, gpu_memory_bytes=int(props.total_memory),
+                    cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
+                    capability='.'.join(map(str, torch.cuda.get_device_capability(device))))
+    else:
+        info['cpu'] = platform.processor() or platform.machine()
+    return info
+
+
+# ------------------------------------------------------------------ one setup
+
+
+def prepare(setup: Setup, device: str):
+    """The config with the setup's switches applied: (cfg, FastPaths, amp, batch, size)."""
+    from segkit.configs import load_config
+    from segkit.perf import FastPaths, amp_of, normalize_compile, set_amp, \
+        set_fused_optimizer
+    from segkit.synthetic import crop_size_of
+    cfg = load_config(setup.config, setup.cfg_options)
+    if 'fast_paths' in cfg:
+        fp = FastPaths.from_cfg(cfg)
+    else:  # stock behaviour: torch's defaults, mmseg's cudnn_benchmark
+        fp = FastPaths(compile=False, channels_last=False, fused_optimizer=False,
+                       tf32=False, fast_attention=False,
+                       cudnn_benchmark=bool(cfg.get('env_cfg', {}).get(
+                           'cudnn_benchmark', False)))
+    for key, attr in (('compile', 'compile'), ('compile_mode', 'compile_mode'),
+                      ('compile_backend', 'compile_backend'),
+                      ('channels_last', 'channels_last'), ('fused', 'fused_optimizer'),
+                      ('cudnn_benchmark', 'cudnn_benchmark'), ('tf32', 'tf32'),
+                      ('fast_attention', 'fast_attention')):
+        value = getattr(setup, key)
+        if value is not None:
+            setattr(fp, attr, value)
+    fp.compile = normalize_compile(fp.compile)
+    set_amp(cfg, setup.amp, device)
+    if cfg.optim_wrapper.get('type') == 'SegkitAmpOptimWrapper':
+        cfg.optim_wrapper['device_type'] = device.split(':')[0]
+    fp.applied['fused_optimizer'] = set_fused_optimizer(cfg, fp.fused_optimizer,
+                                                        device.split(':')[0])
+    amp = amp_of(cfg)
+    size = tuple(setup.size) if setup.size else crop_size_of(cfg)
+    if setup.size:
+        cfg.model.data_preprocessor['size'] = tuple(setup.size)
+    batch = int(setup.batch or cfg.train_dataloader.get('batch_size', 1))
+    return cfg, fp, amp, batch, size
+
+
+def _data_iter(cfg, batch: int, size, synthetic: bool, num_batches: int = 2):
+    from segkit.synthetic import num_classes_of, synthetic_batch
+    if synthetic:
+        batches = [synthetic_batch(num_classes_of(cfg), batch, size, seed=i)
+                   for i in range(num_batches)]
+        return itertools.cycle(batches), 'synthetic'
+    from mmengine.runner import Runner
+    from segkit.configs import iter_datasets
+    loader_cfg = copy.deepcopy(cfg.train_dataloader)
+    loader_cfg['batch_size'] = batch
+    for _, ds in iter_datasets(loader_cfg.get('dataset')):
+        root = ds.get('data_root') or ''
+        if root and not os.path.isdir(root):
+            raise SegkitError(f'dataset {root} is missing: prepare it (tools/'
+                              'prepare_data.py) or benchmark with --synthetic')
+    loader = Runner.build_dataloader(loader_cfg, seed=0)
+
+    def forever():
+        while True:
+            yield from loader
+    return forever(), f'dataloader ({loader_cfg.get("num_workers", 0)} workers)'
+
+
+def _copy_batch(data: dict) -> dict:
+    """train_step may edit the batch in place (data preprocessor): shallow copy."""
+    return {k: list(v) if isinstance(v, list) else v for k, v in data.items()}
+
+
+def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cuda',
+              synthetic: bool = True, infer_iters: Optional[int] = None,
+              flops: bool = True, log: Callable = print) -> dict:
+    """Benchmark one setup; returns a JSON-ready dict (raises on OOM)."""
+    from mmengine.optim import build_optim_wrapper
+
+    import segkit.models.amp_safe as amp_safe
+    from segkit.bench.flops import achieved_tflops, count_flops, train_flops_per_image
+    from segkit.perf import apply_model_fast_paths, autocast_context, backend_flags
+    from segkit.synthetic import build_model, num_classes_of, synthetic_batch
+    if iters < 1:
+        raise SegkitError('--iters must be >= 1')
+    quiet_mmengine()
+    cfg, fp, amp, batch, size = prepare(setup, device)
+    result = {'label': setup.label or setup.describe(), 'config': setup.config,
+              'batch': batch, 'size': list(size) if size else None, 'amp': amp,
+              'iters': iters, 'warmup': warmup,
+              'optim_wrapper': cfg.optim_wrapper.get('type'),
+              'optimizer': dict(type=cfg.optim_wrapper.optimizer.get('type'),
+                                fused=bool(cfg.optim_wrapper.optimizer.get('fused', False))),
+              'fast_paths': fp.to_cfg()}
+    model = optim_wrapper = data_iter = None
+    with backend_flags(fp.cudnn_benchmark, fp.tf32):
+        try:
+            amp_safe.patch()
+            torch.manual_seed(0)
+            model = build_model(cfg, device=device)
+            if fp.fast_attention:
+                from segkit.perf import enable_fast_attention
+                enable_fast_attention(model)
+            if flops:
+                fl = count_flops(model, cfg, size, device=device, train=True, amp=amp)
+                result['flops'] = dict(fl)
+            # fast attention is idempotent; compile/channels-last after FLOP counting
+            applied = apply_model_fast_paths(model, fp)
+            result['applied'] = {**fp.applied, **applied}
+            optim_wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+            data_iter, source = _data_iter(cfg, batch, size, synthetic)
+            result['data'] = source
+            meter = MemoryMeter(device)
+            model.train()
+            waits, steps, losses = [], [], []
+            for i in range(warmup + iters):
+                if i == warmup:
+                    sync(device)
+                    meter.reset()
+                t0 = time.perf_counter()
+                data = next(data_iter)
+                if synthetic:
+                    data = _copy_batch(data)
+                t1 = time.perf_counter()
+                log_vars = model.train_step(data, optim_wrapper)
+                sync(device)
+                t2 = time.perf_counter()
+                loss = float(log_vars['loss'])
+                if i >= warmup:
+                    waits.append(t1 - t0)
+                    steps.append(t2 - t1)
+                    losses.append(loss)
+                elif i == 0:
+                    result['loss_first'] = loss
+            iter_times = [w + s for w, s in zip(waits, steps)]
+            result['memory'] = meter.read()
+            t_med = statistics.median(iter_times)
+            t_mean = statistics.fmean(iter_times)
+            result['train'] = {
+                'img_per_s': batch / t_med, 'img_per_s_mean': batch / t_mean,
+                'iter_s': _stats(iter_times), 'data_wait_s': _stats(waits),
+                'step_s': _stats(steps),
+                'data_wait_share': sum(waits) / max(sum(iter_times), 1e-12),
+                'loss_last': losses[-1], 'losses_finite': all(map(math.isfinite, losses))}
+            skipped = getattr(optim_wrapper, 'skipped_steps', None)
+            if skipped is not None:
+                result['train']['amp_skipped_steps'] = skipped
+            if flops and 'flops' in result:
+                tf = train_flops_per_image(result['flops'])
+                result['flops']['train_per_image_used'] = tf
+                result['train']['achieved_tflops'] = achieved_tflops(result['flops'],
+                                                                     result['train']['img_per_s'])
+            # ---- inference: model.test_step (preprocess, forward, resize, argmax)
+            n_inf = infer_iters if infer_iters is not None else max(2, iters // 2)
+            if n_inf > 0:
+                infer = synthetic_batch(num_classes_of(cfg), batch, size, seed=99)
+                model.eval()
+                times = []
+                with torch.no_grad(), autocast_context(amp, device.split(':')[0]):
+                    for i in range(1 + n_inf):
+                        sync(device)
+                        t0 = time.perf_counter()
+                        model.test_step(_copy_batch(infer))
+                        sync(device)
+                        if i:
+                            times.append(time.perf_counter() - t0)
+                model.train()
+                result['inference'] = {'img_per_s': batch / statistics.median(times),
+                                       'img_per_s_mean': batch / statistics.fmean(times),
+                                       'iter_s': _stats(times), 'mode': 'test_step'}
+        finally:
+            del model, optim_wrapper, data_iter
+            free_memory(device)
+    log(f"  {result['label']}: {result['train']['img_per_s']:.2f} img/s train, "
+        f"peak {result['memory']['peak_bytes'] / 2**30:.2f} GiB")
+    return result
+
+
+# ------------------------------------------------------------------ compare / max batch
+
+
+def compare(a: dict, b: dict) -> dict:
+    """Setup B vs setup A."""
+    def ratio(x, y):
+        return (x / y) if (x is not None and y) else None
+    return {
+        'a': a['label'], 'b': b['label'],
+        'train_img_per_s_ratio': ratio(b['train']['img_per_s'], a['train']['img_per_s']),
+        'memory_ratio': ratio(b['memory']['peak_bytes'], a['memory']['peak_bytes']),
+        'inference_img_per_s_ratio': ratio((b.get('inference') or {}).get('img_per_s'),
+                                           (a.get('inference') or {}).get('img_per_s')),
+        'loss_last_a': a['train']['loss_last'], 'loss_last_b': b['train']['loss_last'],
+    }
+
+
+def find_max_batch(setup: Setup, device: str = 'cuda', start: Optional[int] = None,
+                   cap: int = 256, mem_limit_bytes: Optional[int] = None,
+                   probe_iters: int = 2, probe_warmup: int = 1, iters: int = 10,
+                   warmup: int = 3, synthetic: bool = True, log: Callable = print) -> dict:
+    """Largest batch per device that trains: doubling from ``start`` until a try runs
+    out of memory (or passes ``mem_limit_bytes``, or ``cap``), then bisection between
+    the last batch that fit and the first that did not. Each try builds the model and
+    optimizer afresh (an OOM can leave optimizer/scaler state half-updated); memory is
+    freed between tries. Returns the tries and a full measurement at the largest."""
+    tries = []
+
+    def fits(batch: int) -> bool:
+        try:
+            res = run_setup(replace(setup, batch=batch), iters=probe_iters,
+                            warmup=probe_warmup, device=device, synthetic=synthetic,
+                            infer_iters=0, flops=False, log=lambda *_: None)
+        except Exception as err:  # noqa: BLE001
+            if not is_oom(err):
+                raise
+            free_memory(device)
+            tries.append({'batch': batch, 'fits': False, 'reason': 'out of memory'})
+            log(f'  batch {batch}: out of memory')
+            return False
+        peak = res['memory']['peak_bytes']
+        ok = mem_limit_bytes is None or peak <= mem_limit_bytes
+        tries.append({'batch': batch, 'fits': ok, 'peak_bytes': peak,
+                      'img_per_s': res['train']['img_per_s'],
+                      'reason': None if ok else 'over --mem-limit'})
+        log(f'  batch {batch}: {"fits" if ok else "over the memory limit"}, '
+            f'peak {peak / 2**30:.2f} GiB, {res["train"]["img_per_s"]:.2f} img/s')
+        return ok
+
+    b = max(1, int(start or 1))
+    lo, hi = 0, None
+    while b <= cap:
+        if fits(b):
+            lo = b
+            if b == cap:
+                break
+            b = min(b * 2, cap)
+        else:
+            hi = b
+            break
+    if lo == 0 and hi is not None and hi > 1:  # even the start failed: search below
+        lo_b, hi_b = 0, hi
+    else:
+        lo_b, hi_b = lo, hi
+    if hi_b is not None:
+        while hi_b - lo_b > 1:
+            mid = (lo_b + hi_b) // 2
+            if mid < 1:
+                break
+            if fits(mid):
+                lo_b = mid
+            else:
+                hi_b = mid
+    best = lo_b
+    out = {'max_batch': best, 'cap': cap, 'capped': hi_b is None and best == cap,
+           'mem_limit_bytes': mem_limit_bytes, 'tries': tries}
+    if best >= 1:
+        out['at_max'] = run_setup(replace(setup, batch=best), iters=iters, warmup=warmup,
+                                  device=device, synthetic=synthetic, infer_iters=0,
+                                  flops=False, log=log)
+    return out
+
+
+# ------------------------------------------------------------------ report
+
+
+def _fmt(value, unit='', digits=2):
+    if value is None:
+        return '-'
+    return f'{value:.{digits}f}{unit}'
+
+
+def print_table(report: dict, console=None) -> None:
+    """A rich table: one column per setup, plus B/A when comparing."""
+    from rich.console import Console
+    from rich.table import Table
+    console = console or Console()
+    setups = report['setups']
+    table = Table(title=f"training benchmark ({report['env']['device']}"
+                        f"{', ' + report['env'].get('gpu', '') if report['env'].get('gpu') else ''})")
+    table.add_column('metric')
+    for s in setups:
+        table.add_column(s['label'], justify='right')
+    cmp = report.get('compare')
+    if cmp:
+        table.add_column('B / A', justify='right')
+
+    def row(name, getter, ratio_key=None, unit='', digits=2):
+        cells = []
+        for s in setups:
+            try:
+                cells.append(_fmt(getter(s), unit, digits))
+            except (KeyError, TypeError):
+                cells.append('-')
+        if cmp:
+            cells.append(_fmt(cmp.get(ratio_key), 'x') if ratio_key else '')
+        table.add_row(name, *cells)
+
+    row('batch', lambda s: s['batch'], digits=0)
+    table.add_row(
+        'amp / fused / compile', *[f"{s['amp'] or 'fp32'} / "
+                                   f"{'fused' if s['optimizer']['fused'] else '-'} / "
+                                   f"{s['fast_paths']['compile'] or '-'}" for s in setups],
+        *([''] if cmp else []))
+    row('train img/s (median)', lambda s: s['train']['img_per_s'], 'train_img_per_s_ratio')
+    row('train img/s (mean)', lambda s: s['train']['img_per_s_mean'])
+    row('iter ms (median)', lambda s: s['train']['iter_s']['median'] * 1e3, digits=1)
+    row('  data wait ms', lambda s: s['train']['data_wait_s']['median'] * 1e3, digits=2)
+    row('  step ms', lambda s: s['train']['step_s']['median'] * 1e3, digits=1)
+    row('peak memory GiB', lambda s: s['memory']['peak_bytes'] / 2**30, 'memory_ratio',
+        digits=3)
+    row('inference img/s', lambda s: s['inference']['img_per_s'],
+        'inference_img_per_s_ratio')
+    row('GFLOP/img forward', lambda s: s['flops']['forward'] / 1e9, digits=1)
+    row('GFLOP/img train', lambda s: s['flops']['train_per_image_used'] / 1e9, digits=1)
+    row('achieved TFLOP/s', lambda s: s['train']['achieved_tflops'], digits=3)
+    row('loss (last)', lambda s: s['train']['loss_last'], digits=4)
+    console.print(table)
+    fmb = report.get('find_max_batch')
+    if fmb:
+        at = fmb.get('at_max') or {}
+        tput = (at.get('train') or {}).get('img_per_s')
+        console.print(f"largest batch per device: {fmb['max_batch']}"
+                      f"{' (reached --max-batch cap)' if fmb.get('capped') else ''}"
+                      f"{f', {tput:.2f} img/s' if tput else ''}")
+
+
+def dump_json(report: dict, path: str) -> None:
+    import json
+    from pathlib import Path
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, default=str) + '\n')
+
+
+def setup_dict(setup: Setup) -> dict:
+    return asdict(setup)
+
+
+__all__ = ['Setup', 'compare', 'device_info', 'dump_json', 'find_max_batch', 'is_oom',
+           'print_table', 'run_setup', 'setup_dict']
+
+
+# ------------------------------------------------------------------ CLI
+
+SETUP_FLAGS = ('batch', 'amp', 'compile', 'compile_mode', 'compile_backend',
+               'channels_last', 'fused', 'cudnn_benchmark', 'tf32', 'fast_attention')
+
+
+def _setup_flag_parser(add_help: bool = True):
+    import argparse
+    p = argparse.ArgumentParser(add_help=add_help)
+    bool_flag = argparse.BooleanOptionalAction
+    p.add_argument('--batch', type=int, help="images per iteration (default: the "
+                   "config's train_dataloader.batch_size)")
+    p.add_argument('--amp', choices=['fp16', 'bf16', 'fp32'],
+                   help="autocast dtype (default: the config's optimizer wrapper; fp32 "
+                   'forces AMP off)')
+    p.add_argument('--compile', nargs='?', const='auto', choices=['auto', 'backbone', 'model',
+                                                                  'none'],
+                   help='torch.compile: bare/auto = backbone+neck (+ plain decode heads), '
+                   'backbone, model, none')
+    p.add_argument('--compile-mode', help="torch.compile mode (e.g. 'max-autotune')")
+    p.add_argument('--compile-backend', help='torch.compile backend (default inductor)')
+    p.add_argument('--channels-last', action=bool_flag, default=None,
+                   help='NHWC weights and inputs')
+    p.add_argument('--fused', action=bool_flag, default=None,
+                   help='fused AdamW/Adam/SGD kernel (default: the config\'s fast_paths, '
+                   'else off)')
+    p.add_argument('--cudnn-benchmark', action=bool_flag, default=None,
+                   help="cuDNN autotuning (default: the config's env_cfg)")
+    p.add_argument('--tf32', action=bool_flag, default=None,
+                   help='TF32 for fp32 matmuls/convs')
+    p.add_argument('--fast-attention', action=bool_flag, default=None,
+                   help='need_weights=False on nn.MultiheadAttention (fused SDPA kernels)')
+    return p
+
+
+def build_parser():
+    import argparse
+    p = argparse.ArgumentParser(
+        prog='tools/benchmark.py', parents=[_setup_flag_parser(add_help=False)],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description='Training throughput of a config: real train steps (its model, loss '
+        'and optimizer wrapper), img/s, data wait vs step, peak memory, inference img/s, '
+        'FLOPs and achieved TFLOP/s. Switches not given keep what the config says.',
+        epilog='examples:\n'
+        '  tools/benchmark.py CONFIG --synthetic --amp bf16 --json out.json\n'
+        '  tools/benchmark.py mmseg::segformer/segformer_mit-b2_8xb2-160k_ade20k-512x512.py '
+        '--synthetic --batch 6 \\\n'
+        '      --compare configs/segformer/segformer_mit-b2_3xb6-200e_voc12aug-512x512_amp.py\n'
+        '  tools/benchmark.py CONFIG --synthetic --compare-flags "--amp bf16 --compile"\n'
+        '  tools/benchmark.py CONFIG --synthetic --find-max-batch')
+    p.add_argument('config', help='config file (or mmseg::path/in/model/zoo.py)')
+    p.add_argument('--iters', type=int, default=20, help='timed iterations (default 20)')
+    p.add_argument('--warmup', type=int, default=5,
+                   help='untimed iterations first (default 5; compile needs more)')
+    p.add_argument('--synthetic', action='store_true',
+                   help="random batches of the config's crop size (no dataset needed); "
+                   "default: the config's real train dataloader")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument('--compare', metavar='CONFIG2',
+                       help='also benchmark CONFIG2 (same flags) and print B/A ratios')
+    group.add_argument('--compare-flags', metavar='"FLAGS"',
+                       help='also benchmark CONFIG with these flags changed, e.g. '
+                       '"--amp bf16 --compile"')
+    p.add_argument('--find-max-batch', action='store_true',
+                   help='search the largest batch that fits (doubling, then bisection)')
+    p.add_argument('--max-batch', type=int, default=256,
+                   help='upper bound of --find-max-batch (default 256)')
+    p.add_argument('--mem-limit-gb', type=float,
+                   help='--find-max-batch: also count a batch as not fitting when its '
+                   'peak memory passes this (GiB)')
+    p.add_argument('--infer-iters', type=int,
+                   help='inference iterations (default iters/2; 0 = skip)')
+    p.add_argument('--no-flops', action='store_true', help='skip FLOP counting')
+    p.add_argument('--size', type=int, nargs=2, metavar=('H', 'W'),
+                   help='override the crop size (quick CPU runs)')
+    p.add_argument('--device', choices=['cuda', 'cpu'],
+                   help='default: cuda when available')
+    p.add_argument('--json', metavar='OUT', help='write the full report here')
+    p.add_argument('--cfg-options', nargs='+', action=_dict_action(),
+                   help='override config settings, key=value')
+    return p
+
+
+def _dict_action():
+    from mmengine.config import DictAction
+    return DictAction
+
+
+def setup_from_args(config: str, args, label: str = '') -> Setup:
+    kwargs = {k: getattr(args, k) for k in SETUP_FLAGS}
+    if kwargs['compile'] == 'none':
+        kwargs['compile'] = False
+    return Setup(config=config, label=label, size=tuple(args.size) if args.size else None,
+                 cfg_options=args.cfg_options, **kwargs)
+
+
+def compare_setup(args, base: Setup) -> Setup:
+    """Setup B of --compare-flags: A with the given flags changed."""
+    import shlex
+    flags = _setup_flag_parser().parse_args(shlex.split(args.compare_flags))
+    changes = {}
+    for key in SETUP_FLAGS:
+        value = getattr(flags, key)
+        if value is not None:
+            changes[key] = False if (key == 'compile' and value == 'none') else value
+    if not changes:
+        raise SegkitError(f'--compare-flags {args.compare_flags!r} changes nothing')
+    return replace(base, **changes)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    if device == 'cuda' and not torch.cuda.is_available():
+        raise SegkitError('--device cuda: no CUDA device visible')
+    setups = [setup_from_args(args.config, args)]
+    if args.compare:
+        setups.append(setup_from_args(args.compare, args))
+    elif args.compare_flags:
+        setups.append(compare_setup(args, setups[0]))
+    if len(setups) == 2:
+        setups[0].label = 'A: ' + setups[0].describe()
+        setups[1].label = 'B: ' + setups[1].describe()
+    report = {'tool': 'segkit benchmark', 'version': 1, 'env': device_info(device),
+              'args': {k: v for k, v in vars(args).items()}, 'setups': []}
+    print(f'[segkit] benchmarking on {device}: {args.iters} timed + {args.warmup} warm-up '
+          f'iterations, {"synthetic batches" if args.synthetic else "real dataloader"}',
+          flush=True)
+    for setup in setups:
+        report['setups'].append(run_setup(setup, iters=args.iters, warmup=args.warmup,
+                                          device=device, synthetic=args.synthetic,
+                                          infer_iters=args.infer_iters,
+                                          flops=not args.no_flops))
+    if len(setups) == 2:
+        report['compare'] = compare(*report['setups'])
+    if args.find_max_batch:
+        print('[segkit] searching the largest batch ...', flush=True)
+        limit = int(args.mem_limit_gb * 2**30) if args.mem_limit_gb else None
+        target = setups[-1] if len(setups) == 2 else setups[0]
+        report['find_max_batch'] = dict(
+            setup=target.label or target.describe(),
+            **find_max_batch(target, device=device, start=report['setups'][-1]['batch'],
+                             cap=args.max_batch, mem_limit_bytes=limit,
+                             iters=max(3, args.iters // 2), warmup=args.warmup,
+                             synthetic=args.synthetic))
+    print_table(report)
+    if args.json:
+        dump_json(report, args.json)
+        print(f'[segkit] JSON: {args.json}')
+    return 0
