@@ -97,7 +97,7 @@ def bigger_encoders(config: Optional[str]) -> list:
     for size in order[order.index(m.group(2)) + 1:]:
         cand_stem = stem[: m.start(2)] + size + stem[m.end(2):]
         # the schedule / batch part may differ; match on algo + backbone + dataset
-        pattern = re.escape(cand_stem.split('_')[0]) + '_' + re.escape(m.group(1) + size) + '_*.py'
+        pattern = f"{cand_stem.split('_')[0]}_{m.group(1)}{size}_*.py"
         for cand in sorted(p.parent.glob(pattern)):
             if base_stem(cand.stem) == cand.stem and cand.stem.endswith(stem.split('_')[-1]):
                 out.append(cand.relative_to(ROOT).as_posix())

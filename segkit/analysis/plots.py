@@ -107,7 +107,7 @@ def plot_per_class(reading, out: Path, title: str = '') -> Optional[Path]:
     if not rows:
         return None
     plt = _plt()
-    rows = sorted(rows, key=lambda r: r.iou)
+    rows = sorted(rows, key=lambda r: (r.iou, r.share if r.share is not None else 0.0))
     h = max(3.0, min(40.0, 0.22 * len(rows) + 1.2))
     fig, ax = plt.subplots(figsize=(8, h))
     ys = np.arange(len(rows))

@@ -51,13 +51,14 @@ def compare_rows(runs: list, readings: list) -> list:
     for run, r in zip(runs, readings):
         rows.append([run.name, _f(r.best_miou), str(r.best_epoch or '—'),
                      str(r.epochs_trained or '—'), str(r.n_val), _lr(r.final_lr),
-                     fmt_seconds(run.wall_seconds), VERDICT_WORDS.get(r.verdict, r.verdict)
-                     + (', overfitting' if r.overfitting else '')])
+                     fmt_seconds(run.wall_seconds), r.verdict
+                     + (', overfitting' if r.overfitting else '')
+                     + (', LR mismatch' if r.lr_mismatch else '')])
     return rows
 
 
-COMPARE_HEAD = ['run', 'best mIoU', 'best epoch', 'epochs', 'validations', 'final LR',
-                'train time (wall)', 'reading']
+COMPARE_HEAD = ['run', 'best mIoU', 'best epoch', 'epochs', 'vals', 'final LR',
+                'wall time', 'reading']
 
 
 def _table(head: list, rows: list) -> list:
@@ -214,7 +215,7 @@ def print_summary(run, reading, report: Optional[Report] = None, compare=None,
         readings = [r] + [c[1] for c in compare]
         table = Table(title='compared runs')
         for h in COMPARE_HEAD:
-            table.add_column(h)
+            table.add_column(h, overflow='fold', no_wrap=h != 'reading')
         for row in compare_rows(runs, readings):
             table.add_row(*[escape(c) for c in row])
         console.print(table)
