@@ -39,10 +39,15 @@ def gpu_request_error(requested: int) -> str | None:
     if requested < 1:
         return f'GPUS must be >= 1, got {requested}'
     visible = visible_gpus()
+    cvd = os.environ.get('CUDA_VISIBLE_DEVICES')
+    named = [d for d in (cvd or '').split(',') if d.strip() not in ('', '-1')]
     if visible == 0:
+        if named:
+            return (f'CUDA_VISIBLE_DEVICES={cvd} names {len(named)} GPU(s) but torch sees '
+                    'none (a CPU build of torch, or no driver): unset CUDA_VISIBLE_DEVICES '
+                    'to train with CPU processes, or run make doctor')
         return None
     if requested > visible:
-        cvd = os.environ.get('CUDA_VISIBLE_DEVICES')
         where = f' (CUDA_VISIBLE_DEVICES={cvd})' if cvd is not None else ''
         return (f'GPUS={requested} but only {visible} GPU(s) are visible{where}: lower '
                 'GPUS or widen CUDA_VISIBLE_DEVICES')

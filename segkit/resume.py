@@ -30,6 +30,31 @@ def checkpoint_problem(path: Path) -> Optional[str]:
     return None
 
 
+def resume_state_problem(path: Path) -> Optional[str]:
+    """Why ``path`` cannot be resumed from (no optimizer / scheduler state), or None.
+    Reads the pickle with memory-mapped tensors, so this is cheap."""
+    ckpt = _load_mmap(path)  # a refused (crafted) file raises its own one-line error
+    missing = [k for k in ('optimizer', 'param_schedulers', 'message_hub') if k not in ckpt]
+    if missing:
+        return (f'{path.name} holds no {" / ".join(missing)} state (mmseg saves best '
+                'checkpoints without it), so training cannot continue from it: resume '
+                "from an epoch_N.pth, or start a new run from its weights with "
+                f'--cfg-options load_from={path}')
+    return None
+
+
+def _load_mmap(path: Path):
+    import torch
+
+    from .checkpoint import register_safe_globals
+    register_safe_globals()
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - fall back to the error-reporting loader
+        from .checkpoint import safe_load
+        return safe_load(path)
+
+
 def _number(path: Path) -> int:
     m = re.search(r'(\d+)\.pth$', path.name)
     return int(m.group(1)) if m else -1
@@ -41,7 +66,9 @@ def candidates(work_dir: Path) -> list[Path]:
     last = work_dir / 'last_checkpoint'
     if last.is_file():
         target = Path(last.read_text().strip())
-        if not target.is_absolute():
+        # mmengine writes absolute paths: a moved or copied work dir still points
+        # at the old place, so take the file of that name here
+        if not target.is_absolute() or target.parent.resolve() != work_dir.resolve():
             target = work_dir / target.name
         if target.is_file():
             found.append(target)
@@ -72,10 +99,9 @@ def resolve_resume(resume: Optional[str], work_dir: str, logger=print):
         if not path.is_file():
             raise SegkitError(f'--resume {resume}: no such file; pass a checkpoint path, '
                               'or bare --resume for the newest in the work dir')
-        problem = checkpoint_problem(path)
+        problem = checkpoint_problem(path) or resume_state_problem(path)
         if problem:
-            raise SegkitError(f'--resume {resume}: {problem}; pick an earlier checkpoint '
-                              'or use bare --resume')
+            raise SegkitError(f'--resume {resume}: {problem}')
         return True, str(path)
     path, skipped = find_resume_checkpoint(work_dir)
     for bad, why in skipped:

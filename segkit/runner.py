@@ -49,9 +49,15 @@ def prepare_config(args, mode: str):
     for ev in _walk_evaluators(cfg):
         if ev.get('type') == 'IoUMetric':
             ev['type'] = 'PerClassIoUMetric'
-    hooks = cfg.get('custom_hooks') or []
-    if not any(h.get('type') == 'PerClassMetricsHook' for h in hooks):
-        cfg.custom_hooks = list(hooks) + [dict(type='PerClassMetricsHook')]
+    # segkit's safety hooks also for configs that do not list them
+    hooks = list(cfg.get('custom_hooks') or [])
+    for needed in ('PerClassMetricsHook', 'NonFiniteLossHook', 'ScheduleFollowsConfigHook'):
+        if not any(h.get('type') == needed for h in hooks):
+            hooks.append(dict(type=needed))
+    cfg.custom_hooks = hooks
+    ckpt = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if ckpt and ckpt.get('type') == 'CheckpointHook':
+        ckpt['type'] = 'SafeCheckpointHook'  # atomic saves, resumable best
     # torch refuses persistent workers without workers (common after --cfg-options)
     for split in ('train', 'val', 'test'):
         loader = cfg.get(f'{split}_dataloader')
@@ -154,6 +160,10 @@ def train(args) -> int:
     world = sk_dist.world_size()
     if getattr(args, 'max_epochs', None):
         apply_max_epochs(cfg, args.max_epochs, world)
+    if sk_dist.rank() == 0 and os.path.isdir(cfg.work_dir):
+        from .hooks.checkpoint import remove_stale_temporaries
+        for stale in remove_stale_temporaries(cfg.work_dir):
+            log(f'removed {stale}: a partial save from a killed run')
     resume, load_from = resolve_resume(args.resume, cfg.work_dir, logger=log)
     if resume:
         cfg.resume, cfg.load_from = True, load_from
@@ -165,16 +175,43 @@ def train(args) -> int:
         apply_auto_scale_lr(cfg, args.config, world)
     if not getattr(args, 'no_preflight', False):
         from .preflight import preflight
-        preflight(cfg, mode='train')
+        preflight(cfg, mode='train', launcher=args.launcher)
     runner = build_runner(cfg)
     if runner.rank == 0:
         from .run_record import write_run_record
         write_run_record(runner.log_dir, cfg, extra={'mode': 'train',
                                                       'resumed_from': load_from})
-    runner.train()
+    with distributed_errors():
+        runner.train()
     if runner.rank == 0:
         summarize_train(runner)
     return 0
+
+
+_PEER_LOST = ('Connection closed by peer', 'Connection reset by peer', 'timed out',
+              'Timeout', 'NCCL', 'gloo', 'Broken pipe', 'ProcessGroup')
+
+
+class distributed_errors:
+    """A rank whose peer died gets a one-line error and exits now, instead of a
+    traceback (or, with NCCL, a wait of dist_cfg.timeout seconds)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        import torch.distributed as dist
+        if exc is None or not (dist.is_available() and dist.is_initialized()):
+            return False
+        dist_error = getattr(dist, 'DistError', RuntimeError)
+        if not isinstance(exc, (dist_error, RuntimeError)) or not any(
+                p in str(exc) for p in _PEER_LOST):
+            return False
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise SegkitError(
+            f'rank {sk_dist.rank()} of {sk_dist.world_size()}: lost contact with another '
+            f'rank ({first}); that rank died or hung, so this one stops too. Check the '
+            "other ranks' output, then restart with --resume") from None
 
 
 def summarize_train(runner) -> None:
@@ -224,8 +261,11 @@ def test(args) -> int:
             ev['output_dir'] = args.out
             ev['keep_results'] = True
     sk_dist.setup_distributed(cfg, args.launcher)
+    from .preflight import preflight
+    preflight(cfg, mode='test', launcher=args.launcher)
     runner = build_runner(cfg)
-    metrics = runner.test()
+    with distributed_errors():
+        metrics = runner.test()
     if runner.rank == 0:
         from mmengine.logging import MessageHub
 

@@ -27,5 +27,8 @@ if [[ -n ${DRY_RUN:-} ]]; then
   quoted "${CMD[@]}"
   exit 0
 fi
-"$PYTHON" -m segkit.launch check-gpus "$GPUS" >/dev/null   # clear error before anything starts
+"$PYTHON" -m segkit.launch check-gpus "$GPUS" >/dev/null || exit 2  # before anything starts
+if [[ $NODE_RANK == 0 ]] && ! "$PYTHON" -m segkit.launch port-free "$PORT"; then
+  die "PORT=$PORT is already in use on this machine (another job?): unset PORT to pick a free one, or choose another"
+fi
 exec "${CMD[@]}"

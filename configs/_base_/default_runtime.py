@@ -8,8 +8,9 @@ custom_imports = dict(imports=['segkit.hooks', 'segkit.models'], allow_failed_im
 env_cfg = dict(
     cudnn_benchmark=True,  # fixed crop sizes: let cuDNN pick the fastest kernels
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    # NCCL on GPUs; segkit's launcher switches to gloo where CUDA is missing
-    dist_cfg=dict(backend='nccl'),
+    # NCCL on GPUs (segkit switches to gloo where CUDA is missing). timeout: seconds a
+    # rank waits on the others before giving up (torch's default: 30 min)
+    dist_cfg=dict(backend='nccl', timeout=600),
 )
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
 visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
@@ -18,10 +19,15 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # keep the newest 3 epoch checkpoints and the best mIoU one
-    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=3,
+    # keep the newest 3 epoch checkpoints and the best mIoU one; segkit's hook saves
+    # atomically (a kill mid-save never leaves a truncated checkpoint) and keeps the
+    # optimizer in the best one (resumable)
+    checkpoint=dict(type='SafeCheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=3,
                     save_best='mIoU', rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
-# per-class IoU / accuracy of every validation -> TensorBoard and the JSON log
-custom_hooks = [dict(type='PerClassMetricsHook')]
+custom_hooks = [
+    dict(type='PerClassMetricsHook'),  # per-class IoU / Acc -> TensorBoard, JSON log
+    dict(type='NonFiniteLossHook'),  # stop at a NaN/Inf loss, before saving it
+    dict(type='ScheduleFollowsConfigHook'),  # resume with a longer schedule: follow it
+]

@@ -21,6 +21,7 @@ import os
 import platform
 import statistics
 import time
+import warnings
 from dataclasses import asdict, dataclass, replace
 from typing import Callable, Optional, Union
 
@@ -236,7 +237,8 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
         raise SegkitError('--iters must be >= 1')
     quiet_mmengine()
     cfg, fp, amp, batch, size = prepare(setup, device)
-    result = {'label': setup.label or setup.describe(), 'config': setup.config,
+    result = {'label': setup.label or 'run', 'setup': setup.describe(),
+              'config': setup.config,
               'batch': batch, 'size': list(size) if size else None, 'amp': amp,
               'iters': iters, 'warmup': warmup,
               'optim_wrapper': cfg.optim_wrapper.get('type'),
@@ -248,7 +250,9 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
         try:
             amp_safe.patch()
             torch.manual_seed(0)
-            model = build_model(cfg, device=device)
+            with warnings.catch_warnings():  # mmseg's deprecation chatter
+                warnings.simplefilter('ignore', UserWarning)
+                model = build_model(cfg, device=device)
             if fp.fast_attention:
                 from segkit.perf import enable_fast_attention
                 enable_fast_attention(model)
@@ -276,7 +280,7 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
                 log_vars = model.train_step(data, optim_wrapper)
                 sync(device)
                 t2 = time.perf_counter()
-                loss = float(log_vars['loss'])
+                loss = float(torch.as_tensor(log_vars['loss']).detach())
                 if i >= warmup:
                     waits.append(t1 - t0)
                     steps.append(t2 - t1)
@@ -322,7 +326,8 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
         finally:
             del model, optim_wrapper, data_iter
             free_memory(device)
-    log(f"  {result['label']}: {result['train']['img_per_s']:.2f} img/s train, "
+    log(f"  {result['label']} ({result['setup']}): {result['train']['img_per_s']:.2f} img/s "
+        f"train, "
         f"peak {result['memory']['peak_bytes'] / 2**30:.2f} GiB")
     return result
 
@@ -416,6 +421,8 @@ def find_max_batch(setup: Setup, device: str = 'cuda', start: Optional[int] = No
 def _fmt(value, unit='', digits=2):
     if value is None:
         return '-'
+    if digits == 4:  # significant digits (FLOPs span tiny demo .. real models)
+        return f'{value:.4g}{unit}'
     return f'{value:.{digits}f}{unit}'
 
 
@@ -460,10 +467,14 @@ def print_table(report: dict, console=None) -> None:
         digits=3)
     row('inference img/s', lambda s: s['inference']['img_per_s'],
         'inference_img_per_s_ratio')
-    row('GFLOP/img forward', lambda s: s['flops']['forward'] / 1e9, digits=1)
-    row('GFLOP/img train', lambda s: s['flops']['train_per_image_used'] / 1e9, digits=1)
+    row('GFLOP/img forward', lambda s: s['flops']['forward'] / 1e9, digits=4)
+    row('GFLOP/img train', lambda s: s['flops']['train_per_image_used'] / 1e9, digits=4)
     row('achieved TFLOP/s', lambda s: s['train']['achieved_tflops'], digits=3)
     row('loss (last)', lambda s: s['train']['loss_last'], digits=4)
+    for s in setups:
+        console.print(f"{s['label']}: {s['setup']}  [{s['optim_wrapper']}, "
+                      f"{s['optimizer']['type']}{' fused' if s['optimizer']['fused'] else ''}"
+                      f", {s['data']}, applied: {s.get('applied')}]")
     console.print(table)
     fmb = report.get('find_max_batch')
     if fmb:
@@ -611,8 +622,7 @@ def main(argv=None) -> int:
     elif args.compare_flags:
         setups.append(compare_setup(args, setups[0]))
     if len(setups) == 2:
-        setups[0].label = 'A: ' + setups[0].describe()
-        setups[1].label = 'B: ' + setups[1].describe()
+        setups[0].label, setups[1].label = 'A', 'B'
     report = {'tool': 'segkit benchmark', 'version': 1, 'env': device_info(device),
               'args': {k: v for k, v in vars(args).items()}, 'setups': []}
     print(f'[segkit] benchmarking on {device}: {args.iters} timed + {args.warmup} warm-up '

@@ -1,0 +1,456 @@
+"""Data-pipeline benchmark: the config's *train* pipeline, per transform, per worker.
+
+One DataLoader worker runs the pipeline one image at a time with one torch thread
+and OpenCV threading off (mmengine's ``mp_cfg.opencv_num_threads=0``); that is what
+is measured here, in this process, with the same settings: images/s per worker and
+each transform's share of the time. ``workers > 1`` also measures a real torch
+DataLoader with that many worker processes (aggregate images/s).
+
+Files: the config's dataset when it is on disk, else synthetic pairs of the
+dataset's typical size written to a temporary directory in the dataset's own layout
+(ADE20K: 683x512 JPEG + PNG labels 0..150; VOC aug: 500x375, labels 0..20 and 255
+borders; others: the crop size). Images are smooth colour fields with texture and
+grain (JPEG quality 90), so decoding costs about what a photo costs. ``--compare``
+runs the second config's pipeline on the same files with the same random seeds.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import os
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from segkit.errors import SegkitError
+
+# dataset type -> (h, w) of a typical image
+TYPICAL_SIZE = {'ADE20KDataset': (512, 683), 'PascalVOCDataset': (375, 500),
+                'PascalContextDataset': (375, 500), 'PascalContextDataset59': (375, 500),
+                'CityscapesDataset': (1024, 2048)}
+
+
+def _leaf_dataset(cfg) -> dict:
+    from segkit.configs import iter_datasets
+    leaves = list(iter_datasets(cfg.train_dataloader.get('dataset')))
+    if not leaves:
+        raise SegkitError('the config has no train_dataloader.dataset')
+    return copy.deepcopy(leaves[0][1])
+
+
+def _dataset_defaults(ds_type: str) -> dict:
+    from mmseg.registry import DATASETS
+    cls = DATASETS.get(ds_type)
+    if cls is None:
+        raise SegkitError(f'dataset type {ds_type!r} is not registered')
+    sig = inspect.signature(cls.__init__)
+    return {k: v.default for k, v in sig.parameters.items()
+            if v.default is not inspect.Parameter.empty}
+
+
+def _real_files_present(ds: dict) -> bool:
+    from segkit.configs import dataset_paths
+    paths = dataset_paths(ds)
+    img = paths.get('img_path')
+    return bool(img and os.path.isdir(img) and any(os.scandir(img)))
+
+
+def _synthetic_pair(rng, h: int, w: int, num_classes: int, label_lo: int,
+                    ignore_borders: bool):
+    import cv2
+    low = rng.integers(0, 256, (max(h // 48, 2), max(w // 48, 2), 3)).astype(np.uint8)
+    img = cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.int16)
+    detail = cv2.resize(rng.integers(-40, 40, (h // 4, w // 4, 3)).astype(np.float32),
+                        (w, h), interpolation=cv2.INTER_LINEAR)
+    img = img + detail.astype(np.int16) + rng.integers(-12, 12, (h, w, 3))
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    coarse = rng.integers(label_lo, label_lo + num_classes,
+                          (max(h // 40, 2), max(w // 40, 2))).astype(np.uint8)
+    label = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST)
+    if ignore_borders:  # VOC draws 255 on object boundaries
+        edges = cv2.morphologyEx(label, cv2.MORPH_GRADIENT, np.ones((5, 5), np.uint8)) > 0
+        label[edges] = 255
+    return img, label
+
+
+def write_synthetic_dataset(cfg, root: str, num_images: int, seed: int = 0) -> dict:
+    """Write ``num_images`` pairs where the config's train dataset looks for them,
+    under ``root``; returns the dataset cfg pointed at ``root``."""
+    import cv2
+    from segkit.synthetic import num_classes_of
+    ds = _leaf_dataset(cfg)
+    defaults = _dataset_defaults(ds['type'])
+    img_suffix = ds.get('img_suffix', defaults.get('img_suffix', '.jpg'))
+    seg_suffix = ds.get('seg_map_suffix', defaults.get('seg_map_suffix', '.png'))
+    prefix = dict(defaults.get('data_prefix') or {})
+    prefix.update(ds.get('data_prefix') or {})
+    reduce_zero = ds.get('reduce_zero_label', defaults.get('reduce_zero_label', False))
+    crop = cfg.get('crop_size') or (512, 512)
+    h, w = TYPICAL_SIZE.get(ds['type'], tuple(crop))
+    num_classes = num_classes_of(cfg)
+    root_p = Path(root)
+    img_dir = root_p / prefix.get('img_path', '')
+    seg_dir = root_p / prefix.get('seg_map_path', '')
+    img_dir.mkdir(parents=True, exist_ok=True)
+    seg_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    names = []
+    for i in range(num_images):
+        img, label = _synthetic_pair(rng, h, w, num_classes, 0 if not reduce_zero else 0,
+                                     ignore_borders='VOC' in ds['type'])
+        if reduce_zero:  # ADE: raw 0 = "other", classes 1..150
+            label = np.where(label == 255, 255, np.minimum(label, num_classes)).astype(np.uint8)
+        name = f'bench_{i:05d}'
+        cv2.imwrite(str(img_dir / f'{name}{img_suffix}'), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        cv2.imwrite(str(seg_dir / f'{name}{seg_suffix}'), label)
+        names.append(name)
+    ann = ds.get('ann_file')
+    if ann:
+        (root_p / ann).parent.mkdir(parents=True, exist_ok=True)
+        (root_p / ann).write_text('\n'.join(names) + '\n')
+    ds['data_root'] = str(root_p)
+    return ds
+
+
+def data_infos(ds_cfg: dict, limit: Optional[int] = None) -> list:
+    """The dataset's own per-sample dicts (what its pipeline receives)."""
+    from mmseg.registry import DATASETS
+    ds_cfg = copy.deepcopy(ds_cfg)
+    ds_cfg['pipeline'] = []
+    ds_cfg.pop('indices', None)
+    dataset = DATASETS.build(ds_cfg)
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    if n == 0:
+        raise SegkitError(f"the dataset at {ds_cfg.get('data_root')} has no samples")
+    return [dataset.get_data_info(i) for i in range(n)]
+
+
+def _reduce_zero_of(pipeline_cfg: list) -> Optional[bool]:
+    for t in pipeline_cfg:
+        if t.get('type', '').endswith('LoadAnnotations') and \
+                t.get('reduce_zero_label') is not None:
+            return bool(t['reduce_zero_label'])
+    return None
+
+
+@contextlib.contextmanager
+def worker_threads():
+    """One DataLoader worker's threading: 1 torch thread, OpenCV threads off."""
+    import cv2
+    import torch
+    old_torch, old_cv = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(0)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old_torch)
+        cv2.setNumThreads(old_cv)
+
+
+def profile_pipelines(pipeline_cfgs: list, infos: list, repeats: int = 2, seed: int = 0,
+                      warmup: bool = True) -> list:
+    """Run each pipeline transform by transform on every info, ``repeats`` times (plus
+    a warm-up pass): per-transform ms/image and share, images/s of one worker.
+
+    With several pipelines (A vs B) they alternate image by image, so both see the
+    same machine load, and each image's random draws are seeded identically for all
+    of them (same resize scales, crops, flips, colour jitter for equivalent
+    transforms)."""
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import TRANSFORMS
+    init_default_scope('mmseg')
+    setups = []
+    for pipeline_cfg in pipeline_cfgs:
+        setups.append({'transforms': [TRANSFORMS.build(copy.deepcopy(t)) for t in pipeline_cfg],
+                       'names': [t.get('type') for t in pipeline_cfg],
+                       'rz': _reduce_zero_of(pipeline_cfg),
+                       'totals': np.zeros(len(pipeline_cfg)), 'per_image': [],
+                       'dropped': 0})
+    with worker_threads():
+        for rep in range(repeats + (1 if warmup else 0)):
+            timed = rep >= (1 if warmup else 0)
+            for i, info in enumerate(infos):
+                for st in setups:
+                    np.random.seed((seed + rep * 100003 + i) % 2**32)
+                    random.seed(seed + rep * 100003 + i)
+                    results = copy.deepcopy(info)
+                    if st['rz'] is not None:
+                        results['reduce_zero_label'] = st['rz']
+                    t_img = 0.0
+                    for k, transform in enumerate(st['transforms']):
+                        t0 = time.perf_counter()
+                        results = transform(results)
+                        dt = time.perf_counter() - t0
+                        t_img += dt
+                        if timed:
+                            st['totals'][k] += dt
+                        if results is None:
+                            st['dropped'] += timed
+                            break
+                    if timed:
+                        st['per_image'].append(t_img)
+    out = []
+    for st in setups:
+        n = len(st['per_image'])
+        total = float(st['totals'].sum())
+        rows = [{'transform': name, 'ms_per_image': 1e3 * float(t) / n,
+                 'share': float(t) / total if total else 0.0}
+                for name, t in zip(st['names'], st['totals'])]
+        slowest = max(rows, key=lambda r: r['ms_per_image'])
+        out.append({'images': n, 'img_per_s_per_worker': n / total,
+                    'ms_per_image': 1e3 * total / n,
+                    'ms_per_image_median': 1e3 * statistics.median(st['per_image']),
+                    'transforms': rows, 'slowest': slowest['transform'],
+                    'dropped': st['dropped']})
+    return out
+
+
+def profile_pipeline(pipeline_cfg: list, infos: list, repeats: int = 2, seed: int = 0,
+                     warmup: bool = True) -> dict:
+    """One pipeline (see :func:`profile_pipelines`)."""
+    return profile_pipelines([pipeline_cfg], infos, repeats, seed, warmup)[0]
+
+
+class _PipelineDataset:
+    def __init__(self, pipeline_cfg, infos):
+        self.pipeline_cfg, self.infos = pipeline_cfg, infos
+        self.pipeline = None
+        self.rz = _reduce_zero_of(pipeline_cfg)
+
+    def __len__(self):
+        return len(self.infos)
+
+    def __getitem__(self, i):
+        if self.pipeline is None:
+            from mmcv.transforms import Compose
+            from mmengine.registry import init_default_scope
+            init_default_scope('mmseg')
+            self.pipeline = Compose(copy.deepcopy(self.pipeline_cfg))
+        results = copy.deepcopy(self.infos[i])
+        if self.rz is not None:
+            results['reduce_zero_label'] = self.rz
+        return self.pipeline(results)
+
+
+def _worker_init(_):
+    import cv2
+    cv2.setNumThreads(0)
+
+
+def loader_throughput(pipeline_cfg: list, infos: list, workers: int,
+                      epochs: int = 2) -> dict:
+    """A torch DataLoader with ``workers`` processes over the infos (batch 1,
+    mmengine's pseudo_collate): aggregate images/s of the last epoch."""
+    import torch
+    from mmengine.dataset import pseudo_collate
+    loader = torch.utils.data.DataLoader(
+        _PipelineDataset(pipeline_cfg, infos), batch_size=1, shuffle=False,
+        num_workers=workers, collate_fn=pseudo_collate, persistent_workers=workers > 0,
+        worker_init_fn=_worker_init, prefetch_factor=4 if workers > 0 else None)
+    rate = None
+    for _ in range(epochs):  # first epoch: worker start-up and file cache
+        t0 = time.perf_counter()
+        n = sum(1 for _ in loader)
+        rate = n / (time.perf_counter() - t0)
+    del loader
+    return {'workers': workers, 'img_per_s': rate,
+            'img_per_s_per_worker': rate / max(workers, 1)}
+
+
+def gpu_feed(per_worker: float, cores: int, gpus: int, workers_per_gpu: int,
+             gpu_img_per_s: float) -> dict:
+    """Can the workers feed the GPUs? Each GPU's training process takes a core; the
+    rest run workers (at most ``workers_per_gpu`` per GPU, the config's num_workers)."""
+    usable = max(min(workers_per_gpu, (cores - gpus) // gpus), 1)
+    supply = per_worker * usable
+    return {'cores': cores, 'gpus': gpus, 'workers_per_gpu': usable,
+            'needed_img_per_s_per_gpu': gpu_img_per_s,
+            'supplied_img_per_s_per_gpu': supply, 'headroom': supply / gpu_img_per_s,
+            'starves': supply < gpu_img_per_s}
+
+
+def run(config: str, compare: Optional[str] = None, images: int = 40, repeats: int = 2,
+        workers: int = 1, data_root: Optional[str] = None, synthetic: Optional[bool] = None,
+        keep_dir: Optional[str] = None, cfg_options=None, log: Callable = print) -> dict:
+    """The whole data benchmark; returns a JSON-ready dict."""
+    from segkit.configs import load_config
+    cfg = load_config(config, cfg_options)
+    ds = _leaf_dataset(cfg)
+    if data_root:
+        ds['data_root'] = data_root
+    use_real = _real_files_present(ds) if synthetic is None else not synthetic
+    tmp = None
+    if use_real:
+        source = f"real files under {ds.get('data_root')}"
+    else:
+        tmp = keep_dir or tempfile.mkdtemp(prefix='segkit_databench_')
+        ds = write_synthetic_dataset(cfg, tmp, images)
+        source = f'synthetic {ds["type"]} files in {tmp}'
+    log(f'[segkit] data benchmark: {source}')
+    infos = data_infos(ds, images)
+    report = {'tool': 'segkit data benchmark', 'version': 1, 'source': source,
+              'images': len(infos), 'repeats': repeats, 'setups': []}
+    configs = [(config, cfg)]
+    if compare:
+        configs.append((compare, load_config(compare)))
+    pipes = [list(c.train_dataloader.dataset.get('pipeline')
+                  or _leaf_dataset(c).get('pipeline')) for _, c in configs]
+    for (path, _), pipe, res in zip(configs, pipes,
+                                    profile_pipelines(pipes, infos, repeats=repeats)):
+        res['config'] = path
+        if workers > 1:
+            res['loader'] = loader_throughput(pipe, infos, workers)
+        report['setups'].append(res)
+        log(f"  {os.path.basename(path)}: {res['img_per_s_per_worker']:.1f} img/s per worker, "
+            f"slowest {res['slowest']}")
+    if compare:
+        a, b = report['setups']
+        report['compare'] = {'a': config, 'b': compare,
+                             'b_vs_a_img_per_s': b['img_per_s_per_worker']
+                             / a['img_per_s_per_worker']}
+    if tmp and not keep_dir:
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+    return report
+
+
+def print_report(report: dict, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    console = console or Console()
+    setups = report['setups']
+    labels = ['A', 'B'][:len(setups)] if len(setups) > 1 else ['config']
+    table = Table(title=f"train pipeline, one worker ({report['images']} images x "
+                        f"{report['repeats']}, {report['source'].split(' in ')[0]})")
+    table.add_column('transform')
+    for label in labels:
+        table.add_column(f'{label} ms', justify='right')
+        table.add_column(f'{label} share', justify='right')
+    n = max(len(s['transforms']) for s in setups)
+    for i in range(n):
+        name = ' / '.join(dict.fromkeys(s['transforms'][i]['transform'] for s in setups
+                                        if i < len(s['transforms'])))
+        cells = []
+        for s in setups:
+            if i < len(s['transforms']):
+                r = s['transforms'][i]
+                cells += [f"{r['ms_per_image']:.2f}", f"{100 * r['share']:.1f}%"]
+            else:
+                cells += ['', '']
+        table.add_row(name, *cells)
+    table.add_row('total ms/image', *sum(([f"{s['ms_per_image']:.2f}", ''] for s in setups),
+                                         []))
+    table.add_row('img/s per worker', *sum(([f"{s['img_per_s_per_worker']:.1f}", '']
+                                            for s in setups), []))
+    if any('loader' in s for s in setups):
+        table.add_row('DataLoader img/s', *sum(([f"{s['loader']['img_per_s']:.1f} "
+                                                 f"({s['loader']['workers']} w)"
+                                                 if 'loader' in s else '-', '']
+                                                for s in setups), []))
+    console.print(table)
+    for label, s in zip(labels, setups):
+        console.print(f"{label}: {s['config']}  (slowest: {s['slowest']})")
+    if report.get('compare'):
+        console.print(f"B vs A: {report['compare']['b_vs_a_img_per_s']:.2f}x images/s per "
+                      'worker')
+    feed = report.get('gpu_feed')
+    if feed:
+        console.print(
+            f"GPU feed: {feed['gpus']} GPUs, {feed['cores']} cores -> "
+            f"{feed['workers_per_gpu']} workers/GPU x {report['setups'][0]['img_per_s_per_worker']:.1f}"
+            f" = {feed['supplied_img_per_s_per_gpu']:.0f} img/s per GPU vs "
+            f"{feed['needed_img_per_s_per_gpu']:.0f} needed ({feed['source']}): headroom "
+            f"{feed['headroom']:.1f}x{' -> STARVES' if feed['starves'] else ''}")
+
+
+# a GPU's training speed to feed when none is measured (img/s per H100, bf16 recipe):
+# deliberately generous guesses; pass --gpu-img-per-s or --train-json with a number
+# measured by tools/benchmark.py on the training server
+ASSUMED_GPU_IMG_PER_S = {'mask2former': 40.0, 'segformer': 150.0}
+
+
+def _needed_rate(args, config: str) -> tuple:
+    if args.gpu_img_per_s:
+        return float(args.gpu_img_per_s), 'given'
+    if args.train_json:
+        import json
+        rep = json.loads(Path(args.train_json).read_text())
+        best = max(s['train']['img_per_s'] for s in rep['setups'])
+        return float(best), f'measured, {args.train_json}'
+    for key, value in ASSUMED_GPU_IMG_PER_S.items():
+        if key in os.path.basename(config):
+            return value, 'assumed H100 bf16 speed, not measured'
+    return 100.0, 'assumed, not measured'
+
+
+def build_parser():
+    import argparse
+    p = argparse.ArgumentParser(
+        prog='tools/benchmark_data.py', formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Images/s of a config's train pipeline per DataLoader worker, each "
+        "transform's share, optionally vs a second config on the same files.",
+        epilog='example:\n  tools/benchmark_data.py mmseg::mask2former/'
+        'mask2former_swin-t_8xb2-160k_ade20k-512x512.py \\\n'
+        '      --compare configs/mask2former/mask2former_swin-t_3xb4-200e_ade20k-512x512.py')
+    p.add_argument('config', help='config file (or mmseg::path/in/model/zoo.py)')
+    p.add_argument('--compare', metavar='CONFIG2',
+                   help="run CONFIG2's train pipeline on the same files (B vs A)")
+    p.add_argument('--images', type=int, default=40, help='images (default 40)')
+    p.add_argument('--repeats', type=int, default=2, help='timed passes (default 2)')
+    p.add_argument('--workers', type=int, default=1,
+                   help='also time a DataLoader with K worker processes (K > 1)')
+    p.add_argument('--synthetic', action='store_true',
+                   help='synthetic files even when the dataset is on disk')
+    p.add_argument('--data-root', help="the dataset's root (default: the config's)")
+    p.add_argument('--keep-dir', help='write the synthetic files here and keep them')
+    p.add_argument('--gpus', type=int, default=3, help='GPUs to feed (default 3)')
+    p.add_argument('--cores', type=int, default=16, help='CPU cores of the training '
+                   'server (default 16)')
+    p.add_argument('--gpu-img-per-s', type=float,
+                   help="one GPU's training img/s to feed (default: --train-json, else an "
+                   'assumed H100 number)')
+    p.add_argument('--train-json', help='a tools/benchmark.py --json report: feed its '
+                   'fastest setup')
+    p.add_argument('--json', metavar='OUT', help='write the report here')
+    p.add_argument('--cfg-options', nargs='+', action=_dict_action(),
+                   help='override config settings, key=value')
+    return p
+
+
+def _dict_action():
+    from mmengine.config import DictAction
+    return DictAction
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.images < 1 or args.repeats < 1:
+        raise SegkitError('--images and --repeats must be >= 1')
+    report = run(args.config, compare=args.compare, images=args.images,
+                 repeats=args.repeats, workers=args.workers, data_root=args.data_root,
+                 synthetic=True if args.synthetic else None, keep_dir=args.keep_dir,
+                 cfg_options=args.cfg_options)
+    from segkit.configs import load_config
+    workers = int(load_config(args.config).train_dataloader.get('num_workers', 4) or 4)
+    rates = []
+    for s in report['setups']:
+        rate, source = _needed_rate(args, s['config'])
+        feed = gpu_feed(s['img_per_s_per_worker'], args.cores, args.gpus, workers, rate)
+        feed['source'] = source
+        s['gpu_feed'] = feed
+        rates.append(feed)
+    report['gpu_feed'] = rates[0]
+    print_report(report)
+    if args.json:
+        import json
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1, default=str) + '\n')
+        print(f'[segkit] JSON: {args.json}')
+    return 0

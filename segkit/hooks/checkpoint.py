@@ -1,0 +1,151 @@
+"""Checkpoints that a kill can never corrupt, and best checkpoints that resume.
+
+mmengine's CheckpointHook deletes the oldest kept checkpoint before saving the new
+one, writes in place (a kill mid-save leaves a truncated file that
+``last_checkpoint`` may point to), removes the previous best before writing the new
+best, and saves the best without optimizer state. This hook, in that order:
+writes each checkpoint to a temporary file in the same directory, flushes and
+fsyncs it, renames it into place, then updates ``last_checkpoint`` the same way,
+and only then deletes old checkpoints. Best checkpoints carry the optimizer and
+scheduler state, so ``--resume best_mIoU_epoch_N.pth`` works.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import os.path as osp
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import CheckpointHook
+from mmseg.registry import HOOKS
+
+TMP_MARK = '.segkit-tmp-'
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def commit_file(tmp: str, final: str) -> None:
+    """fsync ``tmp`` and atomically rename it to ``final``."""
+    with open(tmp, 'rb') as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    _fsync_dir(osp.dirname(final) or '.')
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    tmp = f'{path}{TMP_MARK}{os.getpid()}'
+    with open(tmp, 'w') as f:
+        f.write(text)
+    commit_file(tmp, path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(work_dir: str) -> list[str]:
+    """Partial files left by a kill during a save (never a real checkpoint); a file
+    whose writer (the PID in its name) still runs here is left alone."""
+    stale = []
+    for p in glob.glob(osp.join(work_dir, f'*{TMP_MARK}*')):
+        pid = p.rsplit(TMP_MARK, 1)[1]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        try:
+            os.remove(p)
+            stale.append(p)
+        except OSError:
+            pass
+    return stale
+
+
+@HOOKS.register_module()
+class SafeCheckpointHook(CheckpointHook):
+    """mmengine's CheckpointHook (same arguments) with atomic, ordered saves."""
+
+    def _atomic_save(self, runner, filename: str, **kwargs) -> None:
+        tmp_name = f'{filename}{TMP_MARK}{os.getpid()}'
+        runner.save_checkpoint(self.out_dir, tmp_name, self.file_client_args,
+                               backend_args=self.backend_args, **kwargs)
+        if is_main_process():
+            commit_file(osp.join(self.out_dir, tmp_name), osp.join(self.out_dir, filename))
+
+    def _save_checkpoint_with_step(self, runner, step, meta):
+        ckpt_filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        stale = []
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and
+                                            self.keep_ckpt_ids[-1] == step):
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                stale.append(self.keep_ckpt_ids.popleft())
+            self.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+        # 1. the new checkpoint, complete, under its final name
+        self._atomic_save(runner, ckpt_filename, save_optimizer=self.save_optimizer,
+                          save_param_scheduler=self.save_param_scheduler, meta=meta,
+                          by_epoch=self.by_epoch, **self.args)
+        if not is_main_process():
+            return
+        # 2. then last_checkpoint points to it; 3. only then old ones go
+        write_text_atomic(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
+        for old in stale:
+            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
+            if self.file_backend.isfile(path):
+                self.file_backend.remove(path)
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        if not self.save_best:
+            return
+        if 'auto' in self.key_indicators:
+            self._init_rule(self.rules, [list(metrics.keys())[0]])
+        step = runner.epoch if self.by_epoch else runner.iter
+        cur = 'epoch' if self.by_epoch else 'iter'
+        meta = dict(epoch=runner.epoch, iter=runner.iter)
+        updated = False
+        single = len(self.key_indicators) == 1
+        for key, rule in zip(self.key_indicators, self.rules):
+            score = metrics.get(key)
+            score_key = 'best_score' if single else f'best_score_{key}'
+            ckpt_key = 'best_ckpt' if single else f'best_ckpt_{key}'
+            best = runner.message_hub.get_info(score_key, self.init_value_map[rule])
+            if score is None or not self.is_better_than[key](score, best):
+                continue
+            updated = True
+            runner.message_hub.update_info(score_key, score)
+            old_path = self.best_ckpt_path if single else self.best_ckpt_path_dict.get(key)
+            name = f'best_{key}_{self.filename_tmpl.format(step)}'.replace('/', '_')
+            new_path = self.file_backend.join_path(self.out_dir, name)
+            if single:
+                self.best_ckpt_path = new_path
+            else:
+                self.best_ckpt_path_dict[key] = new_path
+            runner.message_hub.update_info(ckpt_key, new_path)
+            # resumable: optimizer and scheduler state included
+            self._atomic_save(runner, name, save_optimizer=True, save_param_scheduler=True,
+                              meta=meta, by_epoch=self.by_epoch)
+            if is_main_process() and old_path and old_path != new_path and \
+                    self.file_backend.isfile(old_path):
+                self.file_backend.remove(old_path)
+            runner.logger.info(f'The best checkpoint with {score:0.4f} {key} at {step} '
+                               f'{cur} is saved to {name}.')
+        # store the new best score in the regular checkpoint too (as mmengine does)
+        if updated and self.last_ckpt is not None:
+            self._save_checkpoint_with_step(runner, step, meta)

@@ -1,0 +1,78 @@
+"""On resume, the LR schedule follows the config, not the checkpoint."""
+from __future__ import annotations
+
+import copy
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.optim import OptimWrapper
+from mmengine.registry import PARAM_SCHEDULERS
+from mmseg.registry import HOOKS
+
+_SHAPE = ('begin', 'end', 'T_max', 'total_iters', 'total_steps', 'milestones', 'step_size',
+          'eta_min', 'eta_max', 'power', 'gamma', 'start_factor', 'end_factor')
+
+
+def _shape(sched) -> dict:
+    return {k: getattr(sched, k) for k in _SHAPE if hasattr(sched, k)}
+
+
+def _fresh_optimizer(optimizer):
+    """A one-parameter-per-group copy of ``optimizer`` at its initial values."""
+    groups = []
+    for g in optimizer.param_groups:
+        g = {k: v for k, v in g.items() if k != 'params'}
+        g['lr'] = g.get('initial_lr', g['lr'])
+        if 'initial_momentum' in g:
+            if 'betas' in g:
+                g['betas'] = (g['initial_momentum'], g['betas'][1])
+            else:
+                g['momentum'] = g['initial_momentum']
+        g['params'] = [torch.nn.Parameter(torch.zeros(1))]
+        groups.append(g)
+    return type(optimizer)(groups)
+
+
+@HOOKS.register_module()
+class ScheduleFollowsConfigHook(Hook):
+    """mmengine restores each scheduler's boundaries from the checkpoint, so a
+    resumed run whose config now says ``max_epochs = 250`` (was 200), or
+    ``--max-epochs``, would train the extra epochs at the final LR. This replays the
+    config's schedule up to the resumed iteration and continues on it: the LR is
+    then exactly what the new schedule gives at this point, and it says so."""
+    priority = 'VERY_HIGH'
+
+    def before_train(self, runner) -> None:
+        scheds = runner.param_schedulers
+        cfg_scheds = runner.cfg.get('param_scheduler')
+        if runner.iter == 0 or not scheds or not cfg_scheds or isinstance(scheds, dict):
+            return
+        cfg_scheds = [cfg_scheds] if isinstance(cfg_scheds, dict) else list(cfg_scheds)
+        length = len(runner.train_dataloader)
+        real_opt = runner.optim_wrapper.optimizer
+        dummy = OptimWrapper(_fresh_optimizer(real_opt))
+        fresh = [PARAM_SCHEDULERS.build(copy.deepcopy(dict(s)), default_args=dict(
+            optimizer=dummy, epoch_length=length)) for s in cfg_scheds]
+        if len(fresh) != len(scheds) or all(_shape(a) == _shape(b)
+                                            for a, b in zip(fresh, scheds)):
+            return
+        old_lr = real_opt.param_groups[0]['lr']
+        for it in range(runner.iter):  # what ParamSchedulerHook would have done
+            for s in fresh:
+                if not s.by_epoch:
+                    s.step()
+            if (it + 1) % length == 0:
+                for s in fresh:
+                    if s.by_epoch:
+                        s.step()
+        for real, new in zip(scheds, fresh):
+            real.load_state_dict(new.state_dict())
+        for g_real, g_new in zip(real_opt.param_groups, dummy.optimizer.param_groups):
+            for key in ('lr', 'momentum', 'betas'):
+                if key in g_new:
+                    g_real[key] = g_new[key]
+        ends = ', '.join(f'{type(s).__name__} {s.begin}-{s.end}' for s in fresh)
+        runner.logger.warning(
+            f'resumed with a different schedule than the checkpoint: following the '
+            f'config ({ends} iterations); LR {old_lr:.4g} -> '
+            f"{real_opt.param_groups[0]['lr']:.4g} at iteration {runner.iter}")
