@@ -49,8 +49,20 @@ def build_parser(mode: str) -> argparse.ArgumentParser:
                        help='resume: bare = the newest checkpoint in the work dir that '
                        'loads; or a checkpoint path')
         p.add_argument('--amp', nargs='?', const='fp16', default=None,
-                       choices=['fp16', 'bf16'],
-                       help='automatic mixed precision (bare --amp = fp16)')
+                       choices=['fp16', 'bf16', 'fp32'],
+                       help='automatic mixed precision (bare --amp = fp16; bf16 needs '
+                       'Ampere+ or a CPU; fp32 turns a config\'s AMP off)')
+        p.add_argument('--compile', nargs='?', const='auto', default=None,
+                       choices=['auto', 'backbone', 'model', 'none'],
+                       help='torch.compile module forwards (auto: backbone + plain heads)')
+        p.add_argument('--channels-last', action=argparse.BooleanOptionalAction,
+                       default=None, help='channels-last memory format for convolutions')
+        p.add_argument('--fused', action=argparse.BooleanOptionalAction, default=None,
+                       help='fused AdamW/Adam/SGD kernels where the device supports them')
+        p.add_argument('--fast-attention', action=argparse.BooleanOptionalAction,
+                       default=None, help='fused attention kernels (need_weights=False)')
+        p.add_argument('--tf32', action=argparse.BooleanOptionalAction, default=None,
+                       help='TF32 matmuls/convolutions on Ampere+ GPUs')
         p.add_argument('--auto-scale-lr', action='store_true',
                        help='scale the LR linearly from the batch in the config name '
                        '(GxbB) to the actual GPUs x batch')

@@ -68,7 +68,7 @@ class FastPaths:
     compile_mode: Optional[str] = None      # torch.compile(mode=...)
     compile_backend: str = 'inductor'
     channels_last: bool = False
-    fused_optimizer: Union[bool, str] = 'auto'
+    fused_optimizer: Union[bool, str, None] = 'auto'  # None: as the optimizer cfg says
     cudnn_benchmark: bool = True
     tf32: bool = True
     fast_attention: bool = True
@@ -110,9 +110,13 @@ def set_amp(cfg, amp: Optional[str], device: Optional[str] = None) -> None:
         raise SegkitError(f"--amp needs optim_wrapper.type 'OptimWrapper' (or an AMP "
                           f"wrapper); the config has {kind!r}")
     if amp is None:
-        if kind == 'AmpOptimWrapper':
+        if kind == 'AmpOptimWrapper':  # keep mmengine's defaults: fp16, dynamic scaling
             ow['type'] = AMP_WRAPPER
-            if ow.get('dtype') in (None, 'float16') and (device or default_device()) == 'cpu':
+            if ow.get('dtype') is None:
+                ow['dtype'] = 'float16'
+            ow.setdefault('loss_scale', 'dynamic')
+            if ow['dtype'] in ('float16', 'torch.float16') and \
+                    (device or default_device()) == 'cpu':
                 raise SegkitError('the config trains with fp16 AMP, which needs a GPU: '
                                   'on CPU pass --amp bf16 (or --amp fp32)')
         return
@@ -139,11 +143,14 @@ def amp_of(cfg) -> Optional[str]:
     return {'float16': 'fp16', 'bfloat16': 'bf16'}.get(dtype)
 
 
-def set_fused_optimizer(cfg, fused: Union[bool, str], device: Optional[str] = None) -> bool:
-    """``fused=True`` for torch's Adam/AdamW/SGD; 'auto' = on CUDA only. Returns
-    whether it is on."""
+def set_fused_optimizer(cfg, fused: Union[bool, str, None],
+                        device: Optional[str] = None) -> bool:
+    """``fused=True`` for torch's Adam/AdamW/SGD; 'auto' = on CUDA only; None = as the
+    optimizer config says; False = off. Returns whether it is on."""
     opt = cfg.optim_wrapper.get('optimizer') or {}
     kind = str(opt.get('type', '')).split('.')[-1]
+    if fused is None:  # as the optimizer config says
+        return bool(opt.get('fused', False))
     if fused is False:
         opt.pop('fused', None)
         return False
@@ -159,40 +166,63 @@ def set_fused_optimizer(cfg, fused: Union[bool, str], device: Optional[str] = No
     return True
 
 
-def apply_fast_paths(cfg, amp: Optional[str] = None, compile=False,
-                     channels_last: bool = False, fused_optimizer='auto',
-                     cudnn_benchmark: bool = True, tf32: bool = True,
-                     fast_attention: bool = True, compile_mode: Optional[str] = None,
-                     compile_backend: str = 'inductor',
+def stock_fast_paths(cfg) -> FastPaths:
+    """What a config without ``fast_paths`` gets: PyTorch's and mmseg's defaults."""
+    return FastPaths(compile=False, channels_last=False, fused_optimizer=None, tf32=False,
+                     fast_attention=False,
+                     cudnn_benchmark=bool((cfg.get('env_cfg') or {}).get('cudnn_benchmark',
+                                                                         False)))
+
+
+def resolve_fast_paths(cfg, **overrides) -> FastPaths:
+    """The config's ``fast_paths`` (else stock behaviour) with the non-None
+    ``overrides`` (FastPaths field names) applied."""
+    fp = FastPaths.from_cfg(cfg) if cfg.get('fast_paths') is not None else stock_fast_paths(cfg)
+    for key, value in overrides.items():
+        if key not in FastPaths.__dataclass_fields__ or key == 'applied':
+            raise TypeError(f'unknown fast path {key!r}')
+        if value is not None:
+            setattr(fp, key, value)
+    fp.compile = normalize_compile(fp.compile)
+    return fp
+
+
+def apply_fast_paths(cfg, amp: Optional[str] = None, compile=None,
+                     channels_last: Optional[bool] = None, fused_optimizer=None,
+                     cudnn_benchmark: Optional[bool] = None, tf32: Optional[bool] = None,
+                     fast_attention: Optional[bool] = None,
+                     compile_mode: Optional[str] = None,
+                     compile_backend: Optional[str] = None,
                      device: Optional[str] = None) -> FastPaths:
     """Write the switches into ``cfg`` (the CLI flags of train.py / benchmark.py).
 
-    AMP and the fused optimizer go into ``cfg.optim_wrapper``, cuDNN benchmark into
-    ``cfg.env_cfg``; the model-level switches into ``cfg.fast_paths`` with
-    ``cfg.runner_type = 'SegkitRunner'``, which applies them. Switches the call leaves
-    at their defaults keep what the config already says in ``fast_paths``.
+    ``None`` = not requested: the config's own choice (its ``fast_paths`` dict, else
+    stock PyTorch/mmseg behaviour). AMP goes into ``cfg.optim_wrapper``; when any
+    other switch is requested, or the config already has ``fast_paths``, the merged
+    switches go into ``cfg.fast_paths`` with ``cfg.runner_type = 'SegkitRunner'``
+    (which applies them: fused optimizer for the device, backend flags, model
+    switches before DDP) and cuDNN benchmark into ``cfg.env_cfg``. A config with no
+    ``fast_paths`` and no switch requested is left to run exactly as written.
     """
     set_amp(cfg, amp, device)
-    fp = FastPaths.from_cfg(cfg)
-    defaults = FastPaths()
-    given = dict(compile=normalize_compile(compile), compile_mode=compile_mode,
-                 compile_backend=compile_backend, channels_last=channels_last,
-                 fused_optimizer=fused_optimizer, cudnn_benchmark=cudnn_benchmark,
-                 tf32=tf32, fast_attention=fast_attention)
-    for key, value in given.items():
-        if value != getattr(defaults, key) or 'fast_paths' not in cfg:
-            setattr(fp, key, value)
-    fp.compile = normalize_compile(fp.compile)
+    overrides = dict(compile=compile, compile_mode=compile_mode,
+                     compile_backend=compile_backend, channels_last=channels_last,
+                     fused_optimizer=fused_optimizer, cudnn_benchmark=cudnn_benchmark,
+                     tf32=tf32, fast_attention=fast_attention)
+    fp = resolve_fast_paths(cfg, **overrides)
+    if cfg.get('fast_paths') is None and all(v is None for v in overrides.values()):
+        return fp
     cfg.fast_paths = fp.to_cfg()
-    cfg.setdefault('env_cfg', {})['cudnn_benchmark'] = bool(fp.cudnn_benchmark)
+    if cfg.get('env_cfg') is None:
+        cfg.env_cfg = {}
+    cfg.env_cfg['cudnn_benchmark'] = bool(fp.cudnn_benchmark)
     if cfg.get('runner_type') not in (None, RUNNER):
         raise SegkitError(f"fast paths need runner_type '{RUNNER}'; the config sets "
                           f'{cfg.runner_type!r}')
     cfg.runner_type = RUNNER
-    import_perf = 'segkit.perf'
     ci = cfg.get('custom_imports')
-    if ci and import_perf not in ci.get('imports', []):
-        ci['imports'] = list(ci.get('imports', [])) + [import_perf]
+    if ci and 'segkit.perf' not in ci.get('imports', []):
+        ci['imports'] = list(ci.get('imports', [])) + ['segkit.perf']
     return fp
 
 
@@ -364,6 +394,8 @@ class SegkitRunner(Runner):
         return super().from_cfg(cfg)
 
     def build_model(self, model):
+        import segkit.models.amp_safe as amp_safe
+        amp_safe.patch()
         model = super().build_model(model)
         fp = FastPaths.from_cfg(self.cfg)
         set_backend_flags(fp.cudnn_benchmark, fp.tf32)
@@ -400,6 +432,8 @@ class SegkitAmpOptimWrapper(AmpOptimWrapper):
     def __init__(self, loss_scale='auto', dtype='bfloat16', device_type=None,
                  use_fsdp: bool = False, **kwargs):
         OptimWrapper.__init__(self, **kwargs)  # skips mmengine's CUDA-only assert
+        import segkit.models.amp_safe as amp_safe
+        amp_safe.patch()  # Mask2Former's fragile parts in fp32 (idempotent)
         if isinstance(dtype, str):
             if dtype.replace('torch.', '') not in self.valid_dtypes:
                 raise SegkitError(f'SegkitAmpOptimWrapper: dtype {dtype!r} is not one '
@@ -560,4 +594,4 @@ __all__ = ['AMP_DTYPES', 'FastPaths', 'SegkitAmpOptimWrapper', 'SegkitRunner',
            'amp_of', 'apply_fast_paths', 'apply_model_fast_paths', 'autocast_context',
            'backend_flags', 'compile_model', 'cpu_has_bf16', 'enable_channels_last',
            'enable_fast_attention', 'normalize_compile', 'set_amp', 'set_backend_flags',
-           'set_fused_optimizer']
+           'set_fused_optimizer', 'resolve_fast_paths', 'stock_fast_paths']

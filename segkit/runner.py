@@ -66,17 +66,17 @@ def prepare_config(args, mode: str):
     return cfg
 
 
-def apply_amp(cfg, amp: str) -> None:
-    """``--amp fp16|bf16``: mmengine's AmpOptimWrapper with that dtype."""
-    if not amp:
-        return
-    ow = cfg.optim_wrapper
-    if ow.get('type') not in ('OptimWrapper', 'AmpOptimWrapper'):
-        raise SegkitError(f"--amp needs optim_wrapper.type 'OptimWrapper', the config "
-                          f"has {ow.get('type')!r}")
-    ow['type'] = 'AmpOptimWrapper'
-    ow['dtype'] = 'bfloat16' if amp == 'bf16' else 'float16'
-    ow['loss_scale'] = 'dynamic'
+def apply_perf_flags(cfg, args) -> None:
+    """--amp / --compile / --channels-last / --fused / --fast-attention / --tf32
+    (segkit.perf); flags left unset keep the config's own choice."""
+    from .perf import apply_fast_paths
+    c = getattr(args, 'compile', None)
+    apply_fast_paths(cfg, amp=getattr(args, 'amp', None),
+                     compile=None if c is None else (False if c == 'none' else c),
+                     channels_last=getattr(args, 'channels_last', None),
+                     fused_optimizer=getattr(args, 'fused', None),
+                     fast_attention=getattr(args, 'fast_attention', None),
+                     tf32=getattr(args, 'tf32', None))
 
 
 def check_launch_batch(cfg, config_path: str, world: int) -> None:
@@ -155,7 +155,7 @@ def build_runner(cfg):
 
 def train(args) -> int:
     cfg = prepare_config(args, 'train')
-    apply_amp(cfg, args.amp)
+    apply_perf_flags(cfg, args)
     sk_dist.setup_distributed(cfg, args.launcher)
     world = sk_dist.world_size()
     if getattr(args, 'max_epochs', None):

@@ -123,7 +123,13 @@ def test_apply_fast_paths_edits_the_config():
     assert (ow.type, ow.dtype, ow.loss_scale) == ('SegkitAmpOptimWrapper', 'bfloat16', 'auto')
     assert cfg.runner_type == 'SegkitRunner' and 'segkit.perf' in cfg.custom_imports.imports
     assert cfg.fast_paths['compile'] == 'auto' and cfg.fast_paths['channels_last']
-    assert cfg.env_cfg.cudnn_benchmark is True
+    # not requested: stock (the demo config has no fast_paths; its cudnn_benchmark)
+    assert cfg.fast_paths['tf32'] is False and cfg.fast_paths['fast_attention'] is False
+    assert cfg.env_cfg.cudnn_benchmark is False
+    plain = load_config(DEMO_SEG)
+    apply_fast_paths(plain)  # nothing requested: the config runs as written
+    assert 'runner_type' not in plain and 'fast_paths' not in plain
+    assert plain.optim_wrapper.type == 'OptimWrapper'
     assert FastPaths.from_cfg(cfg).compile == fp.compile == 'auto'
     with pytest.raises(SegkitError, match='needs a GPU'):
         apply_fast_paths(load_config(DEMO_SEG), amp='fp16', device='cpu')
@@ -175,7 +181,8 @@ def test_segkit_runner_applies_model_switches(tmp_path):
     from segkit.synthetic import strip_pretrained
     quiet_mmengine()
     cfg = load_config(DEMO_SEG)
-    apply_fast_paths(cfg, amp='bf16', channels_last=True, fused_optimizer=True, device='cpu')
+    apply_fast_paths(cfg, amp='bf16', channels_last=True, fused_optimizer=True,
+                     fast_attention=True, device='cpu')
     cfg.model = strip_pretrained(cfg.model)
     cfg.work_dir = str(tmp_path)
     cfg.visualizer.vis_backends = [dict(type='LocalVisBackend')]
@@ -207,8 +214,18 @@ def test_fast_attention_is_the_same_maths():
         assert enable_fast_attention(model) > 0  # idempotent
         out = model(x, mode='tensor')
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
-    _, m2f = _model(DEMO_M2F)
-    assert enable_fast_attention(m2f) >= 6  # 3 decoder layers x (self + cross)
+    # Mask2Former: the decoder's self- and masked cross-attention (bool attn_mask)
+    from segkit.bench.flops import _forward
+    cfg, m2f = _model(DEMO_M2F)
+    m2f.eval()
+    data = m2f.data_preprocessor(_batch(cfg), True)
+    with torch.no_grad():
+        ref = _forward(m2f, data)
+        assert enable_fast_attention(m2f) >= 6  # 3 decoder layers x (self + cross)
+        out = _forward(m2f, data)
+    for a, b in zip(out, ref):  # per-layer class scores, per-layer mask logits
+        for x, y in zip(a, b):
+            torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-4)
 
 
 def test_channels_last_trains():
@@ -283,7 +300,8 @@ def test_amp_safe_patch_is_idempotent_and_runs_sampling_in_fp32(monkeypatch):
     with torch.autocast('cpu', dtype=torch.bfloat16):
         out = attn(q, **kwargs)
     assert seen[-1] == (torch.float32, torch.float32, torch.float32, False)
-    assert msda.multi_scale_deformable_attn_pytorch is amp_safe.fp32_multi_scale_deformable_attn_pytorch
+    assert msda.multi_scale_deformable_attn_pytorch is \
+        amp_safe.fp32_multi_scale_deformable_attn_pytorch
     torch.testing.assert_close(out.float(), ref, rtol=0.05, atol=0.05)
     amp_safe.unpatch()
     try:
@@ -375,3 +393,60 @@ def test_fast_transforms_are_output_identical(stock, fast, kwargs):
         assert np.array_equal(outs[0]['img'], outs[1]['img']), i
         assert np.array_equal(outs[0]['gt_seg_map'], outs[1]['gt_seg_map']), i
         assert outs[0]['img_shape'] == outs[1]['img_shape']
+
+
+# ------------------------------------------------------------------ GPU (run on the H100)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('config,size', [
+    (str(ROOT / 'configs/segformer/segformer_mit-b2_3xb6-200e_voc12aug-512x512.py'), 256),
+    (str(ROOT / 'configs/mask2former/mask2former_swin-t_3xb4-200e_ade20k-512x512.py'), 256),
+], ids=['segformer-b2', 'mask2former-swin-t'])
+@pytest.mark.parametrize('dtype', ['bf16', 'fp16'])
+def test_gpu_fp32_and_amp_losses_match(config, size, dtype):
+    """On CUDA: mmcv's deformable-attention kernel (in fp32 through amp_safe), cuDNN,
+    tensor cores. Same tolerances as on CPU; TF32 off for the fp32 reference."""
+    import segkit.models.amp_safe as amp_safe
+    from segkit.bench.train_bench import quiet_mmengine
+    from segkit.synthetic import build_model
+    amp_safe.patch()
+    quiet_mmengine()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        cfg = load_config(config)
+        cfg.model.data_preprocessor.size = (size, size)
+        torch.manual_seed(0)
+        model = build_model(cfg, device='cuda').train()
+        batch = _batch(cfg, 2, (size, size))
+
+        def run(amp):
+            torch.manual_seed(1)
+            data = model.data_preprocessor(copy.copy(batch), True)
+            cast = {'bf16': torch.bfloat16, 'fp16': torch.float16}[dtype]
+            with torch.no_grad(), torch.autocast('cuda', dtype=cast, enabled=amp):
+                total, log_vars = model.parse_losses(model(**data, mode='loss'))
+            return float(total)
+
+        full, half = run(False), run(True)
+        assert math.isfinite(half) and abs(half - full) / abs(full) < 5e-3, (full, half)
+    finally:
+        torch.backends.cudnn.allow_tf32 = True
+
+
+@pytest.mark.gpu
+def test_gpu_fp16_wrapper_scales_and_fuses():
+    """fp16 on CUDA: dynamic GradScaler, fused AdamW, overflow skip detected."""
+    from segkit.perf import SegkitAmpOptimWrapper
+    p = torch.nn.Parameter(torch.ones(8, device='cuda'))
+    opt = torch.optim.AdamW([p], lr=0.1, fused=True)
+    ow = SegkitAmpOptimWrapper(optimizer=opt, dtype='float16', loss_scale='auto',
+                               clip_grad=dict(max_norm=1.0))
+    assert ow.loss_scaler is not None
+    ow.update_params((p * 1e35).sum())
+    assert ow.last_step_skipped and ow.last_loss_finite
+    assert torch.equal(p.detach(), torch.ones(8, device='cuda'))
+    ow.update_params(p.sum())
+    assert not ow.last_step_skipped and not torch.equal(p.detach(),
+                                                        torch.ones(8, device='cuda'))

@@ -3,7 +3,9 @@
 # kept, and segkit's hooks and modules registered.
 _base_ = ['mmseg::_base_/default_runtime.py']
 
-custom_imports = dict(imports=['segkit.hooks', 'segkit.models'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['segkit.hooks', 'segkit.models', 'segkit.perf', 'segkit.data.fast_transforms'],
+    allow_failed_imports=False)
 
 env_cfg = dict(
     cudnn_benchmark=True,  # fixed crop sizes: let cuDNN pick the fastest kernels

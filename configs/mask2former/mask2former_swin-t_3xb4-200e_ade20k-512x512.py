@@ -27,7 +27,8 @@ pretrained = 'checkpoints/swin_tiny_patch4_window7_224_mmseg.pth'  # checkpoints
 # -------------------------------------------------------------------------------------
 
 custom_imports = dict(  # Mask2Former's head, pixel decoder and losses live in mmdet
-    imports=['mmdet.models', 'segkit.hooks', 'segkit.models'], allow_failed_imports=False)
+    imports=['mmdet.models', 'segkit.hooks', 'segkit.models', 'segkit.perf',
+             'segkit.data.fast_transforms'], allow_failed_imports=False)
 
 model = dict(
     data_preprocessor=dict(size=crop_size),
@@ -42,9 +43,10 @@ train_pipeline = [
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='RandomChoiceResize', scales=[int(crop_size[0] * x * 0.1) for x in range(5, 21)],
          resize_type='ResizeShortestEdge', max_size=4 * crop_size[0]),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    # segkit's output-identical, faster RandomCrop / PhotoMetricDistortion (benchmark_data.py)
+    dict(type='FastRandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
+    dict(type='FastPhotoMetricDistortion'),
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(batch_size=samples_per_gpu, dataset=dict(pipeline=train_pipeline))

@@ -7,8 +7,11 @@
 # the numerics it started with. On an older GPU use the parent with --amp fp16.
 _base_ = ['./mask2former_swin-t_3xb4-200e_ade20k-512x512.py']
 
-custom_imports = dict(  # + segkit.perf: the AMP wrapper and SegkitRunner
-    imports=['mmdet.models', 'segkit.hooks', 'segkit.models', 'segkit.perf'],
+# + segkit.perf (the AMP wrapper, SegkitRunner) and segkit.data.fast_transforms (the
+# output-identical FastRandomCrop / FastPhotoMetricDistortion, for pipelines using them)
+custom_imports = dict(
+    imports=['mmdet.models', 'segkit.hooks', 'segkit.models', 'segkit.perf',
+             'segkit.data.fast_transforms'],
     allow_failed_imports=False)
 
 # bf16 autocast. The official Mask2Former trains with fp16 AMP (detectron2

@@ -40,9 +40,10 @@ train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
     dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    # segkit's output-identical, faster RandomCrop / PhotoMetricDistortion (benchmark_data.py)
+    dict(type='FastRandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
+    dict(type='FastPhotoMetricDistortion'),
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(batch_size=samples_per_gpu, dataset=dict(pipeline=train_pipeline))

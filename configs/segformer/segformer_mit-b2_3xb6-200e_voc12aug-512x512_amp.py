@@ -7,8 +7,11 @@
 # the numerics it started with. On an older GPU use the parent with --amp fp16.
 _base_ = ['./segformer_mit-b2_3xb6-200e_voc12aug-512x512.py']
 
-custom_imports = dict(  # + segkit.perf: the AMP wrapper and SegkitRunner
-    imports=['segkit.hooks', 'segkit.models', 'segkit.perf'], allow_failed_imports=False)
+# + segkit.perf (the AMP wrapper, SegkitRunner) and segkit.data.fast_transforms (the
+# output-identical FastRandomCrop / FastPhotoMetricDistortion, for pipelines using them)
+custom_imports = dict(
+    imports=['segkit.hooks', 'segkit.models', 'segkit.perf', 'segkit.data.fast_transforms'],
+    allow_failed_imports=False)
 
 # bf16 autocast: fp32's exponent range, so no loss scaling (fp16 would need it)
 optim_wrapper = dict(type='SegkitAmpOptimWrapper', dtype='bfloat16', loss_scale='auto')

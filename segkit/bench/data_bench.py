@@ -364,7 +364,8 @@ def print_report(report: dict, console=None) -> None:
     if feed:
         console.print(
             f"GPU feed: {feed['gpus']} GPUs, {feed['cores']} cores -> "
-            f"{feed['workers_per_gpu']} workers/GPU x {report['setups'][0]['img_per_s_per_worker']:.1f}"
+            f"{feed['workers_per_gpu']} workers/GPU x "
+            f"{report['setups'][0]['img_per_s_per_worker']:.1f}"
             f" = {feed['supplied_img_per_s_per_gpu']:.0f} img/s per GPU vs "
             f"{feed['needed_img_per_s_per_gpu']:.0f} needed ({feed['source']}): headroom "
             f"{feed['headroom']:.1f}x{' -> STARVES' if feed['starves'] else ''}")

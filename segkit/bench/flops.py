@@ -46,16 +46,18 @@ def _flop_counter():
 
 
 def count_flops(model, cfg, size=None, device: str = 'cpu', train: bool = True,
-                amp=None) -> dict:
+                amp=None, batch: dict = None) -> dict:
     """FLOPs per image: {'forward': int, 'train': int|None, 'method': str}.
 
     ``model`` is used as is (weights untouched: the backward leaves gradients that
-    are zeroed afterwards); ``size`` defaults to the config's crop size.
+    are zeroed afterwards); ``size`` defaults to the config's crop size; ``batch``:
+    a one-image batch to count on (default: segkit.synthetic's).
     """
     from segkit.perf import autocast_context
     from segkit.synthetic import crop_size_of, num_classes_of, synthetic_batch
     size = tuple(size or crop_size_of(cfg) or (512, 512))
-    batch = synthetic_batch(num_classes_of(cfg), 1, size, seed=123)
+    if batch is None:
+        batch = synthetic_batch(num_classes_of(cfg), 1, size, seed=123)
     was_training = model.training
     out = {'method': FLOPS_METHOD, 'size': list(size)}
     try:

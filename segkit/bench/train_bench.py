@@ -162,26 +162,14 @@ def device_info(device: str) -> dict:
 def prepare(setup: Setup, device: str):
     """The config with the setup's switches applied: (cfg, FastPaths, amp, batch, size)."""
     from segkit.configs import load_config
-    from segkit.perf import FastPaths, amp_of, normalize_compile, set_amp, \
-        set_fused_optimizer
+    from segkit.perf import amp_of, resolve_fast_paths, set_amp, set_fused_optimizer
     from segkit.synthetic import crop_size_of
     cfg = load_config(setup.config, setup.cfg_options)
-    if 'fast_paths' in cfg:
-        fp = FastPaths.from_cfg(cfg)
-    else:  # stock behaviour: torch's defaults, mmseg's cudnn_benchmark
-        fp = FastPaths(compile=False, channels_last=False, fused_optimizer=False,
-                       tf32=False, fast_attention=False,
-                       cudnn_benchmark=bool(cfg.get('env_cfg', {}).get(
-                           'cudnn_benchmark', False)))
-    for key, attr in (('compile', 'compile'), ('compile_mode', 'compile_mode'),
-                      ('compile_backend', 'compile_backend'),
-                      ('channels_last', 'channels_last'), ('fused', 'fused_optimizer'),
-                      ('cudnn_benchmark', 'cudnn_benchmark'), ('tf32', 'tf32'),
-                      ('fast_attention', 'fast_attention')):
-        value = getattr(setup, key)
-        if value is not None:
-            setattr(fp, attr, value)
-    fp.compile = normalize_compile(fp.compile)
+    fp = resolve_fast_paths(
+        cfg, compile=setup.compile, compile_mode=setup.compile_mode,
+        compile_backend=setup.compile_backend, channels_last=setup.channels_last,
+        fused_optimizer=setup.fused, cudnn_benchmark=setup.cudnn_benchmark,
+        tf32=setup.tf32, fast_attention=setup.fast_attention)
     set_amp(cfg, setup.amp, device)
     if cfg.optim_wrapper.get('type') == 'SegkitAmpOptimWrapper':
         cfg.optim_wrapper['device_type'] = device.split(':')[0]
@@ -195,10 +183,30 @@ def prepare(setup: Setup, device: str):
     return cfg, fp, amp, batch, size
 
 
-def _data_iter(cfg, batch: int, size, synthetic: bool, num_batches: int = 2):
-    from segkit.synthetic import num_classes_of, synthetic_batch
+def bench_batch(num_classes: int, batch: int, size, seed: int = 0,
+                classes_per_image: Optional[int] = 10) -> dict:
+    """segkit.synthetic's random batch with ``classes_per_image`` classes per label
+    map (ADE20K images hold ~10 of its 150 classes; Mask2Former's matching and mask
+    losses scale with the classes present, so all 150 in every image would overstate
+    the head's share). 0/None: every class."""
+    from segkit.synthetic import synthetic_batch
+    data = synthetic_batch(num_classes, batch, size, seed=seed)
+    if classes_per_image and classes_per_image < num_classes:
+        g = torch.Generator().manual_seed(seed + 7919)
+        for sample in data['data_samples']:
+            label = sample.gt_sem_seg.data
+            subset = torch.randperm(num_classes, generator=g)[:classes_per_image]
+            keep = label != 255
+            label[keep] = subset[label[keep] % classes_per_image]
+    return data
+
+
+def _data_iter(cfg, batch: int, size, synthetic: bool, num_batches: int = 2,
+               classes_per_image: Optional[int] = 10):
+    from segkit.synthetic import num_classes_of
     if synthetic:
-        batches = [synthetic_batch(num_classes_of(cfg), batch, size, seed=i)
+        batches = [bench_batch(num_classes_of(cfg), batch, size, seed=i,
+                               classes_per_image=classes_per_image)
                    for i in range(num_batches)]
         return itertools.cycle(batches), 'synthetic'
     from mmengine.runner import Runner
@@ -225,14 +233,15 @@ def _copy_batch(data: dict) -> dict:
 
 def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cuda',
               synthetic: bool = True, infer_iters: Optional[int] = None,
-              flops: bool = True, log: Callable = print) -> dict:
+              flops: bool = True, classes_per_image: Optional[int] = 10,
+              log: Callable = print) -> dict:
     """Benchmark one setup; returns a JSON-ready dict (raises on OOM)."""
     from mmengine.optim import build_optim_wrapper
 
     import segkit.models.amp_safe as amp_safe
     from segkit.bench.flops import achieved_tflops, count_flops, train_flops_per_image
     from segkit.perf import apply_model_fast_paths, autocast_context, backend_flags
-    from segkit.synthetic import build_model, num_classes_of, synthetic_batch
+    from segkit.synthetic import build_model, num_classes_of
     if iters < 1:
         raise SegkitError('--iters must be >= 1')
     quiet_mmengine()
@@ -249,6 +258,9 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
     with backend_flags(fp.cudnn_benchmark, fp.tf32):
         try:
             amp_safe.patch()
+            data_iter, source = _data_iter(cfg, batch, size, synthetic,  # fails fast
+                                           classes_per_image=classes_per_image)
+            result['data'] = source
             torch.manual_seed(0)
             with warnings.catch_warnings():  # mmseg's deprecation chatter
                 warnings.simplefilter('ignore', UserWarning)
@@ -257,17 +269,17 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
                 from segkit.perf import enable_fast_attention
                 enable_fast_attention(model)
             if flops:
-                fl = count_flops(model, cfg, size, device=device, train=True, amp=amp)
+                fl = count_flops(model, cfg, size, device=device, train=True, amp=amp,
+                                 batch=bench_batch(num_classes_of(cfg), 1, size, seed=123,
+                                                   classes_per_image=classes_per_image))
                 result['flops'] = dict(fl)
             # fast attention is idempotent; compile/channels-last after FLOP counting
             applied = apply_model_fast_paths(model, fp)
             result['applied'] = {**fp.applied, **applied}
             optim_wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
-            data_iter, source = _data_iter(cfg, batch, size, synthetic)
-            result['data'] = source
             meter = MemoryMeter(device)
             model.train()
-            waits, steps, losses = [], [], []
+            waits, steps, losses, warm_times = [], [], [], []
             for i in range(warmup + iters):
                 if i == warmup:
                     sync(device)
@@ -285,8 +297,10 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
                     waits.append(t1 - t0)
                     steps.append(t2 - t1)
                     losses.append(loss)
-                elif i == 0:
-                    result['loss_first'] = loss
+                else:
+                    warm_times.append(t2 - t0)
+                    if i == 0:
+                        result['loss_first'] = loss
             iter_times = [w + s for w, s in zip(waits, steps)]
             result['memory'] = meter.read()
             t_med = statistics.median(iter_times)
@@ -296,7 +310,8 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
                 'iter_s': _stats(iter_times), 'data_wait_s': _stats(waits),
                 'step_s': _stats(steps),
                 'data_wait_share': sum(waits) / max(sum(iter_times), 1e-12),
-                'loss_last': losses[-1], 'losses_finite': all(map(math.isfinite, losses))}
+                'loss_last': losses[-1], 'losses_finite': all(map(math.isfinite, losses)),
+                'warmup_iter_s': warm_times}  # the first includes compile / autotuning
             skipped = getattr(optim_wrapper, 'skipped_steps', None)
             if skipped is not None:
                 result['train']['amp_skipped_steps'] = skipped
@@ -308,16 +323,17 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
             # ---- inference: model.test_step (preprocess, forward, resize, argmax)
             n_inf = infer_iters if infer_iters is not None else max(2, iters // 2)
             if n_inf > 0:
-                infer = synthetic_batch(num_classes_of(cfg), batch, size, seed=99)
+                infer = bench_batch(num_classes_of(cfg), batch, size, seed=99,
+                                    classes_per_image=classes_per_image)
                 model.eval()
                 times = []
                 with torch.no_grad(), autocast_context(amp, device.split(':')[0]):
-                    for i in range(1 + n_inf):
+                    for i in range(2 + n_inf):  # 2 warm-up calls (cuDNN / oneDNN kernels)
                         sync(device)
                         t0 = time.perf_counter()
                         model.test_step(_copy_batch(infer))
                         sync(device)
-                        if i:
+                        if i >= 2:
                             times.append(time.perf_counter() - t0)
                 model.train()
                 result['inference'] = {'img_per_s': batch / statistics.median(times),
@@ -352,7 +368,8 @@ def compare(a: dict, b: dict) -> dict:
 def find_max_batch(setup: Setup, device: str = 'cuda', start: Optional[int] = None,
                    cap: int = 256, mem_limit_bytes: Optional[int] = None,
                    probe_iters: int = 2, probe_warmup: int = 1, iters: int = 10,
-                   warmup: int = 3, synthetic: bool = True, log: Callable = print) -> dict:
+                   warmup: int = 3, synthetic: bool = True,
+                   classes_per_image: Optional[int] = 10, log: Callable = print) -> dict:
     """Largest batch per device that trains: doubling from ``start`` until a try runs
     out of memory (or passes ``mem_limit_bytes``, or ``cap``), then bisection between
     the last batch that fit and the first that did not. Each try builds the model and
@@ -361,13 +378,16 @@ def find_max_batch(setup: Setup, device: str = 'cuda', start: Optional[int] = No
     tries = []
 
     def fits(batch: int) -> bool:
+        res = None
         try:
             res = run_setup(replace(setup, batch=batch), iters=probe_iters,
                             warmup=probe_warmup, device=device, synthetic=synthetic,
-                            infer_iters=0, flops=False, log=lambda *_: None)
+                            infer_iters=0, flops=False, classes_per_image=classes_per_image,
+                            log=lambda *_: None)
         except Exception as err:  # noqa: BLE001
             if not is_oom(err):
                 raise
+        if res is None:  # out of memory; the exception (and its frames) is gone now
             free_memory(device)
             tries.append({'batch': batch, 'fits': False, 'reason': 'out of memory'})
             log(f'  batch {batch}: out of memory')
@@ -411,7 +431,7 @@ def find_max_batch(setup: Setup, device: str = 'cuda', start: Optional[int] = No
     if best >= 1:
         out['at_max'] = run_setup(replace(setup, batch=best), iters=iters, warmup=warmup,
                                   device=device, synthetic=synthetic, infer_iters=0,
-                                  flops=False, log=log)
+                                  flops=False, classes_per_image=classes_per_image, log=log)
     return out
 
 
@@ -432,8 +452,9 @@ def print_table(report: dict, console=None) -> None:
     from rich.table import Table
     console = console or Console()
     setups = report['setups']
+    gpu = report['env'].get('gpu')
     table = Table(title=f"training benchmark ({report['env']['device']}"
-                        f"{', ' + report['env'].get('gpu', '') if report['env'].get('gpu') else ''})")
+                        f"{', ' + gpu if gpu else ''})")
     table.add_column('metric')
     for s in setups:
         table.add_column(s['label'], justify='right')
@@ -564,6 +585,9 @@ def build_parser():
     group.add_argument('--compare-flags', metavar='"FLAGS"',
                        help='also benchmark CONFIG with these flags changed, e.g. '
                        '"--amp bf16 --compile"')
+    p.add_argument('--classes-per-image', type=int, default=10,
+                   help='--synthetic: classes in each label map (default 10, about '
+                   "ADE20K's; 0 = all; drives Mask2Former's matching/loss cost)")
     p.add_argument('--find-max-batch', action='store_true',
                    help='search the largest batch that fits (doubling, then bisection)')
     p.add_argument('--max-batch', type=int, default=256,
@@ -611,7 +635,19 @@ def compare_setup(args, base: Setup) -> Setup:
     return replace(base, **changes)
 
 
+def _join_compare_flags(argv: list) -> list:
+    """``--compare-flags "--fused"`` (a value that starts with --) for argparse."""
+    argv = list(argv)
+    for i, arg in enumerate(argv[:-1]):
+        if arg == '--compare-flags':
+            argv[i:i + 2] = [f'--compare-flags={argv[i + 1]}']
+            break
+    return argv
+
+
 def main(argv=None) -> int:
+    import sys
+    argv = _join_compare_flags(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     if device == 'cuda' and not torch.cuda.is_available():
@@ -632,7 +668,8 @@ def main(argv=None) -> int:
         report['setups'].append(run_setup(setup, iters=args.iters, warmup=args.warmup,
                                           device=device, synthetic=args.synthetic,
                                           infer_iters=args.infer_iters,
-                                          flops=not args.no_flops))
+                                          flops=not args.no_flops,
+                                          classes_per_image=args.classes_per_image))
     if len(setups) == 2:
         report['compare'] = compare(*report['setups'])
     if args.find_max_batch:
@@ -644,7 +681,8 @@ def main(argv=None) -> int:
             **find_max_batch(target, device=device, start=report['setups'][-1]['batch'],
                              cap=args.max_batch, mem_limit_bytes=limit,
                              iters=max(3, args.iters // 2), warmup=args.warmup,
-                             synthetic=args.synthetic))
+                             synthetic=args.synthetic,
+                             classes_per_image=args.classes_per_image))
     print_table(report)
     if args.json:
         dump_json(report, args.json)
