@@ -16,3 +16,31 @@ torchrun_cmd() {
   local bin; bin=$(dirname "$PYTHON")/torchrun
   if [[ -x $bin ]]; then echo "$bin"; else echo "$PYTHON -m torch.distributed.run"; fi
 }
+
+# torchrun's rendezvous settings, like mmseg's launchers; PORT unset on one node: a
+# free port (two jobs on one server never collide); several nodes must share PORT
+launch_env() {
+  NNODES=${NNODES:-1}
+  NODE_RANK=${NODE_RANK:-0}
+  MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+  if [[ -z ${PORT:-} ]]; then
+    [[ $NNODES == 1 ]] || die "NNODES=$NNODES: set the same PORT on every node (e.g. PORT=29531)"
+    PORT=$("$PYTHON" -m segkit.launch free-port)
+  fi
+}
+# checks before anything starts: GPUs requested vs visible, the port free on the master
+launch_preflight() {
+  "$PYTHON" -m segkit.launch check-gpus "$1" >/dev/null || exit 2
+  if [[ $NODE_RANK == 0 ]] && ! "$PYTHON" -m segkit.launch port-free "$PORT"; then
+    die "PORT=$PORT is already in use on this machine (another job?): unset PORT to pick a free one, or choose another"
+  fi
+}
+# srun's settings, like mmseg's slurm scripts; mmengine falls back to port 29500 for
+# every job, so each job gets its own MASTER_PORT
+slurm_env() {
+  GPUS=${GPUS:-4}
+  GPUS_PER_NODE=${GPUS_PER_NODE:-$(( GPUS < 4 ? GPUS : 4 ))}
+  CPUS_PER_TASK=${CPUS_PER_TASK:-5}
+  read -r -a SRUN_EXTRA <<<"${SRUN_ARGS:-}"
+  export MASTER_PORT=${PORT:-$("$PYTHON" -m segkit.launch free-port)}
+}

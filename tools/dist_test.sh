@@ -12,13 +12,7 @@ shift 3
 [[ $GPUS =~ ^[0-9]+$ ]] || die "GPUS must be a number, got '$GPUS'"
 [[ -f $CONFIG ]] || die "config $CONFIG does not exist"
 [[ -f $CHECKPOINT ]] || die "checkpoint $CHECKPOINT does not exist"
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-if [[ -z ${PORT:-} ]]; then
-  [[ $NNODES == 1 ]] || die "NNODES=$NNODES: set the same PORT on every node (e.g. PORT=29531)"
-  PORT=$("$PYTHON" -m segkit.launch free-port)
-fi
+launch_env
 read -r -a TORCHRUN <<<"$(torchrun_cmd)"
 CMD=("${TORCHRUN[@]}" --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR"
      --master_port="$PORT" --nproc_per_node="$GPUS"
@@ -27,8 +21,5 @@ if [[ -n ${DRY_RUN:-} ]]; then
   quoted "${CMD[@]}"
   exit 0
 fi
-"$PYTHON" -m segkit.launch check-gpus "$GPUS" >/dev/null || exit 2  # before anything starts
-if [[ $NODE_RANK == 0 ]] && ! "$PYTHON" -m segkit.launch port-free "$PORT"; then
-  die "PORT=$PORT is already in use on this machine (another job?): unset PORT to pick a free one, or choose another"
-fi
+launch_preflight "$GPUS"
 exec "${CMD[@]}"

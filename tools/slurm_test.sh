@@ -10,14 +10,10 @@ JOB_NAME=$2
 CONFIG=$3
 CHECKPOINT=$4
 shift 4
-GPUS=${GPUS:-4}
-GPUS_PER_NODE=${GPUS_PER_NODE:-$(( GPUS < 4 ? GPUS : 4 ))}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-read -r -a EXTRA <<<"${SRUN_ARGS:-}"
-export MASTER_PORT=${PORT:-$("$PYTHON" -m segkit.launch free-port)}
+slurm_env
 CMD=(srun -p "$PARTITION" --job-name="$JOB_NAME" --gres=gpu:"$GPUS_PER_NODE"
      --ntasks="$GPUS" --ntasks-per-node="$GPUS_PER_NODE" --cpus-per-task="$CPUS_PER_TASK"
-     --kill-on-bad-exit=1 ${EXTRA[@]+"${EXTRA[@]}"}
+     --kill-on-bad-exit=1 ${SRUN_EXTRA[@]+"${SRUN_EXTRA[@]}"}
      "$PYTHON" -u "$ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" --launcher=slurm "$@")
 if [[ -n ${DRY_RUN:-} ]]; then
   echo "MASTER_PORT=$MASTER_PORT $(quoted "${CMD[@]}")"

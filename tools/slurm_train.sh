@@ -11,15 +11,10 @@ JOB_NAME=$2
 CONFIG=$3
 WORK_DIR=$4
 shift 4
-GPUS=${GPUS:-4}
-GPUS_PER_NODE=${GPUS_PER_NODE:-$(( GPUS < 4 ? GPUS : 4 ))}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-read -r -a EXTRA <<<"${SRUN_ARGS:-}"
-# mmengine falls back to port 29500 for every job: pick one for this job instead
-export MASTER_PORT=${PORT:-$("$PYTHON" -m segkit.launch free-port)}
+slurm_env
 CMD=(srun -p "$PARTITION" --job-name="$JOB_NAME" --gres=gpu:"$GPUS_PER_NODE"
      --ntasks="$GPUS" --ntasks-per-node="$GPUS_PER_NODE" --cpus-per-task="$CPUS_PER_TASK"
-     --kill-on-bad-exit=1 ${EXTRA[@]+"${EXTRA[@]}"}
+     --kill-on-bad-exit=1 ${SRUN_EXTRA[@]+"${SRUN_EXTRA[@]}"}
      "$PYTHON" -u "$ROOT/tools/train.py" "$CONFIG" --work-dir="$WORK_DIR" --launcher=slurm
      --resume "$@")
 if [[ -n ${DRY_RUN:-} ]]; then

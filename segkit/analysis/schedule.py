@@ -23,6 +23,8 @@ from typing import Optional
 
 import numpy as np
 
+from ..scheduling import step_one_iteration
+
 # A logged LR differs from the configured one when |logged - configured| exceeds
 # this fraction of the configured peak LR (the logs round nothing; 1 % leaves room
 # for float noise and warmup ratios, and catches any real change of schedule).
@@ -102,13 +104,7 @@ def configured_lr(cfg, epoch_length: int, n_iters: Optional[int] = None,
         out = np.empty(n)
         for i in range(n):
             out[i] = group['lr']
-            for s in scheds:
-                if not s.by_epoch:
-                    s.step()
-            if (i + 1) % epoch_length == 0:
-                for s in scheds:
-                    if s.by_epoch:
-                        s.step()
+            step_one_iteration(scheds, i, epoch_length)
     return out
 
 

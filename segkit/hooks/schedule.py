@@ -9,6 +9,8 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import PARAM_SCHEDULERS
 from mmseg.registry import HOOKS
 
+from ..scheduling import step_one_iteration
+
 _SHAPE = ('begin', 'end', 'T_max', 'total_iters', 'total_steps', 'milestones', 'step_size',
           'eta_min', 'eta_max', 'power', 'gamma', 'start_factor', 'end_factor')
 
@@ -58,13 +60,7 @@ class ScheduleFollowsConfigHook(Hook):
             return
         old_lr = real_opt.param_groups[0]['lr']
         for it in range(runner.iter):  # what ParamSchedulerHook would have done
-            for s in fresh:
-                if not s.by_epoch:
-                    s.step()
-            if (it + 1) % length == 0:
-                for s in fresh:
-                    if s.by_epoch:
-                        s.step()
+            step_one_iteration(fresh, it, length)
         for real, new in zip(scheds, fresh):
             real.load_state_dict(new.state_dict())
         for g_real, g_new in zip(real_opt.param_groups, dummy.optimizer.param_groups):
