@@ -238,3 +238,17 @@ def test_tmux_train_with_tensorboard(demo_data, tmp_path):
         assert any(t.startswith('IoU_per_class/') for t in seen)
     finally:
         subprocess.run(['tmux', 'kill-session', '-t', f'={session}'], capture_output=True)
+
+
+def test_auto_scale_lr_and_batch_warning(demo_data, tmp_path):
+    """Batch 4 with a config named 1xb8: the launch warns, and --auto-scale-lr halves
+    the LR (linear rule) and says so; mmengine's optimizer really runs at it."""
+    work = tmp_path / 'work'
+    proc = run_py('tools/train.py', DEMO_CONFIG, '--work-dir', work, '--auto-scale-lr',
+                  '--cfg-options', *demo_options(demo_data, epochs=1))
+    out = proc.stdout + proc.stderr
+    assert 'the config is named for 1x8 = 8' in out
+    assert '--auto-scale-lr: batch 4 (this launch) / 8 (config) -> lr x 0.5: 0.006 -> 0.003' in out
+    from segkit.checkpoint import safe_load
+    groups = safe_load(work / 'epoch_1.pth')['optimizer']['param_groups']
+    assert groups[0]['initial_lr'] == pytest.approx(0.003)

@@ -196,6 +196,7 @@ def _refused(args, work) -> str:
     assert _snapshot(work) == before
     msg = str(err.value)
     assert '\n' not in msg
+    print(f'refused: error: {msg}')  # pytest -s shows what each bad input prints
     return msg
 
 

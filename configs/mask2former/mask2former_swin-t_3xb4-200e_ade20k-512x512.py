@@ -24,6 +24,8 @@ grad_clip = 0.01            # max gradient norm (mmseg's value for Mask2Former)
 num_classes = 150
 crop_size = (512, 512)
 pretrained = 'checkpoints/swin_tiny_patch4_window7_224_mmseg.pth'  # checkpoints/README.md
+# Classic knobs: no weight decay on biases -> paramwise_cfg bias_decay_mult=0.0 (mmseg
+# decays them); a smaller, faster backbone -> mask2former_mobilenetv3-l_*.
 # -------------------------------------------------------------------------------------
 
 custom_imports = dict(  # Mask2Former's head, pixel decoder and losses live in mmdet

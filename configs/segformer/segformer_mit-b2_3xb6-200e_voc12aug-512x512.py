@@ -26,7 +26,8 @@ num_classes = 21
 crop_size = (512, 512)
 pretrained = 'checkpoints/mit_b2_mmseg.pth'  # checkpoints/README.md
 # Classic knobs, off as in mmseg's recipe: gradient clipping -> optim_wrapper.clip_grad
-# = dict(max_norm=1.0); deep supervision -> the *_aux-head variant.
+# = dict(max_norm=1.0); no weight decay on biases -> paramwise_cfg bias_decay_mult=0.0;
+# deep supervision -> the *_aux-head variant; larger encoder -> segformer_mit-b4_*.
 # -------------------------------------------------------------------------------------
 
 model = dict(
