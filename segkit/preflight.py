@@ -94,7 +94,8 @@ def sample_rows(cfg, splits, sample: int = SAMPLE_PAIRS) -> list[Check]:
     if report.errors:
         f = report.errors[0]
         more = f' (+{len(report.errors) - 1} more)' if len(report.errors) > 1 else ''
-        return [Check(f'data sample {f.split}', FAIL, f'{f.message}{more}',
+        where = '' if os.path.basename(f.path) in f.message else f'{f.path}: '
+        return [Check(f'data sample {f.split}', FAIL, f'{where}{f.message}{more}',
                       'python tools/validate_dataset.py CONFIG checks every file')]
     return [Check('data sample', PASS, f'{sample} pairs per split load with labels in range')]
 
