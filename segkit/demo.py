@@ -70,12 +70,12 @@ def run_demo(model: str = 'segformer', epochs: int | None = None,
     if not best:
         raise SegkitError(f'no best_mIoU checkpoint in {work_dir}: training did not '
                           'validate (see the log above)')
+    logs = sorted(work_dir.glob('*/vis_data'))  # training's; the test below adds its own
     metrics_json = work_dir / 'demo_test_metrics.json'
     _run([python, 'tools/test.py', config, best[-1], '--work-dir', work_dir,
           '--metrics-json', metrics_json, '--cfg-options', opts[2]], root)
     metrics = json.loads(metrics_json.read_text())['metrics']
     miou = metrics.get('mIoU', 0.0)
-    logs = sorted(work_dir.glob('*/vis_data'))
     minutes = (time.time() - start) / 60
     print('\n[demo] ------------------------------------------------------------')
     print(f'[demo] {model}: mIoU {miou:.2f} on the demo val split, {minutes:.1f} min')

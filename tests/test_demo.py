@@ -95,9 +95,10 @@ def test_make_demo_flow(tmp_path, capsys):
     assert code == (0 if miou >= DEMOS['segformer']['bar'] else 1)
     assert f'best checkpoint:  {best[-1]}' in out
     assert 'open TensorBoard: scripts/tensorboard.sh' in out
-    # TensorBoard got the curves
+    # TensorBoard got the curves, in the folder the demo prints (training's, not test's)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    events = sorted(work.glob('*/vis_data/events.out.tfevents.*'))
+    shown = Path(out.split('TensorBoard logs: ')[1].split()[0])
+    events = sorted(shown.glob('events.out.tfevents.*'))
     assert events
     tags = set()
     for ev in events:
