@@ -178,8 +178,8 @@ else
           "about $(( 300 / jobs + 5 )) min with $jobs jobs"
       export FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=$GPU_ARCHS
     else
-      say "building mmcv $MMCV_VERSION from source with CPU ops: about $(( 44 / jobs + 1 )) min" \
-          "with $jobs jobs (21.6 min measured on 2 cores)"
+      say "building mmcv $MMCV_VERSION from source with CPU ops: about $(( 20 / jobs ))-$(( 56 / jobs ))" \
+          "min with $jobs jobs (measured on 2 cores: 10 min idle, 22-28 min on a busy machine)"
     fi
     SRC=$(mktemp -d)
     trap 'rm -rf "$CONSTRAINTS" "$SRC"' EXIT
