@@ -232,10 +232,10 @@ if "$PY" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("torchvision"
 elif [[ $TORCH_CUDA != none ]]; then
   if pipq -c "$CONSTRAINTS" torchvision && tv_imports; then say "installed torchvision (imports)"
   else "${PIP[@]}" uninstall -y -q torchvision >/dev/null 2>&1 || true
-       say "torchvision skipped: no build for torch $tv imports here (only the MobileNetV3 weight converter needs it)"
+       say "torchvision skipped: no build for torch $tv imports here (segkit does not need it; it is only the MobileNetV3 converter's reference in the tests)"
   fi
 else
-  say "torchvision skipped: PyPI has no CPU build for torch $tv (only the MobileNetV3 weight converter needs it)"
+  say "torchvision skipped: PyPI has no CPU build for torch $tv (segkit does not need it; it is only the MobileNetV3 converter's reference in the tests)"
 fi
 
 # --------------------------------------------------------------------- segkit

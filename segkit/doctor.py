@@ -402,8 +402,8 @@ def check_nccl(f: Facts) -> Check:
 def check_torchvision(f: Facts) -> Check:
     if f.torchvision_error == 'missing':
         return Check('torchvision', WARN, 'not installed (segkit does not need it)',
-                     'only tools/convert_weights.py mobilenetv3 needs it; install the '
-                     'build matching your torch where one exists')
+                     'nothing to do; for your own use, install the build matching your '
+                     'torch where one exists (PyPI has none for CPU torch)')
     if f.torchvision_error:
         return Check('torchvision', WARN, f.torchvision_error,
                      'pip uninstall -y torchvision (a torchvision that does not import '
