@@ -17,6 +17,7 @@ from segkit.errors import SegkitError
 
 PNG = b'\x89PNG\r\n\x1a\n'
 SEGFORMER = 'configs/segformer/segformer_mit-b2_3xb6-200e_voc12aug-512x512.py'
+MASK2FORMER = 'configs/mask2former/mask2former_swin-t_3xb4-200e_ade20k-512x512.py'
 CLASSES = ['background', 'person', 'car', 'bottle', 'chair']
 
 
@@ -270,6 +271,26 @@ def test_plateau_is_read_with_its_numbers(plateau_run):
     text = ' '.join(r.findings)
     assert 'Converged (plateau)' in text and f'{gain:+.2f}' in text
 
+
+
+def test_mask2former_plateau_gets_class_weights_not_pixel_losses(tmp_path):
+    """Mask2Former classifies queries: its advice is the cw-ce variant (loss_cls class
+    weights), never a SegFormer focal / Lovasz decode-head loss to copy."""
+    work = tmp_path / 'm2f'
+    write_subrun(work, '20260101_100000', epochs=range(1, 21), miou=_plateau_miou,
+                 loss=lambda e, it: 0.3 + 0.7 * math.exp(-e / 3),
+                 per_class=lambda e: [95, 70, 60, 12, 8], config=MASK2FORMER)
+    conf = [[9000, 20, 20, 10, 10], [50, 1900, 30, 10, 10], [40, 30, 900, 10, 20],
+            [60, 10, 10, 40, 0], [70, 5, 5, 0, 20]]
+    write_test_metrics(work, '20260101_120000', [95.0, 70.0, 60.0, 12.0, 8.0],
+                       [sum(r) for r in conf], conf)
+    r = read_run(load_run(work), last_k=5)
+    assert r.verdict == 'plateau' and r.imbalance
+    cmds = _commands(r)
+    cw = MASK2FORMER.replace('.py', '_cw-ce.py')
+    assert f'python tools/class_weights.py {cw} --method inverse' in cmds
+    words = ' '.join(s.why for s in r.next_steps)
+    assert 'segformer' not in words and not any('segformer' in c for c in cmds)
 
 def test_rising_curve_says_train_longer(tmp_path):
     work = tmp_path / 'rising'

@@ -16,6 +16,11 @@ class NextStep:
     commands: list = field(default_factory=list)
 
 
+# Heads that classify queries (then masks): the pixel losses of the focal / Lovasz
+# variants do not carry over; their class weights do (loss_cls, no-object last).
+MASK_CLASSIFICATION = ('mask2former', 'maskformer')
+
+
 def _best_checkpoint(run, r) -> str:
     best = sorted(run.work_dir.glob('best_*.pth'), key=lambda p: p.stat().st_mtime)
     if best:
@@ -129,6 +134,9 @@ def next_steps(r, run) -> list:
             ('focal', 'focal'), ('lovasz', 'Lovasz'), ('ce-lovasz', 'CE + Lovasz'))]
         own = [(what, path) for _, what, path, ours in losses if path and ours]
         other = [(what, path) for _, what, path, ours in losses if path and not ours]
+        algo = Path(cfg).stem.split('_')[0]
+        if algo in MASK_CLASSIFICATION:  # their loss classifies queries, not pixels:
+            other = [(w, p) for w, p in other if Path(p).stem.split('_')[0] == algo]
         if own:
             steps.append(NextStep('class-imbalance', 'Or a loss that weighs rare classes up: '
                                   + ', '.join(w for w, _ in own) + ':',
