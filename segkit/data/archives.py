@@ -13,7 +13,7 @@ import os
 import tarfile
 import zipfile
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Iterator, Optional
+from typing import BinaryIO, Callable, Iterable, Iterator, Optional
 
 from ..errors import SegkitError
 from .files import atomic_copy_stream, atomic_write_bytes
@@ -131,6 +131,20 @@ def place(out_root: str, rel: str, member: Member, stats: CopyStats) -> None:
             atomic_copy_stream(dst, src)
         stats.written += 1
     stats.outputs[rel.replace(os.sep, '/')] = member.size
+
+
+def copy_selected(members: Iterable, select: Callable[[str], Optional[str]],
+                  out_root: str, source: str) -> CopyStats:
+    """``place`` every member whose name ``select`` maps to an output path; refuses
+    (after the whole pass) when files already there differ."""
+    stats = CopyStats()
+    for m in members:
+        rel = select(m.name)
+        if rel:
+            place(out_root, rel, m, stats)
+    if stats.conflicts:
+        raise conflict_error(stats, source)
+    return stats
 
 
 def conflict_error(stats: CopyStats, source: str) -> SegkitError:

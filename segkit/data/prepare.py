@@ -26,8 +26,8 @@ from typing import Optional
 import numpy as np
 
 from ..errors import SegkitError
-from .archives import (CopyStats, archive_kind, conflict_error, iter_members,
-                       manifest_done, place, write_manifest)
+from .archives import (archive_kind, copy_selected, iter_members, manifest_done,
+                       write_manifest)
 from .files import read_lines, write_text_keeping_old
 from .labels import read_label_png, save_label_png, sbd_segmentation
 from .parallel import chunked, default_workers, parallel_map, progress_bar
@@ -139,13 +139,8 @@ def prepare_ade20k(src: str, out: str = 'data', allow_partial: bool = False,
         if _same_dir(folder, dest):
             result.steps.append(('copy', 0, 0, f'{dest} is the source: checked in place'))
         else:
-            stats = CopyStats()
-            for m in iter_members(folder, f'copying {ADE_DIR}', progress):
-                rel = _ade_select(m.name)
-                if rel:
-                    place(dest, rel, m, stats)
-            if stats.conflicts:
-                raise conflict_error(stats, folder)
+            stats = copy_selected(iter_members(folder, f'copying {ADE_DIR}', progress),
+                                  _ade_select, dest, folder)
             result.steps.append(('copy', stats.written, stats.skipped, f'from {folder}'))
     elif manifest_done(out, src):
         result.steps.append(('extract', 0, 0, f'{os.path.basename(src)} already extracted'))
@@ -153,13 +148,8 @@ def prepare_ade20k(src: str, out: str = 'data', allow_partial: bool = False,
         if archive_kind(src) is None:
             raise SegkitError(f'{src} is not a .zip or .tar archive: pass '
                               'ADEChallengeData2016.zip or the folder it extracts to')
-        stats = CopyStats()
-        for m in iter_members(src, f'extracting {os.path.basename(src)}', progress):
-            rel = _ade_select(m.name)
-            if rel:
-                place(dest, rel, m, stats)
-        if stats.conflicts:
-            raise conflict_error(stats, src)
+        stats = copy_selected(iter_members(src, f'extracting {os.path.basename(src)}',
+                                           progress), _ade_select, dest, src)
         if not stats.outputs:
             raise SegkitError(f'{src} holds no images/ or annotations/ files: is it '
                               'ADEChallengeData2016.zip?')
@@ -190,32 +180,32 @@ def _resolve_sbd_folder(src: str) -> str:
                       'dataset/cls/): pass benchmark.tgz or its benchmark_RELEASE folder')
 
 
+def _voc_select(name: str) -> Optional[str]:
+    m = _VOC_FILE.search(name)
+    return m.group(1) if m and not _junk(name) else None
+
+
+def _voc_folder_members(folder: str, progress: bool):
+    """The members of VOC2012's sub-folders we use, named as in the archive."""
+    for sub in ('JPEGImages', 'SegmentationClass', SETS):
+        if os.path.isdir(os.path.join(folder, sub)):
+            for m in iter_members(os.path.join(folder, sub), f'copying {sub}', progress):
+                m.name = f"{sub.replace(os.sep, '/')}/{m.name}"
+                yield m
+
+
 def _copy_voc(voc: str, out: str, root: str, progress: bool) -> tuple:
     if os.path.isdir(voc):
         folder = _resolve_voc_folder(voc)
         if _same_dir(folder, root):
             return ('VOC2012', 0, 0, f'{root} is the source: used in place')
-        stats = CopyStats()
-        for sub in ('JPEGImages', 'SegmentationClass', SETS):
-            if not os.path.isdir(os.path.join(folder, sub)):
-                continue
-            for m in iter_members(os.path.join(folder, sub), f'copying {sub}', progress):
-                m.name = f"{sub.replace(os.sep, '/')}/{m.name}"
-                mm = _VOC_FILE.search(m.name)
-                if mm and not _junk(m.name):
-                    place(root, mm.group(1), m, stats)
-        if stats.conflicts:
-            raise conflict_error(stats, folder)
+        stats = copy_selected(_voc_folder_members(folder, progress), _voc_select, root,
+                              folder)
         return ('VOC2012', stats.written, stats.skipped, f'from {folder}')
     if manifest_done(out, voc):
         return ('VOC2012', 0, 0, f'{os.path.basename(voc)} already extracted')
-    stats = CopyStats()
-    for m in iter_members(voc, f'extracting {os.path.basename(voc)}', progress):
-        mm = _VOC_FILE.search(m.name)
-        if mm and not _junk(m.name):
-            place(root, mm.group(1), m, stats)
-    if stats.conflicts:
-        raise conflict_error(stats, voc)
+    stats = copy_selected(iter_members(voc, f'extracting {os.path.basename(voc)}', progress),
+                          _voc_select, root, voc)
     if not stats.outputs:
         raise SegkitError(f'{voc} holds no VOC2012/JPEGImages files: is it '
                           'VOCtrainval_11-May-2012.tar?')
