@@ -27,9 +27,13 @@ def run_tool(main: Callable[[], int | None]) -> None:
     sys.exit(code or 0)
 
 
-def _cfg_options_action():
+def add_cfg_options(p: argparse.ArgumentParser, example: str = 'train_dataloader.'
+                    'batch_size=2 train_cfg.max_epochs=3') -> None:
+    """mmseg's ``--cfg-options key=value ...`` (mmengine's DictAction), for every tool
+    that reads a config."""
     from mmengine.config import DictAction
-    return DictAction
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help=f'override config settings, key=value (e.g. {example})')
 
 
 def build_parser(mode: str) -> argparse.ArgumentParser:
@@ -79,9 +83,7 @@ def build_parser(mode: str) -> argparse.ArgumentParser:
         p.add_argument('--tta', action='store_true', help='test-time augmentation')
         p.add_argument('--metrics-json', help='write the metrics here (default: '
                        '<work_dir>/<timestamp>/test_metrics.json)')
-    p.add_argument('--cfg-options', nargs='+', action=_cfg_options_action(),
-                   help='override config settings, key=value (e.g. '
-                   'train_dataloader.batch_size=2 train_cfg.max_epochs=3)')
+    add_cfg_options(p)
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                    default='none', help='job launcher (dist_train.sh sets pytorch)')
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK

@@ -13,11 +13,10 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from segkit.cli import run_tool  # noqa: E402
+from segkit.cli import add_cfg_options, run_tool  # noqa: E402
 
 
 def main() -> int:
-    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='an mmseg config')
@@ -34,8 +33,7 @@ def main() -> int:
                         help='count N random train pairs instead of all')
     parser.add_argument('--allow-errors', action='store_true',
                         help='count the readable pixels even if the train split has errors')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys')
+    add_cfg_options(parser, 'train_dataloader.dataset.data_root=/data/ade')
     args = parser.parse_args()
     from segkit.data.class_weights import main as weights_main
     return weights_main(args.config, args.method, args.out,

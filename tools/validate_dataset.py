@@ -12,11 +12,10 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from segkit.cli import run_tool  # noqa: E402
+from segkit.cli import add_cfg_options, run_tool  # noqa: E402
 
 
 def main() -> int:
-    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='an mmseg config')
@@ -28,9 +27,7 @@ def main() -> int:
                         help='check N random pairs per split instead of all')
     parser.add_argument('--worst', type=int, default=20,
                         help='how many of the worst files to list (default: 20)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. train_dataloader.dataset.'
-                             'data_root=/data/ade')
+    add_cfg_options(parser, 'train_dataloader.dataset.data_root=/data/ade')
     args = parser.parse_args()
     from segkit.data.validate import main as validate_main
     return validate_main(args.config, args.split, args.workers, args.sample,

@@ -28,6 +28,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from segkit.cli import add_cfg_options
 from segkit.errors import SegkitError
 
 # dataset type -> (h, w) of a typical image
@@ -420,14 +421,8 @@ def build_parser():
     p.add_argument('--train-json', help='a tools/benchmark.py --json report: feed its '
                    'fastest setup')
     p.add_argument('--json', metavar='OUT', help='write the report here')
-    p.add_argument('--cfg-options', nargs='+', action=_dict_action(),
-                   help='override config settings, key=value')
+    add_cfg_options(p)
     return p
-
-
-def _dict_action():
-    from mmengine.config import DictAction
-    return DictAction
 
 
 def main(argv=None) -> int:

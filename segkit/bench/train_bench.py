@@ -27,6 +27,7 @@ from typing import Callable, Optional, Union
 
 import torch
 
+from segkit.cli import add_cfg_options
 from segkit.errors import SegkitError
 
 OOM_TEXT = ('out of memory', "can't allocate memory", 'CUDNN_STATUS_ALLOC_FAILED',
@@ -603,14 +604,8 @@ def build_parser():
     p.add_argument('--device', choices=['cuda', 'cpu'],
                    help='default: cuda when available')
     p.add_argument('--json', metavar='OUT', help='write the full report here')
-    p.add_argument('--cfg-options', nargs='+', action=_dict_action(),
-                   help='override config settings, key=value')
+    add_cfg_options(p)
     return p
-
-
-def _dict_action():
-    from mmengine.config import DictAction
-    return DictAction
 
 
 def setup_from_args(config: str, args, label: str = '') -> Setup:
