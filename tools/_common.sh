@@ -35,12 +35,23 @@ launch_preflight() {
     die "PORT=$PORT is already in use on this machine (another job?): unset PORT to pick a free one, or choose another"
   fi
 }
-# srun's settings, like mmseg's slurm scripts; mmengine falls back to port 29500 for
-# every job, so each job gets its own MASTER_PORT
+# srun's settings, like mmseg's slurm scripts: sets SRUN (srun and its options) for
+# PARTITION JOB_NAME; mmengine falls back to port 29500 for every job, so each job
+# gets its own MASTER_PORT
 slurm_env() {
-  GPUS=${GPUS:-4}
-  GPUS_PER_NODE=${GPUS_PER_NODE:-$(( GPUS < 4 ? GPUS : 4 ))}
-  CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-  read -r -a SRUN_EXTRA <<<"${SRUN_ARGS:-}"
+  local gpus=${GPUS:-4} srun_extra
+  local per_node=${GPUS_PER_NODE:-$(( gpus < 4 ? gpus : 4 ))}
+  read -r -a srun_extra <<<"${SRUN_ARGS:-}"
+  SRUN=(srun -p "$1" --job-name="$2" --gres=gpu:"$per_node" --ntasks="$gpus"
+        --ntasks-per-node="$per_node" --cpus-per-task="${CPUS_PER_TASK:-5}"
+        --kill-on-bad-exit=1 ${srun_extra[@]+"${srun_extra[@]}"})
   export MASTER_PORT=${PORT:-$("$PYTHON" -m segkit.launch free-port)}
+}
+# runs the command; DRY_RUN=1 prints it (with MASTER_PORT) instead
+slurm_exec() {
+  if [[ -n ${DRY_RUN:-} ]]; then
+    echo "MASTER_PORT=$MASTER_PORT $(quoted "$@")"
+    exit 0
+  fi
+  exec "$@"
 }

@@ -10,13 +10,6 @@ JOB_NAME=$2
 CONFIG=$3
 CHECKPOINT=$4
 shift 4
-slurm_env
-CMD=(srun -p "$PARTITION" --job-name="$JOB_NAME" --gres=gpu:"$GPUS_PER_NODE"
-     --ntasks="$GPUS" --ntasks-per-node="$GPUS_PER_NODE" --cpus-per-task="$CPUS_PER_TASK"
-     --kill-on-bad-exit=1 ${SRUN_EXTRA[@]+"${SRUN_EXTRA[@]}"}
-     "$PYTHON" -u "$ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" --launcher=slurm "$@")
-if [[ -n ${DRY_RUN:-} ]]; then
-  echo "MASTER_PORT=$MASTER_PORT $(quoted "${CMD[@]}")"
-  exit 0
-fi
-exec "${CMD[@]}"
+slurm_env "$PARTITION" "$JOB_NAME"
+slurm_exec "${SRUN[@]}" "$PYTHON" -u "$ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" \
+  --launcher=slurm "$@"
