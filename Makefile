@@ -2,9 +2,8 @@
 SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 
-# The environment: the active virtualenv / conda env, else the repo's .venv.
-ENV_DIR := $(or $(VIRTUAL_ENV),$(CONDA_PREFIX),$(CURDIR)/.venv)
-PY := $(ENV_DIR)/bin/python
+# The Python of the environment (tools/_common.sh decides; after install runs)
+PY = $(shell env -u PYTHON bash -c 'source tools/_common.sh && echo "$$PYTHON"')
 MODEL ?= segformer
 GPUS ?= 1
 PYTEST_ARGS ?=

@@ -29,44 +29,38 @@ for arg in "$@"; do
   esac
 done
 
+BASE_PYTHON=${PYTHON:-}   # PYTHON: the interpreter for a new .venv
+source "$ROOT/tools/_common.sh"   # ENV_DIR, ENV_KIND (the one "which Python")
 say() { printf '[install] %s\n' "$*"; }
 die() { printf '[install] error: %s\n' "$*" >&2; exit 1; }
 
-MMCV_VERSION=2.1.0
-TORCH_DEFAULT=2.13.0
-TORCH_MIN=2.6
-TORCH_MAX=2.14   # exclusive
+# the pinned versions: segkit/facts.py (the one source; it imports nothing)
+eval "$(python3 "$ROOT/segkit/facts.py")"
 
 # ---------------------------------------------------------------- environment
-if [[ -n "${VIRTUAL_ENV:-}" ]]; then
-  ENV_DIR=$VIRTUAL_ENV; ENV_KIND="active virtualenv"
-elif [[ -n "${CONDA_PREFIX:-}" ]]; then
-  ENV_DIR=$CONDA_PREFIX; ENV_KIND="active conda env"
-else
-  ENV_DIR=$ROOT/.venv; ENV_KIND="repo .venv"
-  if [[ ! -x $ENV_DIR/bin/python ]]; then
-    base=${PYTHON:-}
-    if [[ -z $base ]]; then
-      for cand in python3.11 python3.12 python3.10 python3; do
-        if command -v "$cand" >/dev/null 2>&1; then base=$cand; break; fi
-      done
-    fi
-    [[ -n $base ]] || die "no python3 found: install Python 3.11 (or set PYTHON=/path/to/python3.11)"
-    say "creating $ENV_DIR with $($base --version 2>&1)"
-    "$base" -m venv "$ENV_DIR" || die "'$base -m venv' failed: install the venv module (Debian: apt install python3-venv)"
+if [[ $ENV_KIND == "repo .venv" && ! -x $ENV_DIR/bin/python ]]; then
+  base=$BASE_PYTHON
+  if [[ -z $base ]]; then
+    for cand in python3.11 python3.12 python3.10 python3; do
+      if command -v "$cand" >/dev/null 2>&1; then base=$cand; break; fi
+    done
   fi
+  [[ -n $base ]] || die "no python3 found: install Python 3.11 (or set PYTHON=/path/to/python3.11)"
+  say "creating $ENV_DIR with $($base --version 2>&1)"
+  "$base" -m venv "$ENV_DIR" || die "'$base -m venv' failed: install the venv module (Debian: apt install python3-venv)"
 fi
 PY=$ENV_DIR/bin/python
 [[ -x $PY ]] || die "$PY not found: is $ENV_DIR a Python environment?"
-"$PY" - <<'EOF' || die "segkit needs Python 3.10-3.12: create an env with Python 3.11 (PYTHON=python3.11 make install)"
-import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 12) else 1)
+"$PY" - "$PYTHON_MIN" "$PYTHON_MAX" <<'EOF' || die "segkit needs Python $PYTHON_MIN-$PYTHON_MAX: create an env with Python 3.11 (PYTHON=python3.11 make install)"
+import sys; v = lambda s: tuple(map(int, s.split('.')))
+sys.exit(0 if v(sys.argv[1]) <= sys.version_info[:2] <= v(sys.argv[2]) else 1)
 EOF
 
 # ------------------------------------------------------------- up to date?
 # The stamp records what was installed (inputs' hash, and 1 if the dev tools too).
 STAMP=$ENV_DIR/.segkit-install-stamp
 INPUTS=$({ cat requirements.txt requirements-dev.txt pyproject.toml scripts/install.sh \
-            scripts/patches/* 2>/dev/null; echo "$ROOT"; } | sha256sum | cut -d' ' -f1)
+            segkit/facts.py; echo "$ROOT"; } | sha256sum | cut -d' ' -f1)
 if [[ -z ${MMCV_REBUILD:-} && -f $STAMP ]] && read -r s_inputs s_dev <"$STAMP" \
    && [[ $s_inputs == "$INPUTS" && ${s_dev:-0} -ge $DEV ]] \
    && "$PY" -c 'import segkit, mmcv._ext, mmseg, mmdet' >/dev/null 2>&1; then
@@ -90,7 +84,7 @@ pipq() {
 }
 
 # ----------------------------------------------------------- build tooling
-pipq 'setuptools>=77.0.3,<81' wheel ninja psutil numpy || die "could not install setuptools/ninja (network to PyPI?)"
+pipq "setuptools$SETUPTOOLS" wheel ninja psutil numpy || die "could not install setuptools/ninja (network to PyPI?)"
 
 # ------------------------------------------------------------------- torch
 torch_ok() {
@@ -143,7 +137,7 @@ fi
 
 mmcv_works() {  # right version, compiled ops load with this torch, CUDA kernels if wanted
   "$PY" -c "import mmcv, mmcv._ext; assert mmcv.__version__ == '$MMCV_VERSION'" >/dev/null 2>&1 || return 1
-  [[ $WITH_CUDA == 0 ]] || "$PY" segkit/ops_check.py
+  [[ $WITH_CUDA == 0 ]] || "$PY" segkit/plugins/models/ops_check.py
 }
 
 if [[ -z ${MMCV_REBUILD:-} ]] && mmcv_works; then
@@ -186,11 +180,6 @@ else
     "${PIP[@]}" download -q --no-deps --no-binary :all: "mmcv==$MMCV_VERSION" -d "$SRC" >/dev/null 2>&1 \
       || die "could not download mmcv $MMCV_VERSION's source from PyPI"
     tar -xzf "$SRC/mmcv-$MMCV_VERSION.tar.gz" -C "$SRC"
-    for p in scripts/patches/mmcv-"$MMCV_VERSION"-*.patch; do
-      [[ -f $p ]] || continue
-      say "applying $(basename "$p")"
-      patch -s -p1 -d "$SRC/mmcv-$MMCV_VERSION" <"$p" || die "patch $p did not apply"
-    done
     LOG=$ENV_DIR/segkit-mmcv-build.log
     start=$SECONDS
     ( export MMCV_WITH_OPS=1 MAX_JOBS=$jobs

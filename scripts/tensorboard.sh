@@ -9,9 +9,9 @@ LOGDIR=${1:-work_dirs}
 PORT=${2:-6006}
 TB_HOST=${TB_HOST:-127.0.0.1}
 [[ -d $LOGDIR ]] || die "log dir $LOGDIR does not exist (train something first, e.g. make demo)"
-if ! "$PYTHON" -m segkit.launch port-free "$PORT"; then
+if ! "$PYTHON" -m segkit.engine.launch port-free "$PORT"; then
   taken=$PORT
-  PORT=$("$PYTHON" -m segkit.launch free-port)
+  PORT=$("$PYTHON" -m segkit.engine.launch free-port)
   echo "port $taken is taken: using $PORT"
 fi
 echo "TensorBoard on $LOGDIR: http://$TB_HOST:$PORT   (remote: ssh -L $PORT:localhost:$PORT $(hostname))"

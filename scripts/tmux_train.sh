@@ -30,7 +30,7 @@ fi
 mkdir -p "$WORK_DIR"
 WORK_DIR=$(cd "$WORK_DIR" && pwd)
 LOG=$WORK_DIR/console.log
-TB_PORT=${TB_PORT:-$("$PYTHON" -m segkit.launch free-port)}
+TB_PORT=${TB_PORT:-$("$PYTHON" -m segkit.engine.launch free-port)}
 TRAIN="cd $(printf '%q' "$ROOT") && set -o pipefail && $(quoted "$ROOT/tools/dist_train.sh" "$CONFIG" "$GPUS" "$@") 2>&1 | tee -a $(printf '%q' "$LOG"); echo \"[tmux_train] training exited with \$?\" | tee -a $(printf '%q' "$LOG")"
 TB="$(quoted "$ROOT/scripts/tensorboard.sh" "$WORK_DIR" "$TB_PORT")"
 tmux new-session -d -s "$SESSION" -n train -c "$ROOT" "bash -c $(printf '%q' "$TRAIN")"

@@ -1,7 +1,7 @@
 """segkit: epoch-based mmsegmentation training that works the first time.
 
 Importing ``segkit`` registers the safe-checkpoint allowlist (see
-:mod:`segkit.checkpoint`), so every tool that imports it before loading anything
+:mod:`segkit.safe_load`), so every tool that imports it before loading anything
 can resume on torch >= 2.6 without turning ``weights_only`` off.
 """
 import warnings
@@ -15,7 +15,7 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 def _register_safe_loading() -> None:
     try:
-        from .checkpoint import register_safe_globals
+        from segkit.safe_load import register_safe_globals
     except ImportError:
         # torch or mmengine is missing or broken: `tools/doctor.py` reports it,
         # and every tool that needs them fails at its own import.

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import SegkitError
+from segkit.errors import SegkitError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +56,7 @@ def run_demo(model: str = 'segformer', epochs: int | None = None,
     spec = DEMOS[model]
     config = spec['config']
     start = time.time()
-    from .data.demo import generate
+    from segkit.data.shapes import generate
     out_root = Path(out_root or root)
     data = out_root / 'data' / 'demo'
     print(f'[demo] dataset: {data} (generated if missing)', flush=True)

@@ -21,22 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-# The stack segkit pins and tests (README, scripts/install.sh).
-PYTHON_RANGE = ((3, 10), (3, 12))  # inclusive
-TORCH_RANGE = ('2.6', '2.14')  # [min, max)
-MMCV_PIN = '2.1.0'
+from segkit.checks import FAIL, PASS, SKIP, WARN, Check, render
+from segkit.engine.launch import gpu_request_error
+from segkit.facts import MMCV_VERSION, PYTHON_MAX, PYTHON_MIN, TORCH_DEFAULT, TORCH_MAX, TORCH_MIN
+from segkit.engine.preflight import config_checks
+
 DISK_WARN_GB, DISK_FAIL_GB = 20.0, 2.0
-
-PASS, WARN, FAIL, SKIP = 'PASS', 'WARN', 'FAIL', 'SKIP'
-
-
-@dataclass
-class Check:
-    name: str
-    status: str
-    detail: str
-    fix: str = ''
-
 
 @dataclass
 class Facts:
@@ -156,7 +146,7 @@ def probe_safe_loading() -> None:
     import torch
     from mmengine.logging import HistoryBuffer
 
-    from .checkpoint import safe_load  # registers the allowlist
+    from segkit.safe_load import safe_load  # registers the allowlist
     buf = HistoryBuffer()
     buf.update(1.5)
     blob = io.BytesIO()
@@ -198,7 +188,7 @@ def probe(work_dir: str = 'work_dirs') -> Facts:
     f.mmcv_ext_error = _try(lambda: importlib.import_module('mmcv._ext'))
     if f.cuda_available and f.mmcv_ext_error is None:
         f.mmcv_cuda_probed = True
-        from .ops_check import probe_msda_cuda
+        from segkit.plugins.models.ops_check import probe_msda_cuda
         f.mmcv_cuda_kernel_error = _try(probe_msda_cuda)
     f.mmseg_error = _try(lambda: importlib.import_module('mmseg.models'))
     f.mmdet_error = _try(lambda: importlib.import_module('mmdet.models'))
@@ -240,7 +230,7 @@ def _major(v: Optional[str]) -> Optional[int]:
 
 def check_python(f: Facts) -> Check:
     v = '.'.join(map(str, f.python))
-    lo, hi = PYTHON_RANGE
+    lo, hi = PYTHON_MIN, PYTHON_MAX
     if lo <= tuple(f.python[:2]) <= hi:
         return Check('Python', PASS, v)
     return Check('Python', FAIL, f'{v} is outside {lo[0]}.{lo[1]}-{hi[0]}.{hi[1]}',
@@ -251,11 +241,11 @@ def check_python(f: Facts) -> Check:
 def check_torch(f: Facts) -> Check:
     if f.torch_error or not f.torch_version:
         return Check('torch', FAIL, f.torch_error or 'not installed',
-                     'make install (installs torch==2.13.0)')
-    lo, hi = TORCH_RANGE
+                     f'make install (installs torch=={TORCH_DEFAULT})')
+    lo, hi = TORCH_MIN, TORCH_MAX
     if not (_vt(lo) <= _vt(f.torch_version) < _vt(hi)):
         return Check('torch', FAIL, f'{f.torch_version} is outside [{lo}, {hi})',
-                     'pip install torch==2.13.0 (then make install rebuilds mmcv)')
+                     f'pip install torch=={TORCH_DEFAULT} (then make install rebuilds mmcv)')
     return Check('torch', PASS, f.torch_version)
 
 
@@ -267,7 +257,7 @@ def check_torch_cuda(f: Facts) -> Check:
         if f.smi_gpus:
             return Check(name, FAIL, f'torch is a CPU build but nvidia-smi lists '
                          f'{f.smi_gpus} GPU(s)',
-                         'pip uninstall -y torch && pip install torch==2.13.0 '
+                         f'pip uninstall -y torch && pip install torch=={TORCH_DEFAULT} '
                          '(PyPI default is the CUDA build), then make install')
         return Check(name, PASS, 'CPU build, no GPU on this machine (training '
                      'runs on CPU with gloo)')
@@ -289,12 +279,13 @@ def check_torch_cuda(f: Facts) -> Check:
 
 def check_visible_devices(f: Facts) -> Check:
     v = f.cuda_visible_devices
+    err = gpu_request_error(max(1, f.gpu_count), f.gpu_count, v)
+    if err or (v is not None and v.strip() in ('', '-1') and f.smi_gpus):
+        return Check('CUDA_VISIBLE_DEVICES', WARN, err or f'{v!r} hides every GPU',
+                     'unset CUDA_VISIBLE_DEVICES, or set it to the GPU ids to use')
     if v is None:
         return Check('CUDA_VISIBLE_DEVICES', PASS, f'unset: all {f.gpu_count} '
                      'GPU(s) visible' if f.gpu_count else 'unset')
-    if v.strip() in ('', '-1') and f.smi_gpus:
-        return Check('CUDA_VISIBLE_DEVICES', WARN, f'{v!r} hides every GPU',
-                     'unset CUDA_VISIBLE_DEVICES, or set it to the GPU ids to use')
     return Check('CUDA_VISIBLE_DEVICES', PASS, f'{v!r}: {f.gpu_count} GPU(s) visible')
 
 
@@ -331,12 +322,12 @@ def check_cuda_home(f: Facts) -> Check:
 def check_mmcv_window(f: Facts) -> Check:
     if not f.mmcv_version:
         return Check('mmcv version', FAIL, 'mmcv not installed',
-                     f'make install (builds mmcv=={MMCV_PIN} with its ops)')
+                     f'make install (builds mmcv=={MMCV_VERSION} with its ops)')
     bad = [f'{pkg} needs >={lo},<{hi}' for pkg, (lo, hi) in sorted(f.mmcv_windows.items())
            if not (_vt(lo) <= _vt(f.mmcv_version) < _vt(hi))]
     if bad:
         return Check('mmcv version', FAIL, f'mmcv {f.mmcv_version}: ' + '; '.join(bad),
-                     f'pip uninstall -y mmcv && make install (builds mmcv=={MMCV_PIN})')
+                     f'pip uninstall -y mmcv && make install (builds mmcv=={MMCV_VERSION})')
     return Check('mmcv version', PASS, f'{f.mmcv_version} (inside the mmseg/mmdet window)')
 
 
@@ -369,7 +360,7 @@ def check_mmseg(f: Facts) -> Check:
 def check_mmdet(f: Facts) -> Check:
     if f.mmdet_error:
         return Check('mmdet (Mask2Former)', FAIL, f.mmdet_error,
-                     'pip install mmdet==3.3.0 (Mask2Former configs import mmdet.models)')
+                     'make install (pins mmdet in requirements.txt; Mask2Former needs mmdet.models)')
     return Check('mmdet (Mask2Former)', PASS, f'{_version("mmdet")} imports')
 
 
@@ -446,30 +437,17 @@ def run_checks(f: Facts) -> list[Check]:
     return [check(f) for check in CHECKS]
 
 
-def render(rows: list[Check], title: str = 'segkit doctor') -> None:
-    from rich.console import Console
-    from rich.table import Table
-    colour = {PASS: 'green', WARN: 'yellow', FAIL: 'bold red', SKIP: 'dim'}
-    table = Table(title=title, show_lines=False)
-    for col in ('check', 'status', 'detail', 'fix'):
-        table.add_column(col, overflow='fold')
-    for r in rows:
-        table.add_row(r.name, f'[{colour[r.status]}]{r.status}[/]', r.detail, r.fix)
-    Console(width=max(120, shutil.get_terminal_size().columns)).print(table)
-
-
 def main(config: Optional[str] = None, work_dir: str = 'work_dirs',
          as_json: bool = False) -> int:
     rows = run_checks(probe(work_dir))
     if config:
-        from .preflight import config_checks
         rows += config_checks(config)
     fails = [r for r in rows if r.status == FAIL]
     if as_json:
         import json
         print(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
         return 1 if fails else 0
-    render(rows)
+    render(rows, 'segkit doctor')
     warns = [r for r in rows if r.status == WARN]
     print(f'{len(rows) - len(fails) - len(warns)} ok, {len(warns)} warning(s), '
           f'{len(fails)} failure(s)')

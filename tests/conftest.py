@@ -34,7 +34,7 @@ DEMO_CONFIG = 'configs/demo/segformer_mit-tiny_1xb8-40e_demo-64x64.py'
 @pytest.fixture(scope='session')
 def demo_data(tmp_path_factory) -> Path:
     """A small copy of the built-in demo dataset (16 train / 8 val images)."""
-    from segkit.data.demo import generate
+    from segkit.data.shapes import generate
     root = tmp_path_factory.mktemp('demo_data')
     generate(root, seed=0, sizes={'train': 16, 'val': 8})
     return root

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import ROOT, run_py
-from segkit.perf import cpu_has_bf16
+from segkit.engine.fast_paths import cpu_has_bf16
 
 DEMO_SEG = 'configs/demo/segformer_mit-tiny_1xb8-40e_demo-64x64.py'
 DEMO_M2F = 'configs/demo/mask2former_mit-tiny_1xb8-20e_demo-64x64.py'
@@ -115,8 +115,8 @@ def test_cli_refuses_fp16_on_cpu_in_one_line():
 def test_flops_positive_and_plausible():
     from segkit.bench.flops import count_flops
     from segkit.bench.train_bench import quiet_mmengine
-    from segkit.configs import load_config
-    from segkit.synthetic import build_model
+    from segkit.engine.config import load_config
+    from segkit.bench.synthetic import build_model
     quiet_mmengine()
     cfg = load_config(str(ROOT / DEMO_SEG))
     model = build_model(cfg)

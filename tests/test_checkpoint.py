@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import DEMO_CONFIG, demo_options, run_py
-from segkit.checkpoint import safe_load
+from segkit.safe_load import safe_load
 from segkit.errors import SegkitError
 
 

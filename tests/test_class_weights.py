@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from data_fixtures import ROOT, make_ade, tiny_config, write_jpg, write_png
-from segkit.configs import load_config
+from segkit.engine.config import load_config
 from segkit.data.class_weights import (class_weights_for_config, compute_weights,
                                        default_output_path)
 from segkit.errors import SegkitError

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from segkit.configs import load_config, parse_config_name
-from segkit.epoch_checks import epoch_invariant_errors
+from segkit.engine.config import load_config, parse_config_name
+from segkit.engine.epoch_checks import epoch_invariant_errors
 
 LEAVES = sorted(p for p in (ROOT / 'configs').rglob('*.py') if '_base_' not in p.parts)
 BASES = sorted((ROOT / 'configs' / '_base_').rglob('*.py'))
@@ -230,7 +230,7 @@ def _prepare_class_weight_file(cfg, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize('path', LEAVES, ids=IDS)
 def test_model_builds_and_trains_one_step(path, tmp_path, monkeypatch):
-    from segkit.synthetic import build_model, num_classes_of, synthetic_batch, train_step
+    from segkit.bench.synthetic import build_model, num_classes_of, synthetic_batch, train_step
     cfg = load_config(str(path))
     _prepare_class_weight_file(cfg, tmp_path, monkeypatch)
     size = (64, 64)  # Mask2Former may shrink the input, not the head
@@ -281,7 +281,7 @@ def test_pipelines_run_on_a_sample_shaped_like_the_dataset(path, tmp_path):
 
 
 def test_set_max_epochs_stretches_the_schedule():
-    from segkit.configs import set_max_epochs
+    from segkit.engine.config import set_max_epochs
     cfg = load_config(str(ROOT / 'configs/segformer/segformer_mit-b2_3xb6-200e_voc12aug-512x512.py'))
     set_max_epochs(cfg, 100)
     warm, poly = cfg.param_scheduler

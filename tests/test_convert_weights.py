@@ -552,7 +552,7 @@ def test_default_dst_names():
     assert str(W.default_dst('mit', 'b2')) == os.path.join('checkpoints', 'mit_b2_mmseg.pth')
     assert W.default_dst('mit', 'b4').name == 'mit_b4_mmseg.pth'
     assert W.default_dst('mobilenetv3').name == 'mobilenet_v3_large_deeplabv3_mmseg.pth'
-    from segkit.pretrained import SOURCES
+    from segkit.facts import SOURCES
     for name in (W.default_dst('mit', 'b2').name, W.default_dst('mit', 'b4').name,
                  W.default_dst('swin').name, W.default_dst('mobilenetv3').name):
         assert name in SOURCES

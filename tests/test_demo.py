@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from segkit.data.demo import CLASSES, generate
+from segkit.data.shapes import CLASSES, generate
 
 
 def _digest(root: Path) -> str:

@@ -26,9 +26,9 @@ from mmengine.runner import Runner
 from mmengine.runner.loops import EpochBasedTrainLoop, IterBasedTrainLoop
 from torch.utils.data import DataLoader
 
-from segkit.configs import load_config
+from segkit.engine.config import load_config
 from segkit.convert.iter2epoch import convert, epoch_length, epoch_value, write
-from segkit.epoch_checks import epoch_invariant_errors
+from segkit.engine.epoch_checks import epoch_invariant_errors
 from segkit.errors import SegkitError
 
 POLY = 'mmseg::pspnet/pspnet_r50-d8_4xb4-160k_ade20k-512x512.py'

@@ -19,9 +19,12 @@ pytestmark = pytest.mark.slow
 
 
 def _trace_config(tmp_path) -> Path:
-    """The demo config plus segkit's SampleTraceHook (which samples each rank saw)."""
+    """The demo config plus the test fixture SampleTraceHook (which samples each rank
+    saw); _dist_env puts tests/fixtures on the processes' PYTHONPATH."""
     cfg = tmp_path / 'demo_traced.py'
     cfg.write_text(f"_base_ = ['{ROOT / DEMO_CONFIG}']\n"
+                   "custom_imports = dict(imports=['segkit.plugins', 'sample_trace'], "
+                   "allow_failed_imports=False)\n"
                    "custom_hooks = [dict(type='PerClassMetricsHook'), "
                    "dict(type='SampleTraceHook')]\n")
     return cfg
@@ -39,7 +42,10 @@ def _sh(*args, env=None, timeout=600, check=True):
 
 def _dist_env(**kw):
     # one thread per process: two gloo ranks share the 2 CI cores
-    return dict(OMP_NUM_THREADS='1', **{k: str(v) for k, v in kw.items()})
+    fixtures = str(ROOT / 'tests' / 'fixtures')
+    return dict(OMP_NUM_THREADS='1', PYTHONPATH=os.pathsep.join(
+        p for p in (fixtures, os.environ.get('PYTHONPATH')) if p),
+        **{k: str(v) for k, v in kw.items()})
 
 
 def _traces(work: Path) -> dict:
@@ -75,7 +81,7 @@ def test_dist_train_two_gloo_processes(demo_data, tmp_path):
 
 def test_two_nodes_on_loopback(demo_data, tmp_path):
     work = tmp_path / 'work'
-    port = subprocess.run([sys.executable, '-m', 'segkit.launch', 'free-port'], cwd=ROOT,
+    port = subprocess.run([sys.executable, '-m', 'segkit.engine.launch', 'free-port'], cwd=ROOT,
                           capture_output=True, text=True, check=True).stdout.strip()
     common = [ROOT / 'tools/dist_train.sh', _trace_config(tmp_path), 1, '--work-dir', work,
               '--cfg-options', *demo_options(demo_data, epochs=1)]
@@ -116,7 +122,7 @@ def test_gpus_more_than_visible_fails_before_starting(monkeypatch):
 
 
 def test_check_gpus_message_on_a_gpu_machine():
-    from segkit.launch import gpu_request_error, visible_gpus
+    from segkit.engine.launch import gpu_request_error, visible_gpus
     if visible_gpus() == 0:
         assert gpu_request_error(4) is None  # CPU: 4 gloo processes
     else:
@@ -249,6 +255,6 @@ def test_auto_scale_lr_and_batch_warning(demo_data, tmp_path):
     out = proc.stdout + proc.stderr
     assert 'the config is named for 1x8 = 8' in out
     assert '--auto-scale-lr: batch 4 (this launch) / 8 (config) -> lr x 0.5: 0.006 -> 0.003' in out
-    from segkit.checkpoint import safe_load
+    from segkit.safe_load import safe_load
     groups = safe_load(work / 'epoch_1.pth')['optimizer']['param_groups']
     assert groups[0]['initial_lr'] == pytest.approx(0.003)

@@ -16,7 +16,7 @@ TV_KEYS = os.path.join(os.path.dirname(__file__), 'fixtures',
 def test_mobilenetv3_os32_geometry_and_strict_load_of_converted_weights():
     from mmseg.registry import MODELS
 
-    import segkit.models  # noqa: F401
+    import segkit.plugins.models  # noqa: F401
     backbone = MODELS.build(dict(type='MobileNetV3OS32', arch='large',
                                  out_indices=(3, 6, 12, 16),
                                  norm_cfg=dict(type='BN', eps=0.001)))
@@ -38,7 +38,7 @@ def test_mobilenetv3_os32_geometry_and_strict_load_of_converted_weights():
 def test_class_weighted_ce_survives_ignored_pixels_and_is_torchs_weighted_mean():
     from mmseg.models.losses import CrossEntropyLoss
 
-    from segkit.models import ClassWeightedCrossEntropyLoss
+    from segkit.plugins.models import ClassWeightedCrossEntropyLoss
     weights = [0.5, 2.0, 1.0, 0.1]
     torch.manual_seed(0)
     logits = torch.randn(2, 4, 8, 8)
@@ -57,7 +57,7 @@ def test_ignore_safe_focal_loss_on_cpu_masks_ignored_pixels():
     from mmseg.models.losses import FocalLoss
     from mmseg.models.losses.focal_loss import py_sigmoid_focal_loss
 
-    from segkit.models import IgnoreSafeFocalLoss
+    from segkit.plugins.models import IgnoreSafeFocalLoss
     torch.manual_seed(0)
     logits = torch.randn(2, 3, 4, 4)
     label = torch.randint(0, 3, (2, 4, 4))
@@ -74,7 +74,7 @@ def test_ignore_safe_focal_loss_on_cpu_masks_ignored_pixels():
 
 
 def test_class_weight_files_are_resolved_for_mask2former(tmp_path):
-    from segkit.configs import load_config, resolve_class_weight_files
+    from segkit.engine.config import load_config, resolve_class_weight_files
     from segkit.errors import SegkitError
     cfg = load_config(str(ROOT / 'configs/mask2former/'
                           'mask2former_swin-t_3xb4-200e_ade20k-512x512_cw-ce.py'))

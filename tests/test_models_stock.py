@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from segkit.configs import load_config
-from segkit.synthetic import build_model, num_classes_of, synthetic_batch, train_step
+from segkit.engine.config import load_config
+from segkit.bench.synthetic import build_model, num_classes_of, synthetic_batch, train_step
 
 STOCK = [
     'mmseg::segformer/segformer_mit-b2_8xb2-160k_ade20k-512x512.py',

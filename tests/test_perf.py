@@ -1,5 +1,5 @@
-"""Fast paths (segkit/perf.py), Mask2Former's AMP safety (segkit/models/amp_safe.py)
-and the output-identical fast transforms (segkit/data/fast_transforms.py), on CPU.
+"""Fast paths (segkit/engine/fast_paths.py), Mask2Former's AMP safety (segkit/plugins/models/amp_safe.py)
+and the output-identical fast transforms (segkit/plugins/transforms.py), on CPU.
 
 fp32 vs bf16 loss tolerances (same weights, same batch, same RNG; relative
 difference of the total loss at random init): SegFormer 2e-3, Mask2Former 5e-3
@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from conftest import ROOT
-from segkit.configs import load_config
+from segkit.engine.config import load_config
 from segkit.errors import SegkitError
-from segkit.perf import cpu_has_bf16
+from segkit.engine.fast_paths import cpu_has_bf16
 
 DEMO_SEG = str(ROOT / 'configs/demo/segformer_mit-tiny_1xb8-40e_demo-64x64.py')
 DEMO_M2F = str(ROOT / 'configs/demo/mask2former_mit-tiny_1xb8-20e_demo-64x64.py')
@@ -32,7 +32,7 @@ needs_bf16 = pytest.mark.skipif(not cpu_has_bf16(),
 
 def _model(config, size=(64, 64)):
     from segkit.bench.train_bench import quiet_mmengine
-    from segkit.synthetic import build_model
+    from segkit.bench.synthetic import build_model
     quiet_mmengine()
     cfg = load_config(config)
     cfg.model.data_preprocessor.size = size
@@ -41,7 +41,7 @@ def _model(config, size=(64, 64)):
 
 
 def _batch(cfg, n=2, size=(64, 64)):
-    from segkit.synthetic import num_classes_of, synthetic_batch
+    from segkit.bench.synthetic import num_classes_of, synthetic_batch
     return synthetic_batch(num_classes_of(cfg), n, size)
 
 
@@ -61,7 +61,7 @@ def _losses(model, batch, amp: bool):
 
 
 def _toy_wrapper(**kwargs):
-    from segkit.perf import SegkitAmpOptimWrapper
+    from segkit.plugins.optim import SegkitAmpOptimWrapper
     p = torch.nn.Parameter(torch.ones(4))
     opt = torch.optim.SGD([p], lr=0.1)
     return p, SegkitAmpOptimWrapper(optimizer=opt, device_type='cpu', **kwargs)
@@ -69,7 +69,7 @@ def _toy_wrapper(**kwargs):
 
 def test_amp_wrapper_is_registered_and_refuses_cpu_fp16():
     from mmengine.registry import OPTIM_WRAPPERS
-    from segkit.perf import SegkitAmpOptimWrapper
+    from segkit.plugins.optim import SegkitAmpOptimWrapper
     assert OPTIM_WRAPPERS.get('SegkitAmpOptimWrapper') is SegkitAmpOptimWrapper
     with pytest.raises(SegkitError, match='fp16 autocast on CPU'):
         _toy_wrapper(dtype='float16')
@@ -115,13 +115,13 @@ def test_amp_wrapper_tells_overflow_skip_from_nonfinite_loss():
 
 
 def test_apply_fast_paths_edits_the_config():
-    from segkit.perf import FastPaths, apply_fast_paths, set_amp
+    from segkit.engine.fast_paths import FastPaths, apply_fast_paths, set_amp
     cfg = load_config(DEMO_SEG)
     fp = apply_fast_paths(cfg, amp='bf16', compile=True, channels_last=True,
                           fused_optimizer=True, device='cpu')
     ow = cfg.optim_wrapper
     assert (ow.type, ow.dtype, ow.loss_scale) == ('SegkitAmpOptimWrapper', 'bfloat16', 'auto')
-    assert cfg.runner_type == 'SegkitRunner' and 'segkit.perf' in cfg.custom_imports.imports
+    assert cfg.runner_type == 'SegkitRunner' and 'segkit.plugins' in cfg.custom_imports.imports
     assert cfg.fast_paths['compile'] == 'auto' and cfg.fast_paths['channels_last']
     # not requested: stock (the demo config has no fast_paths; its cudnn_benchmark)
     assert cfg.fast_paths['tf32'] is False and cfg.fast_paths['fast_attention'] is False
@@ -141,7 +141,7 @@ def test_apply_fast_paths_edits_the_config():
 
 
 def test_fused_optimizer_rules():
-    from segkit.perf import set_fused_optimizer
+    from segkit.engine.fast_paths import set_fused_optimizer
     cfg = load_config(DEMO_SEG)
     assert set_fused_optimizer(cfg, 'auto', device='cpu') is False
     assert 'fused' not in cfg.optim_wrapper.optimizer
@@ -156,8 +156,8 @@ def test_fused_optimizer_rules():
 
 @pytest.mark.parametrize('path', AMP_CONFIGS, ids=lambda p: p.stem)
 def test_amp_configs(path):
-    from segkit.epoch_checks import epoch_invariant_errors
-    from segkit.perf import FastPaths, amp_of
+    from segkit.engine.epoch_checks import epoch_invariant_errors
+    from segkit.engine.fast_paths import FastPaths, amp_of
     cfg = load_config(str(path))
     parent = load_config(str(path).replace('_amp.py', '.py'))
     assert epoch_invariant_errors(cfg) == []
@@ -174,11 +174,11 @@ def test_amp_configs(path):
 def test_segkit_runner_applies_model_switches(tmp_path):
     """The runner registry finds SegkitRunner; it resolves fused AdamW for the device
     and applies the model switches before wrapping."""
-    import segkit.perf  # noqa: F401
+    import segkit.engine.fast_paths  # noqa: F401
     from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
     from segkit.bench.train_bench import quiet_mmengine
-    from segkit.perf import apply_fast_paths
-    from segkit.synthetic import strip_pretrained
+    from segkit.engine.fast_paths import apply_fast_paths
+    from segkit.bench.synthetic import strip_pretrained
     quiet_mmengine()
     cfg = load_config(DEMO_SEG)
     apply_fast_paths(cfg, amp='bf16', channels_last=True, fused_optimizer=True,
@@ -204,7 +204,7 @@ def test_segkit_runner_applies_model_switches(tmp_path):
 
 
 def test_fast_attention_is_the_same_maths():
-    from segkit.perf import enable_fast_attention
+    from segkit.engine.fast_paths import enable_fast_attention
     cfg, model = _model(DEMO_SEG)
     model.eval()
     x = torch.randn(2, 3, 64, 64)
@@ -229,8 +229,8 @@ def test_fast_attention_is_the_same_maths():
 
 
 def test_channels_last_trains():
-    from segkit.perf import enable_channels_last
-    from segkit.synthetic import train_step
+    from segkit.engine.fast_paths import enable_channels_last
+    from segkit.bench.synthetic import train_step
     cfg, model = _model(DEMO_SEG)
     assert enable_channels_last(model) > 0
     assert model.backbone.layers[0][0].projection.weight.is_contiguous(
@@ -245,7 +245,7 @@ def test_compile_tiny_segformer_trains_and_keeps_state_dict_keys():
     """torch.compile of backbone + decode head forward ('auto'); aot_eager keeps the
     test quick (dynamo + AOTAutograd; inductor codegen on 2 CPU cores takes ~2 min)."""
     from mmengine.optim import build_optim_wrapper
-    from segkit.perf import compile_model
+    from segkit.engine.fast_paths import compile_model
     cfg, model = _model(DEMO_SEG)
     keys = list(model.state_dict())
     assert compile_model(model, True, backend='aot_eager') == ['backbone',
@@ -262,7 +262,7 @@ def test_compile_tiny_segformer_trains_and_keeps_state_dict_keys():
 
 
 def test_compile_auto_leaves_mask2former_head_eager():
-    from segkit.perf import compile_model
+    from segkit.engine.fast_paths import compile_model
     _, model = _model(DEMO_M2F)
     assert compile_model(model, 'auto', backend='eager') == ['backbone']
 
@@ -275,7 +275,7 @@ def test_amp_safe_patch_is_idempotent_and_runs_sampling_in_fp32(monkeypatch):
     from mmcv.ops import MultiScaleDeformableAttention
     from mmdet.models.dense_heads.maskformer_head import MaskFormerHead
 
-    import segkit.models.amp_safe as amp_safe
+    import segkit.plugins.models.amp_safe as amp_safe
     amp_safe.patch()
     amp_safe.patch()
     assert amp_safe.is_patched() and MaskFormerHead.loss_by_feat._segkit_amp_safe
@@ -321,7 +321,7 @@ def test_amp_safe_patch_is_idempotent_and_runs_sampling_in_fp32(monkeypatch):
      5e-3),
 ], ids=['segformer-demo', 'segformer-b2', 'mask2former-demo', 'mask2former-swin-t'])
 def test_fp32_and_bf16_losses_match(config, size, tol):
-    import segkit.models.amp_safe as amp_safe
+    import segkit.plugins.models.amp_safe as amp_safe
     amp_safe.patch()
     cfg, model = _model(config, (size, size))
     model.train()
@@ -339,7 +339,7 @@ def test_fp32_and_bf16_losses_match(config, size, tol):
 def test_bf16_training_steps_through_the_amp_wrapper():
     """The real optimizer wrapper of the config, switched to bf16: steps, no scaler."""
     from mmengine.optim import build_optim_wrapper
-    from segkit.perf import set_amp
+    from segkit.engine.fast_paths import set_amp
     cfg, model = _model(DEMO_M2F)
     set_amp(cfg, 'bf16', device='cpu')
     ow = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
@@ -377,7 +377,7 @@ def _images(n=12, seed=0, h=300, w=420):
     ('PhotoMetricDistortion', 'FastPhotoMetricDistortion', {}),
 ], ids=['crop', 'crop-strict', 'crop-larger-than-image', 'photometric'])
 def test_fast_transforms_are_output_identical(stock, fast, kwargs):
-    import segkit.data.fast_transforms  # noqa: F401
+    import segkit.plugins.transforms  # noqa: F401
     from mmengine.registry import init_default_scope
     from mmseg.registry import TRANSFORMS
     init_default_scope('mmseg')
@@ -407,9 +407,9 @@ def test_fast_transforms_are_output_identical(stock, fast, kwargs):
 def test_gpu_fp32_and_amp_losses_match(config, size, dtype):
     """On CUDA: mmcv's deformable-attention kernel (in fp32 through amp_safe), cuDNN,
     tensor cores. Same tolerances as on CPU; TF32 off for the fp32 reference."""
-    import segkit.models.amp_safe as amp_safe
+    import segkit.plugins.models.amp_safe as amp_safe
     from segkit.bench.train_bench import quiet_mmengine
-    from segkit.synthetic import build_model
+    from segkit.bench.synthetic import build_model
     amp_safe.patch()
     quiet_mmengine()
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -438,7 +438,7 @@ def test_gpu_fp32_and_amp_losses_match(config, size, dtype):
 @pytest.mark.gpu
 def test_gpu_fp16_wrapper_scales_and_fuses():
     """fp16 on CUDA: dynamic GradScaler, fused AdamW, overflow skip detected."""
-    from segkit.perf import SegkitAmpOptimWrapper
+    from segkit.plugins.optim import SegkitAmpOptimWrapper
     p = torch.nn.Parameter(torch.ones(8, device='cuda'))
     opt = torch.optim.AdamW([p], lr=0.1, fused=True)
     ow = SegkitAmpOptimWrapper(optimizer=opt, dtype='float16', loss_scale='auto',

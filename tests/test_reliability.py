@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import DEMO_CONFIG, ROOT, demo_options, run_py
-from segkit.checkpoint import safe_load
+from segkit.safe_load import safe_load
 from segkit.errors import SegkitError
 
 FIXTURES = ROOT / 'tests' / 'fixtures'
@@ -31,7 +31,7 @@ def _config(tmp_path, hooks='', name='cfg.py') -> Path:
     cfg = tmp_path / name
     cfg.write_text(
         f"_base_ = ['{ROOT / DEMO_CONFIG}']\n"
-        "custom_imports = dict(imports=['segkit.hooks', 'segkit.models', 'faults'], "
+        "custom_imports = dict(imports=['segkit.plugins', 'faults'], "
         "allow_failed_imports=False)\n"
         "custom_hooks = [dict(type='PerClassMetricsHook'), dict(type='NonFiniteLossHook'), "
         f"dict(type='ScheduleFollowsConfigHook'){hooks}]\n")
@@ -114,7 +114,7 @@ def test_truncated_newest_checkpoint_is_skipped_with_a_warning(tiny_run, demo_da
 def test_resume_state_check_refuses_a_best_checkpoint_without_optimizer(tiny_run, tmp_path):
     import torch
 
-    from segkit.resume import resolve_resume
+    from segkit.engine.resume import resolve_resume
     ckpt = safe_load(next(tiny_run.glob('best_mIoU_epoch_*.pth')))
     assert 'optimizer' in ckpt  # segkit's best checkpoints resume
     stock = tmp_path / 'best_mIoU_epoch_2.pth'  # mmseg-style: weights only
@@ -188,8 +188,8 @@ def existing_work_dir(tmp_path):
 
 def _refused(args, work) -> str:
     """tools/train.py's flow in-process: the one-line error, and nothing written."""
-    from segkit.cli import parse_args
-    from segkit.runner import train
+    from segkit.engine.cli import parse_args
+    from segkit.engine.flows import train
     before = _snapshot(work)
     with pytest.raises(SegkitError) as err:
         train(parse_args('train', [str(a) for a in args]))
@@ -234,8 +234,8 @@ def test_unknown_config_key(demo_data, existing_work_dir):
 def test_unwritable_work_dir(demo_data, tmp_path):
     blocker = tmp_path / 'a_file'
     blocker.write_text('x')
-    from segkit.cli import parse_args
-    from segkit.runner import train
+    from segkit.engine.cli import parse_args
+    from segkit.engine.flows import train
     with pytest.raises(SegkitError, match='cannot be created: .* is a file'):
         train(parse_args('train', [DEMO_CONFIG, '--work-dir', str(blocker / 'run'),
                                    '--cfg-options', *map(str, demo_options(demo_data, 1))]))
@@ -301,7 +301,7 @@ def test_a_dead_rank_does_not_hang_the_others(demo_data, tmp_path):
     timeout_s = 60
     cfg = _config(tmp_path, ", dict(type='DieAtHook', rank=1, epoch=2, iter=2)")
     work = tmp_path / 'work'
-    port = subprocess.run([sys.executable, '-m', 'segkit.launch', 'free-port'], cwd=ROOT,
+    port = subprocess.run([sys.executable, '-m', 'segkit.engine.launch', 'free-port'], cwd=ROOT,
                           capture_output=True, text=True, check=True).stdout.strip()
     env = dict(os.environ, **ENV, NNODES='2', MASTER_ADDR='127.0.0.1', PORT=port)
     cmd = [str(ROOT / 'tools/dist_train.sh'), str(cfg), '1', '--work-dir', str(work),

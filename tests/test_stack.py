@@ -11,14 +11,19 @@ def test_stack_versions_and_imports():
     import mmdet
     import mmengine
     import mmseg
-    assert mmcv.__version__ == '2.1.0'
-    assert mmengine.__version__ == '0.10.7'
-    assert mmseg.__version__ == '1.2.2'
-    assert mmdet.__version__ == '3.3.0'
-    major, minor = (int(x) for x in torch.__version__.split('.')[:2])
-    assert (2, 6) <= (major, minor) < (2, 14)
-    for mod in ('mmcv._ext', 'mmseg.models', 'mmdet.models', 'segkit.hooks',
-                'segkit.models', 'pkg_resources'):
+    from conftest import ROOT
+    from segkit.facts import MMCV_VERSION, TORCH_MAX, TORCH_MIN
+    pins = dict(line.split('#')[0].strip().split('==') for line in
+                (ROOT / 'requirements.txt').read_text().splitlines()
+                if '==' in line.split('#')[0])
+    assert mmcv.__version__ == MMCV_VERSION
+    assert mmengine.__version__ == pins['mmengine']
+    assert mmseg.__version__ == pins['mmsegmentation']
+    assert mmdet.__version__ == pins['mmdet']
+    version = tuple(int(x) for x in torch.__version__.split('+')[0].split('.')[:2])
+    assert tuple(map(int, TORCH_MIN.split('.'))) <= version < tuple(map(int, TORCH_MAX.split('.')))
+    for mod in ('mmcv._ext', 'mmseg.models', 'mmdet.models', 'segkit.plugins',
+                'pkg_resources'):
         importlib.import_module(mod)
 
 

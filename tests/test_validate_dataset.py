@@ -11,7 +11,7 @@ from PIL import Image
 
 from data_fixtures import (ADE_BASE, ROOT, VOC_BASE, blocks, make_ade, make_sbd, make_voc,
                            tiny_config, write_jpg, write_png)
-from segkit.configs import load_config
+from segkit.engine.config import load_config
 from segkit.data.validate import check_pair, label_lut, validate
 
 CLASSES = ('bg', 'road', 'car', 'person')

@@ -1,11 +1,14 @@
-# Sourced by the launchers: repo root, the Python to use, shell-quoting for DRY_RUN.
+# Sourced by the launchers, install.sh and the Makefile: repo root, the one answer to
+# "which Python", shell-quoting for DRY_RUN.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# the active virtualenv / conda env, else the repo's .venv, else python3 on PATH
-if [[ -n ${PYTHON:-} ]]; then :
-elif [[ -n ${VIRTUAL_ENV:-} ]]; then PYTHON=$VIRTUAL_ENV/bin/python
-elif [[ -n ${CONDA_PREFIX:-} ]]; then PYTHON=$CONDA_PREFIX/bin/python
-elif [[ -x $ROOT/.venv/bin/python ]]; then PYTHON=$ROOT/.venv/bin/python
-else PYTHON=python3
+# the environment: the active virtualenv / conda env, else the repo's .venv
+if [[ -n ${VIRTUAL_ENV:-} ]]; then ENV_DIR=$VIRTUAL_ENV; ENV_KIND="active virtualenv"
+elif [[ -n ${CONDA_PREFIX:-} ]]; then ENV_DIR=$CONDA_PREFIX; ENV_KIND="active conda env"
+else ENV_DIR=$ROOT/.venv; ENV_KIND="repo .venv"
+fi
+# its Python (PYTHON=... overrides; python3 on PATH before the first install)
+if [[ -z ${PYTHON:-} ]]; then
+  if [[ -x $ENV_DIR/bin/python ]]; then PYTHON=$ENV_DIR/bin/python; else PYTHON=python3; fi
 fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
@@ -25,13 +28,13 @@ launch_env() {
   MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
   if [[ -z ${PORT:-} ]]; then
     [[ $NNODES == 1 ]] || die "NNODES=$NNODES: set the same PORT on every node (e.g. PORT=29531)"
-    PORT=$("$PYTHON" -m segkit.launch free-port)
+    PORT=$("$PYTHON" -m segkit.engine.launch free-port)
   fi
 }
 # checks before anything starts: GPUs requested vs visible, the port free on the master
 launch_preflight() {
-  "$PYTHON" -m segkit.launch check-gpus "$1" >/dev/null || exit 2
-  if [[ $NODE_RANK == 0 ]] && ! "$PYTHON" -m segkit.launch port-free "$PORT"; then
+  "$PYTHON" -m segkit.engine.launch check-gpus "$1" >/dev/null || exit 2
+  if [[ $NODE_RANK == 0 ]] && ! "$PYTHON" -m segkit.engine.launch port-free "$PORT"; then
     die "PORT=$PORT is already in use on this machine (another job?): unset PORT to pick a free one, or choose another"
   fi
 }
@@ -45,7 +48,7 @@ slurm_env() {
   SRUN=(srun -p "$1" --job-name="$2" --gres=gpu:"$per_node" --ntasks="$gpus"
         --ntasks-per-node="$per_node" --cpus-per-task="${CPUS_PER_TASK:-5}"
         --kill-on-bad-exit=1 ${srun_extra[@]+"${srun_extra[@]}"})
-  export MASTER_PORT=${PORT:-$("$PYTHON" -m segkit.launch free-port)}
+  export MASTER_PORT=${PORT:-$("$PYTHON" -m segkit.engine.launch free-port)}
 }
 # runs the command; DRY_RUN=1 prints it (with MASTER_PORT) instead
 slurm_exec() {

@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import segkit  # noqa: E402,F401
-from segkit.cli import run_tool  # noqa: E402
+from segkit.engine.cli import run_tool  # noqa: E402
 
 
 def main() -> int:

@@ -8,7 +8,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from segkit.cli import run_tool  # noqa: E402
+from segkit.engine.cli import run_tool  # noqa: E402
 
 
 def main() -> int:

@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import segkit  # noqa: E402,F401  (safe checkpoint loading)
-from segkit.cli import run_tool  # noqa: E402
+from segkit.engine.cli import run_tool  # noqa: E402
 
 
 def main() -> int:
@@ -25,7 +25,7 @@ def main() -> int:
     parser.add_argument('--device', help='cpu, cuda:0, ... (default: cuda:0 if available)')
     parser.add_argument('--opacity', type=float, default=0.5, help='mask opacity in overlays')
     args = parser.parse_args()
-    from segkit.infer import run_inference
+    from segkit.engine.infer import run_inference
     written = run_inference(args.config, args.checkpoint, args.inputs, args.out,
                             device=args.device, opacity=args.opacity)
     print(f'{len(written)} mask(s) in {os.path.join(args.out, "masks")}, overlays in '

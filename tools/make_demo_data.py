@@ -9,7 +9,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from segkit.cli import run_tool  # noqa: E402
+from segkit.engine.cli import run_tool  # noqa: E402
 
 
 def main() -> int:
@@ -21,7 +21,7 @@ def main() -> int:
     parser.add_argument('--val', type=int, default=120, help='val images')
     parser.add_argument('--force', action='store_true', help='rewrite even if present')
     args = parser.parse_args()
-    from segkit.data.demo import generate
+    from segkit.data.shapes import generate
     meta = generate(args.out, seed=args.seed, sizes={'train': args.train, 'val': args.val},
                     force=args.force)
     print(json.dumps({k: meta[k] for k in ('classes', 'sizes', 'stats')}, indent=1))

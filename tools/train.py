@@ -8,12 +8,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import segkit  # noqa: E402,F401  (safe checkpoint loading before anything loads)
-from segkit.cli import parse_args, run_tool  # noqa: E402
+from segkit.engine.cli import parse_args, run_tool  # noqa: E402
 
 
 def main() -> int:
     args = parse_args('train')
-    from segkit.runner import train
+    from segkit.engine.flows import train
     return train(args)
 
 

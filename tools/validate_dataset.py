@@ -12,7 +12,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from segkit.cli import add_cfg_options, run_tool  # noqa: E402
+from segkit.engine.cli import add_cfg_options, run_tool  # noqa: E402
 
 
 def main() -> int:

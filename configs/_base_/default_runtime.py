@@ -1,11 +1,10 @@
 # Runtime for epoch-based runs (mmseg's runtime + what it lacks): TensorBoard beside
 # the local logs, logs and checkpoints counted in epochs, the best-mIoU checkpoint
-# kept, and segkit's hooks and modules registered.
+# kept, and segkit's hooks and modules registered (segkit.plugins: everything a config
+# names by type=, Mask2Former's mmdet parts included).
 _base_ = ['mmseg::_base_/default_runtime.py']
 
-custom_imports = dict(
-    imports=['segkit.hooks', 'segkit.models', 'segkit.perf', 'segkit.data.fast_transforms'],
-    allow_failed_imports=False)
+custom_imports = dict(imports=['segkit.plugins'], allow_failed_imports=False)
 
 env_cfg = dict(
     cudnn_benchmark=True,  # fixed crop sizes: let cuDNN pick the fastest kernels

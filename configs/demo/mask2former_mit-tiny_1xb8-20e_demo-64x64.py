@@ -23,9 +23,6 @@ width = 64                  # pixel-decoder / transformer width (Mask2Former: 25
 crop_size = (64, 64)
 # --------------------------------------------------------------------------------------
 
-custom_imports = dict(  # Mask2Former's head lives in mmdet
-    imports=['mmdet.models', 'segkit.hooks', 'segkit.models', 'segkit.perf',
-             'segkit.data.fast_transforms'], allow_failed_imports=False)
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(

@@ -28,10 +28,6 @@ pretrained = 'checkpoints/swin_tiny_patch4_window7_224_mmseg.pth'  # checkpoints
 # decays them); a smaller, faster backbone -> mask2former_mobilenetv3-l_*.
 # -------------------------------------------------------------------------------------
 
-custom_imports = dict(  # Mask2Former's head, pixel decoder and losses live in mmdet
-    imports=['mmdet.models', 'segkit.hooks', 'segkit.models', 'segkit.perf',
-             'segkit.data.fast_transforms'], allow_failed_imports=False)
-
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)),

@@ -7,21 +7,14 @@
 # the numerics it started with. On an older GPU use the parent with --amp fp16.
 _base_ = ['./mask2former_swin-t_3xb4-200e_ade20k-512x512.py']
 
-# + segkit.perf (the AMP wrapper, SegkitRunner) and segkit.data.fast_transforms (the
-# output-identical FastRandomCrop / FastPhotoMetricDistortion, for pipelines using them)
-custom_imports = dict(
-    imports=['mmdet.models', 'segkit.hooks', 'segkit.models', 'segkit.perf',
-             'segkit.data.fast_transforms'],
-    allow_failed_imports=False)
-
 # bf16 autocast. The official Mask2Former trains with fp16 AMP (detectron2
 # SOLVER.AMP); bf16 has fp32's exponent range, so no loss scaling and no overflow-
-# skipped steps. Fragile parts stay fp32 (segkit/models/amp_safe.py): mmcv's
+# skipped steps. Fragile parts stay fp32 (segkit/plugins/models/amp_safe.py): mmcv's
 # deformable-attention sampling (its CUDA kernel has no bf16) and the Hungarian
 # matching + mask losses (a 12,544-point BCE sum passes fp16's 65,504).
 optim_wrapper = dict(type='SegkitAmpOptimWrapper', dtype='bfloat16', loss_scale='auto')
 
-# segkit/perf.py: fused AdamW on CUDA, fused attention kernels for the masked
+# segkit/engine/fast_paths.py: fused AdamW on CUDA, fused attention kernels for the masked
 # attention of the transformer decoder (need_weights=False, same maths), TF32 for
 # what stays fp32, cuDNN autotuning. torch.compile stays off: the Mask2Former head
 # cannot be compiled whole (scipy matching, mmcv's CUDA op) and compiling the

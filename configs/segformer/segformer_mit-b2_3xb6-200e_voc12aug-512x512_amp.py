@@ -7,16 +7,10 @@
 # the numerics it started with. On an older GPU use the parent with --amp fp16.
 _base_ = ['./segformer_mit-b2_3xb6-200e_voc12aug-512x512.py']
 
-# + segkit.perf (the AMP wrapper, SegkitRunner) and segkit.data.fast_transforms (the
-# output-identical FastRandomCrop / FastPhotoMetricDistortion, for pipelines using them)
-custom_imports = dict(
-    imports=['segkit.hooks', 'segkit.models', 'segkit.perf', 'segkit.data.fast_transforms'],
-    allow_failed_imports=False)
-
 # bf16 autocast: fp32's exponent range, so no loss scaling (fp16 would need it)
 optim_wrapper = dict(type='SegkitAmpOptimWrapper', dtype='bfloat16', loss_scale='auto')
 
-# segkit/perf.py: fused AdamW on CUDA; MiT's efficient self-attention through fused
+# segkit/engine/fast_paths.py: fused AdamW on CUDA; MiT's efficient self-attention through fused
 # attention kernels (nn.MultiheadAttention with need_weights=False: mmseg's default
 # call also builds the head-averaged attention map it then throws away); TF32 for
 # what stays fp32; cuDNN autotuning. torch.compile and channels-last stay off until

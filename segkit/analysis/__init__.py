@@ -10,10 +10,10 @@ configured schedule), ``reading`` (verdicts and thresholds), ``words`` (sentence
 ``next_steps`` and ``advice`` (this repository's commands and config variants),
 ``plots`` (PNGs) and ``report`` (report.md and the terminal summary).
 """
-from .logs import Run, SubRun, TestResult, TrainPoint, ValPoint, load_run
-from .next_steps import NextStep
-from .reading import Reading, read_run
-from .report import Report, print_summary, write_report
+from segkit.analysis.logs import Run, SubRun, TestResult, TrainPoint, ValPoint, load_run
+from segkit.analysis.next_steps import NextStep
+from segkit.analysis.reading import Reading, read_run
+from segkit.analysis.report import Report, print_summary, write_report
 
 __all__ = ['Run', 'SubRun', 'TestResult', 'TrainPoint', 'ValPoint', 'load_run', 'Reading',
            'read_run', 'NextStep', 'Report', 'write_report', 'print_summary', 'analyze']

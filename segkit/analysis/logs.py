@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-from ..errors import SegkitError
+from segkit.errors import SegkitError
 
 TIMESTAMP = re.compile(r'^\d{8}_\d{6}$')
 _LOG_TIME = re.compile(r'^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) - ')

@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .advice import (bigger_encoders, command, repo_relative, short_path, variant,
+from segkit.analysis.advice import (bigger_encoders, command, repo_relative, short_path, variant,
                      variant_or_example)
 
 

@@ -14,8 +14,8 @@ from typing import Optional
 
 import numpy as np
 
-from .logs import Run, load_config_file
-from .schedule import LRCheck, ScheduleEnd, check_subrun, schedule_end, trailing_minimum
+from segkit.analysis.logs import Run, load_config_file
+from segkit.analysis.lr_curve import LRCheck, ScheduleEnd, check_subrun, schedule_end, trailing_minimum
 
 # ---- thresholds -------------------------------------------------------------------
 # The window: the validations of the last K epochs (epoch >= last validated epoch - K);
@@ -270,7 +270,7 @@ def top_confusions(classes: list, confusion: list, top: int = CONFUSION_TOP,
 
 
 def _read_batch(r: Reading, run: Run) -> None:
-    from ..configs import parse_config_name
+    from segkit.engine.config import parse_config_name
     last = run.subruns[-1]
     cfg = load_config_file(last.config_file) if last.config_file else None
     if cfg is None or not run.config_path:
@@ -298,8 +298,8 @@ def read_run(run: Run, last_k: int = DEFAULT_LAST_K) -> Reading:
     _read_batch(r, run)
     if r.degenerate:  # one class everywhere: underfitting, whatever the loss does
         r.overfitting = False
-    from .words import findings
-    from .next_steps import next_steps
+    from segkit.analysis.words import findings
+    from segkit.analysis.next_steps import next_steps
     r.findings = findings(r, run)
     r.next_steps = next_steps(r, run)
     return r

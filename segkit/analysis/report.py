@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import plots
-from .advice import short_path
+from segkit.analysis import plots
+from segkit.analysis.advice import short_path
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """A :class:`~segkit.analysis.reading.Reading` said in sentences, each with its numbers."""
 from __future__ import annotations
 
-from . import reading as rd
+from segkit.analysis import reading as rd
 
 
 def _pct(x) -> str:

@@ -28,7 +28,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from segkit.cli import add_cfg_options
+from segkit.engine.cli import add_cfg_options
 from segkit.errors import SegkitError
 
 # dataset type -> (h, w) of a typical image
@@ -38,7 +38,7 @@ TYPICAL_SIZE = {'ADE20KDataset': (512, 683), 'PascalVOCDataset': (375, 500),
 
 
 def _leaf_dataset(cfg) -> dict:
-    from segkit.configs import iter_datasets
+    from segkit.engine.config import iter_datasets
     leaves = list(iter_datasets(cfg.train_dataloader.get('dataset')))
     if not leaves:
         raise SegkitError('the config has no train_dataloader.dataset')
@@ -56,7 +56,7 @@ def _dataset_defaults(ds_type: str) -> dict:
 
 
 def _real_files_present(ds: dict) -> bool:
-    from segkit.configs import dataset_paths
+    from segkit.engine.config import dataset_paths
     paths = dataset_paths(ds)
     img = paths.get('img_path')
     return bool(img and os.path.isdir(img) and any(os.scandir(img)))
@@ -84,7 +84,7 @@ def write_synthetic_dataset(cfg, root: str, num_images: int, seed: int = 0) -> d
     """Write ``num_images`` pairs where the config's train dataset looks for them,
     under ``root``; returns the dataset cfg pointed at ``root``."""
     import cv2
-    from segkit.synthetic import num_classes_of
+    from segkit.bench.synthetic import num_classes_of
     ds = _leaf_dataset(cfg)
     defaults = _dataset_defaults(ds['type'])
     img_suffix = ds.get('img_suffix', defaults.get('img_suffix', '.jpg'))
@@ -281,7 +281,7 @@ def run(config: str, compare: Optional[str] = None, images: int = 40, repeats: i
         workers: int = 1, data_root: Optional[str] = None, synthetic: Optional[bool] = None,
         keep_dir: Optional[str] = None, cfg_options=None, log: Callable = print) -> dict:
     """The whole data benchmark; returns a JSON-ready dict."""
-    from segkit.configs import load_config
+    from segkit.engine.config import load_config
     cfg = load_config(config, cfg_options)
     ds = _leaf_dataset(cfg)
     if data_root:
@@ -433,7 +433,7 @@ def main(argv=None) -> int:
                  repeats=args.repeats, workers=args.workers, data_root=args.data_root,
                  synthetic=True if args.synthetic else None, keep_dir=args.keep_dir,
                  cfg_options=args.cfg_options)
-    from segkit.configs import load_config
+    from segkit.engine.config import load_config
     workers = int(load_config(args.config).train_dataloader.get('num_workers', 4) or 4)
     rates = []
     for s in report['setups']:

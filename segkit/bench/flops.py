@@ -51,10 +51,10 @@ def count_flops(model, cfg, size=None, device: str = 'cpu', train: bool = True,
 
     ``model`` is used as is (weights untouched: the backward leaves gradients that
     are zeroed afterwards); ``size`` defaults to the config's crop size; ``batch``:
-    a one-image batch to count on (default: segkit.synthetic's).
+    a one-image batch to count on (default: segkit.bench.synthetic's).
     """
-    from segkit.perf import autocast_context
-    from segkit.synthetic import crop_size_of, num_classes_of, synthetic_batch
+    from segkit.engine.fast_paths import autocast_context
+    from segkit.bench.synthetic import crop_size_of, num_classes_of, synthetic_batch
     size = tuple(size or crop_size_of(cfg) or (512, 512))
     if batch is None:
         batch = synthetic_batch(num_classes_of(cfg), 1, size, seed=123)

@@ -27,7 +27,7 @@ from typing import Callable, Optional, Union
 
 import torch
 
-from segkit.cli import add_cfg_options
+from segkit.engine.cli import add_cfg_options
 from segkit.errors import SegkitError
 
 OOM_TEXT = ('out of memory', "can't allocate memory", 'CUDNN_STATUS_ALLOC_FAILED',
@@ -162,9 +162,9 @@ def device_info(device: str) -> dict:
 
 def prepare(setup: Setup, device: str):
     """The config with the setup's switches applied: (cfg, FastPaths, amp, batch, size)."""
-    from segkit.configs import load_config
-    from segkit.perf import amp_of, resolve_fast_paths, set_amp, set_fused_optimizer
-    from segkit.synthetic import crop_size_of
+    from segkit.engine.config import load_config
+    from segkit.engine.fast_paths import amp_of, resolve_fast_paths, set_amp, set_fused_optimizer
+    from segkit.bench.synthetic import crop_size_of
     cfg = load_config(setup.config, setup.cfg_options)
     fp = resolve_fast_paths(
         cfg, compile=setup.compile, compile_mode=setup.compile_mode,
@@ -186,11 +186,11 @@ def prepare(setup: Setup, device: str):
 
 def bench_batch(num_classes: int, batch: int, size, seed: int = 0,
                 classes_per_image: Optional[int] = 10) -> dict:
-    """segkit.synthetic's random batch with ``classes_per_image`` classes per label
+    """segkit.bench.synthetic's random batch with ``classes_per_image`` classes per label
     map (ADE20K images hold ~10 of its 150 classes; Mask2Former's matching and mask
     losses scale with the classes present, so all 150 in every image would overstate
     the head's share). 0/None: every class."""
-    from segkit.synthetic import synthetic_batch
+    from segkit.bench.synthetic import synthetic_batch
     data = synthetic_batch(num_classes, batch, size, seed=seed)
     if classes_per_image and classes_per_image < num_classes:
         g = torch.Generator().manual_seed(seed + 7919)
@@ -204,14 +204,14 @@ def bench_batch(num_classes: int, batch: int, size, seed: int = 0,
 
 def _data_iter(cfg, batch: int, size, synthetic: bool, num_batches: int = 2,
                classes_per_image: Optional[int] = 10):
-    from segkit.synthetic import num_classes_of
+    from segkit.bench.synthetic import num_classes_of
     if synthetic:
         batches = [bench_batch(num_classes_of(cfg), batch, size, seed=i,
                                classes_per_image=classes_per_image)
                    for i in range(num_batches)]
         return itertools.cycle(batches), 'synthetic'
     from mmengine.runner import Runner
-    from segkit.configs import iter_datasets
+    from segkit.engine.config import iter_datasets
     loader_cfg = copy.deepcopy(cfg.train_dataloader)
     loader_cfg['batch_size'] = batch
     for _, ds in iter_datasets(loader_cfg.get('dataset')):
@@ -239,10 +239,10 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
     """Benchmark one setup; returns a JSON-ready dict (raises on OOM)."""
     from mmengine.optim import build_optim_wrapper
 
-    import segkit.models.amp_safe as amp_safe
+    import segkit.plugins.models.amp_safe as amp_safe
     from segkit.bench.flops import achieved_tflops, count_flops, train_flops_per_image
-    from segkit.perf import apply_model_fast_paths, autocast_context, backend_flags
-    from segkit.synthetic import build_model, num_classes_of
+    from segkit.engine.fast_paths import apply_model_fast_paths, autocast_context, backend_flags
+    from segkit.bench.synthetic import build_model, num_classes_of
     if iters < 1:
         raise SegkitError('--iters must be >= 1')
     quiet_mmengine()
@@ -267,7 +267,7 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
                 warnings.simplefilter('ignore', UserWarning)
                 model = build_model(cfg, device=device)
             if fp.fast_attention:
-                from segkit.perf import enable_fast_attention
+                from segkit.engine.fast_paths import enable_fast_attention
                 enable_fast_attention(model)
             if flops:
                 fl = count_flops(model, cfg, size, device=device, train=True, amp=amp,

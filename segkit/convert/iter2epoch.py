@@ -30,45 +30,17 @@ import copy
 import math
 import os
 import re
-import tempfile
 import textwrap
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Optional
 
-from ..configs import dataset_paths, load_config, parse_config_name, resolve_config
-from ..errors import SegkitError
+from segkit.engine.config import dataset_paths, load_config, parse_config_name, resolve_config
+from segkit.errors import SegkitError
+from segkit.facts import SPLIT_SIZES
+from segkit.io import atomic_write
 
-# Train-split sizes of the model zoo's datasets, for when the files are not here:
-# (dataset type, end of img_path or ann_file, images, what).
-SPLIT_SIZES = [
-    # published split sizes
-    ('ADE20KDataset', 'images/training', 20210, 'ADE20K train'),
-    ('CityscapesDataset', 'leftImg8bit/train', 2975, 'Cityscapes gtFine train'),
-    ('PascalVOCDataset', 'ImageSets/Segmentation/train.txt', 1464, 'VOC2012 train'),
-    ('PascalVOCDataset', 'ImageSets/Segmentation/train_aug.txt', 10582, 'VOC train_aug'),
-    ('PascalContextDataset', 'SegmentationContext/train.txt', 4996, 'Pascal Context train'),
-    ('PascalContextDataset59', 'SegmentationContext/train.txt', 4996,
-     'Pascal Context train'),
-    ('COCOStuffDataset', 'images/train2017', 118287, 'COCO-Stuff 164k train2017'),
-    ('COCOStuffDataset', 'images/train2014', 9000, 'COCO-Stuff 10k train'),
-    ('LoveDADataset', 'img_dir/train', 2522, 'LoveDA train'),
-    ('DRIVEDataset', 'images/training', 20, 'DRIVE train'),
-    ('BDD100KDataset', 'images/10k/train', 7000, 'BDD100K 10k train'),
-    ('MapillaryDataset_v1', 'training/images', 18000, 'Mapillary Vistas train'),
-    ('MapillaryDataset_v2', 'training/images', 18000, 'Mapillary Vistas train'),
-    # what mmseg's converters write (AUG_LEN, *_LEN / TRAINING_LEN) or its docs state
-    ('PascalVOCDataset', 'ImageSets/Segmentation/aug.txt', 9118, 'VOC aug.txt'),  # 10582-1464
-    ('PascalVOCDataset', 'ImageSets/Segmentation/trainaug.txt', 10582, 'VOC trainaug'),
-    ('ChaseDB1Dataset', 'images/training', 20, 'CHASE_DB1 train'),
-    ('HRFDataset', 'images/training', 15, 'HRF train'),
-    ('STAREDataset', 'images/training', 10, 'STARE train'),
-    ('PotsdamDataset', 'img_dir/train', 3456, 'Potsdam train'),
-    ('ISPRSDataset', 'img_dir/train', 344, 'Vaihingen train'),
-    ('iSAIDDataset', 'img_dir/train', 33978, 'iSAID train'),
-    ('REFUGEDataset', 'images/training', 400, 'REFUGE train'),
-]
 
 # scheduler family -> the arguments it may carry that have no unit of time
 _PLAIN_ARGS = {
@@ -829,27 +801,21 @@ def write(src: str, dst: str, gpus: int, batch: int, dataset_size: Optional[int]
           epochs: Optional[int] = None, src_gpus: Optional[int] = None,
           save_best: Optional[str] = None, force: bool = False) -> Conversion:
     """Convert and write ``dst`` once it loads and holds the epoch invariants."""
-    from ..epoch_checks import epoch_invariant_errors
+    from segkit.engine.epoch_checks import epoch_invariant_errors
     if not dst.endswith('.py'):
         raise SegkitError(f'{dst}: the output must be a .py config')
     if os.path.exists(dst) and not force:
         raise SegkitError(f'{dst} exists: pass --force to overwrite it')
     text, info = convert(src, gpus, batch, dataset_size=dataset_size, epochs=epochs,
                          src_gpus=src_gpus, save_best=save_best, dst=dst)
-    folder = os.path.dirname(os.path.abspath(dst))
-    os.makedirs(folder, exist_ok=True)
-    # checked beside dst, so that a relative _base_ resolves as it will there
-    fd, tmp = tempfile.mkstemp(suffix='.py', prefix='.iter2epoch-', dir=folder)
-    try:
-        with os.fdopen(fd, 'w') as f:
+
+    def write_checked(tmp):  # checked beside dst, so a relative _base_ resolves as there
+        with open(tmp, 'w') as f:
             f.write(text)
         errors = epoch_invariant_errors(load_config(tmp))
         if errors:
             raise SegkitError(f'the converted config breaks an epoch invariant: {errors[0]}')
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(dst, write_checked, suffix='.py')
     return info
 
 

@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Mapping, Optional
 
 import torch
 
-from ..errors import SegkitError
+from segkit.errors import SegkitError
+from segkit.facts import CHECKPOINT_DIR, PRETRAINED
+from segkit.io import atomic_write
 
 KINDS = ('mit', 'swin', 'mobilenetv3')
 CONVERTER = 'segkit.convert.weights'
@@ -50,12 +51,6 @@ MIT_ARCHS = {
 }
 SWIN_T = dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=7)
 
-# File names the configs expect (segkit/pretrained.py); cwd-relative like the configs.
-CHECKPOINT_DIR = Path('checkpoints')
-DEFAULT_NAMES = {
-    'swin': 'swin_tiny_patch4_window7_224_mmseg.pth',
-    'mobilenetv3': 'mobilenet_v3_large_deeplabv3_mmseg.pth',
-}
 
 
 # --------------------------------------------------------------------------- loading
@@ -108,7 +103,7 @@ def load_state_dict(src) -> tuple[Path, dict]:
             raise SegkitError(f'{path} is not a readable safetensors file ({first}); '
                               'download it again') from None
     elif path.name.endswith(_EXTENSIONS):
-        from ..checkpoint import safe_load
+        from segkit.safe_load import safe_load
         try:
             obj = safe_load(path)
         except OSError as err:  # permissions, a vanished file: not a traceback
@@ -720,26 +715,12 @@ def verify(kind: str, state_dict: dict, cfg: dict,
 def default_dst(kind: str, arch: Optional[str] = None) -> Path:
     if kind == 'mit':
         return CHECKPOINT_DIR / f'mit_{arch or "b2"}_mmseg.pth'
-    return CHECKPOINT_DIR / DEFAULT_NAMES[kind]
+    return CHECKPOINT_DIR / PRETRAINED[kind]
 
 
 def save_atomic(obj, dst: Path) -> None:
-    """torch.save to a temp file beside ``dst``, then rename: never a half-written file."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{dst.name}.', suffix='.tmp', dir=dst.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give a normal file's mode
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """torch.save through segkit.io's atomic write: never a half-written file."""
+    atomic_write(str(dst), lambda tmp: torch.save(obj, tmp), durable=True)
 
 
 def convert_state_dict(kind: str, state_dict: Mapping, arch: Optional[str] = None):
@@ -779,7 +760,7 @@ def convert_file(kind: str, src, dst=None, arch: Optional[str] = None,
                  force: bool = False, console=None) -> Path:
     """Convert the weights at ``src`` and write ``{'state_dict', 'meta'}`` to ``dst``.
 
-    ``dst`` defaults to the path the configs expect (segkit/pretrained.py). An
+    ``dst`` defaults to the path the configs expect (segkit/facts.py). An
     existing ``dst`` is left alone unless ``force``.
     """
     if kind not in KINDS:

@@ -27,7 +27,7 @@ it goes to the config's top-level ``class_weight_file`` if set, else
 heads (Mask2FormerHead, MaskFormerHead) it has num_classes + 1 entries, the
 "no object" weight last: the config's own (loss_cls.class_weight[-1]) or
 mmseg's 0.1. segkit's train/test tools read such a path into the list (see
-segkit.configs.resolve_class_weight_files); for label maps with ignored pixels use
+segkit.engine.config.resolve_class_weight_files); for label maps with ignored pixels use
 segkit's ClassWeightedCrossEntropyLoss (mmseg 1.2.2's CE crashes on them).
 """
 from __future__ import annotations
@@ -40,8 +40,8 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ..errors import SegkitError
-from .files import write_text_keeping_old
+from segkit.errors import SegkitError
+from segkit.io import write_text_keeping_old
 
 METHODS = ('inverse', 'median', 'log')
 DEFAULT_MAX_WEIGHT = {'inverse': 10.0, 'median': 10.0, 'log': None}
@@ -130,7 +130,7 @@ def class_weights_for_config(cfg, config_path: str, method: str = 'median',
                              progress: bool = True, allow_errors: bool = False,
                              save: bool = True) -> WeightsResult:
     """Count the train split (the validator's pass), compute and save the weights."""
-    from .validate import validate
+    from segkit.data.validate import validate
     if method not in METHODS:
         raise SegkitError(f'unknown method {method!r}: use one of {", ".join(METHODS)}')
     report = validate(cfg, ['train'], sample=sample, workers=workers, progress=progress)
@@ -213,7 +213,7 @@ def main(config: str, method: str = 'median', out: Optional[str] = None,
          max_weight: Union[str, float, None] = 'default', workers: Optional[int] = None,
          sample: Optional[int] = None, cfg_options: Optional[dict] = None,
          allow_errors: bool = False) -> int:
-    from ..configs import load_config
+    from segkit.engine.config import load_config
     cfg = load_config(config, cfg_options)
     result = class_weights_for_config(cfg, config, method, out, max_weight, workers,
                                       sample, allow_errors=allow_errors)

@@ -8,7 +8,7 @@ from typing import Union
 import numpy as np
 from PIL import Image
 
-from .files import atomic_write
+from segkit.io import atomic_write
 
 
 def read_label_png(path) -> np.ndarray:

@@ -25,19 +25,16 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import SegkitError
-from .archives import (archive_kind, copy_selected, iter_members, manifest_done,
+from segkit.errors import SegkitError
+from segkit.data.archives import (archive_kind, copy_selected, iter_members, manifest_done,
                        write_manifest)
-from .files import read_lines, write_text_keeping_old
-from .labels import read_label_png, save_label_png, sbd_segmentation
-from .parallel import chunked, default_workers, parallel_map, progress_bar
+from segkit.facts import ADE_COUNTS, SBD_COUNTS, TRAIN_AUG_COUNT, VOC_COUNTS
+from segkit.io import read_lines, write_text_keeping_old
+from segkit.data.labels import read_label_png, save_label_png, sbd_segmentation
+from segkit.data.parallel import chunked, default_workers, parallel_map, progress_bar
 
 ADE_DIR = 'ADEChallengeData2016'
-ADE_COUNTS = {'training': 20210, 'validation': 2000}
 VOC_DIR = os.path.join('VOCdevkit', 'VOC2012')
-VOC_COUNTS = {'train': 1464, 'val': 1449}
-SBD_COUNTS = {'train': 8498, 'val': 2857}
-TRAIN_AUG_COUNT = 10582
 SETS = os.path.join('ImageSets', 'Segmentation')
 
 _ADE_PAIR = re.compile(r'(?:^|/)((images/(?:training|validation)/[^/]+\.jpg)|'

@@ -2,7 +2,7 @@
 # 160k-iteration leaf configs, which also fix dataset and schedule; this base holds
 # the model alone so epoch leaves can combine it with segkit's dataset and schedule
 # bases). Values are mmseg's mask2former_swin-t_8xb2-160k_ade20k-512x512.py.
-# Needs custom_imports of mmdet.models (set in the leaf).
+# Its mmdet parts are registered by segkit.plugins (the runtime base imports it).
 depths = [2, 2, 6, 2]  # Swin-T blocks per stage (the leaf's optimizer rules use it)
 num_classes = 150
 data_preprocessor = dict(

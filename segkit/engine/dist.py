@@ -13,7 +13,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from .errors import SegkitError
+from segkit.errors import SegkitError
 
 
 def world_size() -> int:

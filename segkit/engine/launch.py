@@ -1,8 +1,8 @@
-"""Launch helpers shared by the shell launchers and preflight: free ports, GPU counts.
+"""Launch helpers shared by the shell launchers, preflight and doctor: free ports, GPU counts.
 
-    python -m segkit.launch free-port          # prints a free TCP port
-    python -m segkit.launch port-free PORT     # exit 0 if PORT can be bound
-    python -m segkit.launch check-gpus N       # exit 2 with a one-line error if N > visible
+    python -m segkit.engine.launch free-port          # prints a free TCP port
+    python -m segkit.engine.launch port-free PORT     # exit 0 if PORT can be bound
+    python -m segkit.engine.launch check-gpus N       # exit 2 with a one-line error if N > visible
 """
 from __future__ import annotations
 
@@ -33,13 +33,16 @@ def visible_gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def gpu_request_error(requested: int) -> str | None:
-    """Why ``requested`` GPUs cannot be used here, or None. Without CUDA the
-    launchers start that many CPU processes (gloo) instead."""
+def gpu_request_error(requested: int, visible: int | None = None,
+                      cvd: str | None = '') -> str | None:
+    """Why ``requested`` GPUs (processes on this node) cannot be used here, or None:
+    the one GPU-visibility check (launchers, preflight, doctor). Without CUDA the
+    launchers start that many CPU processes (gloo) instead. ``visible`` / ``cvd``
+    default to this process's torch and CUDA_VISIBLE_DEVICES."""
     if requested < 1:
         return f'GPUS must be >= 1, got {requested}'
-    visible = visible_gpus()
-    cvd = os.environ.get('CUDA_VISIBLE_DEVICES')
+    visible = visible_gpus() if visible is None else visible
+    cvd = os.environ.get('CUDA_VISIBLE_DEVICES') if cvd == '' else cvd
     named = [d for d in (cvd or '').split(',') if d.strip() not in ('', '-1')]
     if visible == 0:
         if named:
@@ -49,8 +52,8 @@ def gpu_request_error(requested: int) -> str | None:
         return None
     if requested > visible:
         where = f' (CUDA_VISIBLE_DEVICES={cvd})' if cvd is not None else ''
-        return (f'GPUS={requested} but only {visible} GPU(s) are visible{where}: lower '
-                'GPUS or widen CUDA_VISIBLE_DEVICES')
+        return (f'{requested} process(es) on this node need {requested} GPU(s) but only '
+                f'{visible} are visible{where}: lower GPUS or widen CUDA_VISIBLE_DEVICES')
     return None
 
 

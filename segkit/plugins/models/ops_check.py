@@ -1,7 +1,7 @@
 """Does mmcv's compiled MultiScaleDeformableAttention kernel run on CUDA?
 
 Imports nothing from segkit, so scripts/install.sh can run this file directly
-(``python segkit/ops_check.py``: exit 0 if the kernel runs and matches mmcv's
+(``python segkit/plugins/models/ops_check.py``: exit 0 if the kernel runs and matches mmcv's
 PyTorch reference) before segkit is installed; ``doctor`` imports it.
 """
 import sys

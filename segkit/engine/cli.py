@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Callable
 
-from .errors import SegkitError
+from segkit.errors import SegkitError
 
 
 def run_tool(main: Callable[[], int | None]) -> None:

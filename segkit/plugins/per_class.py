@@ -1,16 +1,18 @@
-"""mmseg's IoUMetric, also keeping per-class IoU / accuracy and a confusion matrix.
+"""Per-class IoU / accuracy: the metric that computes them and the hook that logs them.
 
-The summary it returns is unchanged (aAcc, mIoU, mAcc); the per-class values go
-to the message hub (``segkit_per_class``) where :class:`PerClassMetricsHook`
-writes them to TensorBoard and the JSON log, and ``tools/test.py`` prints them.
+:class:`PerClassIoUMetric` is mmseg's IoUMetric (its summary unchanged: aAcc, mIoU,
+mAcc) that also puts per-class values and a confusion matrix on the message hub
+(``INFO_KEY``); :class:`PerClassMetricsHook` writes them to TensorBoard and the JSON
+log, and ``tools/test.py`` prints them. One module, so both register together.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
+from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
 from mmseg.evaluation.metrics import IoUMetric
-from mmseg.registry import METRICS
+from mmseg.registry import HOOKS, METRICS
 
 INFO_KEY = 'segkit_per_class'
 
@@ -56,3 +58,30 @@ class PerClassIoUMetric(IoUMetric):
             # rows: ground truth, columns: prediction (ignore_index pixels excluded)
             confusion=confusion.reshape(num_classes, num_classes).tolist()))
         return metrics
+
+
+@HOOKS.register_module()
+class PerClassMetricsHook(Hook):
+    """Writes ``IoU_per_class/<class>`` and ``Acc_per_class/<class>`` scalars (one
+    TensorBoard group each, so the scalar page stays readable) and the same values
+    as one line of ``vis_data/<timestamp>.json``. Needs :class:`PerClassIoUMetric`.
+    """
+    priority = 'BELOW_NORMAL'  # after LoggerHook has written the summary line
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        hub = MessageHub.get_current_instance()
+        info = hub.get_info(INFO_KEY)
+        if not info or runner.rank != 0:
+            return
+        scalars = {}
+        for name, iou, acc in zip(info['classes'], info['IoU'], info['Acc']):
+            if iou is not None:  # absent from this split: no value, not 0
+                scalars[f'IoU_per_class/{name}'] = iou
+            if acc is not None:
+                scalars[f'Acc_per_class/{name}'] = acc
+        logger_hook = next((h for h in runner.hooks if type(h).__name__ == 'LoggerHook'), None)
+        by_epoch = getattr(logger_hook, 'log_metric_by_epoch', True)
+        step = runner.epoch if by_epoch else runner.iter
+        runner.visualizer.add_scalars(scalars, step=step,
+                                      file_path=f'{runner.timestamp}.json')
+        hub.update_info(INFO_KEY, None)

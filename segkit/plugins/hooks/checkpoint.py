@@ -11,7 +11,6 @@ scheduler state, so ``--resume best_mIoU_epoch_N.pth`` works.
 """
 from __future__ import annotations
 
-import glob
 import os
 import os.path as osp
 
@@ -19,73 +18,23 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 from mmseg.registry import HOOKS
 
-TMP_MARK = '.segkit-tmp-'
-
-
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def commit_file(tmp: str, final: str) -> None:
-    """fsync ``tmp`` and atomically rename it to ``final``."""
-    with open(tmp, 'rb') as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
-    _fsync_dir(osp.dirname(final) or '.')
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    tmp = f'{path}{TMP_MARK}{os.getpid()}'
-    with open(tmp, 'w') as f:
-        f.write(text)
-    commit_file(tmp, path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_temporaries(work_dir: str) -> list[str]:
-    """Partial files left by a kill during a save (never a real checkpoint); a file
-    whose writer (the PID in its name) still runs here is left alone."""
-    stale = []
-    for p in glob.glob(osp.join(work_dir, f'*{TMP_MARK}*')):
-        pid = p.rsplit(TMP_MARK, 1)[1]
-        if pid.isdigit() and _alive(int(pid)):
-            continue
-        try:
-            os.remove(p)
-            stale.append(p)
-        except OSError:
-            pass
-    return stale
-
+from segkit.io import atomic_write_bytes, commit, tmp_path
 
 @HOOKS.register_module()
 class SafeCheckpointHook(CheckpointHook):
     """mmengine's CheckpointHook (same arguments) with atomic, ordered saves."""
 
     def _atomic_save(self, runner, filename: str, **kwargs) -> None:
-        tmp_name = f'{filename}{TMP_MARK}{os.getpid()}'
-        runner.save_checkpoint(self.out_dir, tmp_name, self.file_client_args,
-                               backend_args=self.backend_args, **kwargs)
-        if is_main_process():
-            commit_file(osp.join(self.out_dir, tmp_name), osp.join(self.out_dir, filename))
+        tmp = tmp_path(osp.join(self.out_dir, filename))
+        try:
+            runner.save_checkpoint(self.out_dir, osp.basename(tmp), self.file_client_args,
+                                   backend_args=self.backend_args, **kwargs)
+            if is_main_process():
+                commit(tmp, osp.join(self.out_dir, filename), durable=True)
+        except BaseException:
+            if osp.exists(tmp):
+                os.remove(tmp)
+            raise
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         ckpt_filename = self.filename_tmpl.format(step)
@@ -105,7 +54,8 @@ class SafeCheckpointHook(CheckpointHook):
         if not is_main_process():
             return
         # 2. then last_checkpoint points to it; 3. only then old ones go
-        write_text_atomic(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
+        atomic_write_bytes(osp.join(runner.work_dir, 'last_checkpoint'),
+                           self.last_ckpt.encode(), durable=True)
         for old in stale:
             path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
             if self.file_backend.isfile(path):

@@ -3,7 +3,7 @@
 Same random draws in the same order as mmseg's, so with the same seed they return
 the same arrays bit for bit (tests/test_perf.py checks it); only the arithmetic is
 cheaper. Registered in mmseg's TRANSFORMS on import (configs: ``custom_imports``
-``'segkit.data.fast_transforms'``).
+``'segkit.plugins.transforms'``).
 
 ``FastRandomCrop``  mmseg's ``RandomCrop``. With ``cat_max_ratio < 1`` mmseg tries up
     to 10 crops and counts each crop's classes with ``np.unique`` (a sort of 262,144

@@ -23,7 +23,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..scheduling import step_one_iteration
+from segkit.plugins.hooks.resume_schedule import step_one_iteration
 
 # A logged LR differs from the configured one when |logged - configured| exceeds
 # this fraction of the configured peak LR (the logs round nothing; 1 % leaves room

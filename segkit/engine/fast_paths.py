@@ -39,17 +39,13 @@ DDP wraps the model.
 from __future__ import annotations
 
 import contextlib
-import copy
 from dataclasses import asdict, dataclass, field
 from typing import Optional, Union
 
 import torch
 import torch.nn as nn
-from mmengine.optim import AmpOptimWrapper, OptimWrapper
-from mmengine.registry import OPTIM_WRAPPERS, RUNNERS
-from mmengine.runner import Runner
 
-from .errors import SegkitError
+from segkit.errors import SegkitError
 
 AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
 COMPILE_TARGETS = ('auto', 'backbone', 'model')
@@ -221,8 +217,8 @@ def apply_fast_paths(cfg, amp: Optional[str] = None, compile=None,
                           f'{cfg.runner_type!r}')
     cfg.runner_type = RUNNER
     ci = cfg.get('custom_imports')
-    if ci and 'segkit.perf' not in ci.get('imports', []):
-        ci['imports'] = list(ci.get('imports', [])) + ['segkit.perf']
+    if ci and 'segkit.plugins' not in ci.get('imports', []):
+        ci['imports'] = list(ci.get('imports', [])) + ['segkit.plugins']
     return fp
 
 
@@ -376,199 +372,6 @@ def apply_model_fast_paths(model: nn.Module, fp: FastPaths) -> dict:
     return applied
 
 
-# ------------------------------------------------------------------ runner
-
-
-@RUNNERS.register_module(name=RUNNER, force=True)
-class SegkitRunner(Runner):
-    """mmengine's Runner plus ``cfg.fast_paths``: fused optimizer and backend flags
-    resolved for the device, model switches applied before DDP wraps the model."""
-
-    @classmethod
-    def from_cfg(cls, cfg):
-        cfg = copy.deepcopy(cfg)
-        fp = FastPaths.from_cfg(cfg)
-        if cfg.get('optim_wrapper'):
-            set_fused_optimizer(cfg, fp.fused_optimizer)
-        cfg.setdefault('env_cfg', {})['cudnn_benchmark'] = bool(fp.cudnn_benchmark)
-        return super().from_cfg(cfg)
-
-    def build_model(self, model):
-        import segkit.models.amp_safe as amp_safe
-        amp_safe.patch()
-        model = super().build_model(model)
-        fp = FastPaths.from_cfg(self.cfg)
-        set_backend_flags(fp.cudnn_benchmark, fp.tf32)
-        if fp.channels_last or fp.compile or fp.fast_attention:
-            from mmengine.logging import print_log
-            applied = apply_model_fast_paths(model, fp)
-            print_log(f'segkit fast paths: {applied}', logger='current')
-        return model
-
-
-# ------------------------------------------------------------------ AMP wrapper
-
-
-@OPTIM_WRAPPERS.register_module(name=AMP_WRAPPER, force=True)
-class SegkitAmpOptimWrapper(AmpOptimWrapper):
-    """mmengine's AmpOptimWrapper that also runs on CPU (bf16 autocast) and tells
-    a skipped fp16-overflow step from a real non-finite loss.
-
-    Args:
-        dtype: 'bfloat16' (default) or 'float16'.
-        loss_scale: 'auto' (dynamic for fp16, none for bf16), 'dynamic', a float
-            (static), a dict of GradScaler arguments, or None (no scaling).
-        device_type: 'cuda' / 'cpu'; default: cuda when available.
-
-    After each :meth:`update_params`:
-        ``last_step_skipped``: the GradScaler skipped the optimizer step because
-        the scaled gradients overflowed (inf/NaN); the parameters did not change
-        and the scale went down. Benign in fp16 unless it repeats.
-        ``last_loss_finite``: the loss itself was finite. A non-finite loss is a
-        real problem (loss scaling cannot cause it), skipped step or not.
-        ``skipped_steps`` / ``consecutive_skips``: counters for a NaN guard.
-    """
-
-    def __init__(self, loss_scale='auto', dtype='bfloat16', device_type=None,
-                 use_fsdp: bool = False, **kwargs):
-        OptimWrapper.__init__(self, **kwargs)  # skips mmengine's CUDA-only assert
-        import segkit.models.amp_safe as amp_safe
-        amp_safe.patch()  # Mask2Former's fragile parts in fp32 (idempotent)
-        if isinstance(dtype, str):
-            if dtype.replace('torch.', '') not in self.valid_dtypes:
-                raise SegkitError(f'SegkitAmpOptimWrapper: dtype {dtype!r} is not one '
-                                  f'of {self.valid_dtypes}')
-            dtype = getattr(torch, dtype.replace('torch.', ''))
-        self.cast_dtype = dtype
-        self.device_type = device_type or default_device()
-        if self.device_type == 'cpu' and dtype == torch.float16:
-            raise SegkitError('fp16 autocast on CPU is not supported: use bf16 '
-                              '(--amp bf16) or a GPU')
-        if self.device_type == 'cuda' and dtype == torch.bfloat16 and \
-                not torch.cuda.is_bf16_supported():
-            raise SegkitError('this GPU has no bf16: use --amp fp16')
-        if loss_scale == 'auto':
-            loss_scale = 'dynamic' if dtype == torch.float16 else None
-        self._scale_update_param = None
-        if loss_scale is None:
-            self.loss_scaler = None
-        else:
-            if use_fsdp:
-                from torch.distributed.fsdp.sharded_grad_scaler import \
-                    ShardedGradScaler as Scaler
-                make = lambda **kw: Scaler(**kw)  # noqa: E731
-            else:
-                make = lambda **kw: torch.amp.GradScaler(self.device_type, **kw)  # noqa: E731
-            if loss_scale == 'dynamic':
-                self.loss_scaler = make()
-            elif isinstance(loss_scale, (int, float)):
-                self._scale_update_param = float(loss_scale)
-                self.loss_scaler = make(init_scale=float(loss_scale))
-            elif isinstance(loss_scale, dict):
-                self.loss_scaler = make(**loss_scale)
-            else:
-                raise SegkitError(f'loss_scale must be auto, dynamic, a number, a '
-                                  f'dict or None, got {loss_scale!r}')
-        # lazily read flags: device tensors, no host sync unless someone asks
-        self._last_loss = None
-        self._last_found_inf = None
-        self._skipped_total = None
-        self._consecutive = None
-
-    # -- what a NaN guard reads
-    @property
-    def last_loss_finite(self) -> bool:
-        """The last loss was finite (non-finite: a real problem, whatever the AMP)."""
-        return True if self._last_loss is None else bool(torch.isfinite(self._last_loss).all())
-
-    @property
-    def last_step_skipped(self) -> bool:
-        """The GradScaler skipped the last optimizer step (fp16 gradient overflow)."""
-        return False if self._last_found_inf is None else bool(self._last_found_inf > 0)
-
-    @property
-    def skipped_steps(self) -> int:
-        return 0 if self._skipped_total is None else int(self._skipped_total)
-
-    @property
-    def consecutive_skips(self) -> int:
-        return 0 if self._consecutive is None else int(self._consecutive)
-
-    # -- training
-    def backward(self, loss: torch.Tensor, **kwargs):
-        self._last_loss = loss.detach()
-        if self.loss_scaler is None:
-            loss.backward(**kwargs)
-        else:
-            self.loss_scaler.scale(loss).backward(**kwargs)
-        self._inner_count += 1
-
-    def _found_inf(self):
-        """The scaler's inf/NaN flag for this step (0-dim tensor), before update()."""
-        try:  # GradScaler's own per-device flags (private API, stable since 1.6)
-            found = self.loss_scaler._per_optimizer_states[id(self.optimizer)][
-                'found_inf_per_device']
-            if found:
-                return sum(v.float() for v in found.values())
-        except (AttributeError, KeyError, TypeError):
-            pass
-        return None
-
-    def step(self, **kwargs):
-        if self.loss_scaler is None:
-            if self.clip_grad_kwargs:
-                self._clip_grad()
-            self.optimizer.step(**kwargs)
-            return
-        if self.clip_grad_kwargs:
-            self.loss_scaler.unscale_(self.optimizer)
-            self._clip_grad()
-        scale_before = None
-        self.loss_scaler.step(self.optimizer, **kwargs)
-        found = self._found_inf()
-        if found is None:  # fall back: dynamic scaling backs off after an overflow
-            scale_before = self.loss_scaler.get_scale()
-        self.loss_scaler.update(self._scale_update_param)
-        if found is None:
-            found = torch.tensor(float(self.loss_scaler.get_scale() < scale_before))
-        found = (found > 0).float()
-        self._last_found_inf = found
-        self._skipped_total = found if self._skipped_total is None else \
-            self._skipped_total + found
-        self._consecutive = found if self._consecutive is None else \
-            (self._consecutive + found) * found
-
-    def step_status(self) -> str:
-        """'ok', 'skipped_overflow' (benign fp16 overflow) or 'nonfinite_loss'."""
-        if not self.last_loss_finite:
-            return 'nonfinite_loss'
-        return 'skipped_overflow' if self.last_step_skipped else 'ok'
-
-    @property
-    def loss_scale(self) -> Optional[float]:
-        return None if self.loss_scaler is None else float(self.loss_scaler.get_scale())
-
-    # -- checkpoints
-    def state_dict(self) -> dict:
-        state = OptimWrapper.state_dict(self)
-        if self.loss_scaler is not None:
-            state['loss_scaler'] = self.loss_scaler.state_dict()
-        return state
-
-    def load_state_dict(self, state_dict: dict):
-        state_dict = dict(state_dict)
-        scaler_state = state_dict.pop('loss_scaler', None)
-        if scaler_state and self.loss_scaler is not None:
-            self.loss_scaler.load_state_dict(scaler_state)
-        if 'base_param_settings' in state_dict:
-            self.base_param_settings = state_dict.pop('base_param_settings')
-        self.optimizer.load_state_dict(state_dict)
-
-    @contextlib.contextmanager
-    def optim_context(self, model: nn.Module):
-        with OptimWrapper.optim_context(self, model), \
-                torch.autocast(device_type=self.device_type, dtype=self.cast_dtype):
-            yield
 
 
 def autocast_context(amp: Optional[str], device: str):
@@ -589,9 +392,3 @@ def cpu_has_bf16() -> bool:
     except Exception:  # noqa: BLE001
         return False
 
-
-__all__ = ['AMP_DTYPES', 'FastPaths', 'SegkitAmpOptimWrapper', 'SegkitRunner',
-           'amp_of', 'apply_fast_paths', 'apply_model_fast_paths', 'autocast_context',
-           'backend_flags', 'compile_model', 'cpu_has_bf16', 'enable_channels_last',
-           'enable_fast_attention', 'normalize_compile', 'set_amp', 'set_backend_flags',
-           'set_fused_optimizer', 'resolve_fast_paths', 'stock_fast_paths']

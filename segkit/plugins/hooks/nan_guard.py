@@ -6,7 +6,7 @@ import math
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
-from ..errors import SegkitError
+from segkit.errors import SegkitError
 
 
 class NonFiniteLossError(SegkitError):

@@ -13,10 +13,10 @@ import os
 import os.path as osp
 from pathlib import Path
 
-from . import dist as sk_dist
-from .configs import load_config, parse_config_name, resolve_class_weight_files
-from .errors import SegkitError
-from .resume import checkpoint_problem, resolve_resume
+from segkit.engine import dist as sk_dist
+from segkit.engine.config import load_config, parse_config_name, resolve_class_weight_files
+from segkit.errors import SegkitError
+from segkit.engine.resume import checkpoint_problem, resolve_resume
 
 
 def log(msg: str) -> None:
@@ -38,7 +38,7 @@ def _walk_evaluators(cfg):
 
 def prepare_config(args, mode: str):
     """Load the config and apply what every segkit run needs."""
-    import segkit.hooks  # noqa: F401  registers PerClassMetricsHook + PerClassIoUMetric
+    import segkit.plugins.hooks  # noqa: F401  registers PerClassMetricsHook + PerClassIoUMetric
     cfg = load_config(args.config, args.cfg_options)
     resolve_class_weight_files(cfg.model)
     if args.work_dir is not None:  # mmseg's rule: CLI > config > work_dirs/<stem>
@@ -68,8 +68,8 @@ def prepare_config(args, mode: str):
 
 def apply_perf_flags(cfg, args) -> None:
     """--amp / --compile / --channels-last / --fused / --fast-attention / --tf32
-    (segkit.perf); flags left unset keep the config's own choice."""
-    from .perf import apply_fast_paths
+    (segkit.engine.fast_paths); flags left unset keep the config's own choice."""
+    from segkit.engine.fast_paths import apply_fast_paths
     c = getattr(args, 'compile', None)
     apply_fast_paths(cfg, amp=getattr(args, 'amp', None),
                      compile=None if c is None else (False if c == 'none' else c),
@@ -115,8 +115,8 @@ def apply_auto_scale_lr(cfg, config_path: str, world: int) -> None:
 
 def apply_max_epochs(cfg, epochs: int, world: int) -> None:
     """``--max-epochs N``: stretch the schedule (see configs.set_max_epochs)."""
-    from .configs import set_max_epochs
-    from .convert.iter2epoch import epoch_length, train_set_size
+    from segkit.engine.config import set_max_epochs
+    from segkit.convert.iter2epoch import epoch_length, train_set_size
     try:
         n = train_set_size(cfg)[0]
         length = epoch_length(n, world, cfg.train_dataloader.get('batch_size', 1),
@@ -161,7 +161,7 @@ def train(args) -> int:
     if getattr(args, 'max_epochs', None):
         apply_max_epochs(cfg, args.max_epochs, world)
     if sk_dist.rank() == 0 and os.path.isdir(cfg.work_dir):
-        from .hooks.checkpoint import remove_stale_temporaries
+        from segkit.io import remove_stale_temporaries
         for stale in remove_stale_temporaries(cfg.work_dir):
             log(f'removed {stale}: a partial save from a killed run')
     resume, load_from = resolve_resume(args.resume, cfg.work_dir, logger=log)
@@ -174,11 +174,11 @@ def train(args) -> int:
     if args.auto_scale_lr:
         apply_auto_scale_lr(cfg, args.config, world)
     if not getattr(args, 'no_preflight', False):
-        from .preflight import preflight
+        from segkit.engine.preflight import preflight
         preflight(cfg, mode='train', launcher=args.launcher)
     runner = build_runner(cfg)
     if runner.rank == 0:
-        from .run_record import write_run_record
+        from segkit.engine.run_record import write_run_record
         write_run_record(runner.log_dir, cfg, extra={'mode': 'train',
                                                       'resumed_from': load_from})
     with distributed_errors():
@@ -261,7 +261,7 @@ def test(args) -> int:
             ev['output_dir'] = args.out
             ev['keep_results'] = True
     sk_dist.setup_distributed(cfg, args.launcher)
-    from .preflight import preflight
+    from segkit.engine.preflight import preflight
     preflight(cfg, mode='test', launcher=args.launcher)
     runner = build_runner(cfg)
     with distributed_errors():
@@ -269,8 +269,7 @@ def test(args) -> int:
     if runner.rank == 0:
         from mmengine.logging import MessageHub
 
-        from .metrics import INFO_KEY
-        from .report import print_per_class
+        from segkit.plugins.per_class import INFO_KEY
         info = MessageHub.get_current_instance().get_info(INFO_KEY)
         out = Path(args.metrics_json or Path(runner.log_dir) / 'test_metrics.json')
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -284,3 +283,28 @@ def test(args) -> int:
         if args.out:
             log(f'predictions:  {args.out}')
     return 0
+
+
+def print_per_class(info: dict, metrics: dict, console=None) -> None:
+    """A rich table of per-class IoU / Acc / share of ground-truth pixels."""
+    from rich.console import Console
+    from rich.table import Table
+    console = console or Console()
+    total = sum(info['gt_pixels']) or 1
+    ious = [v for v in info['IoU'] if v is not None]
+    worst = sorted(ious)[: max(1, len(ious) // 5)] if ious else []
+    table = Table(title='per-class results', show_edge=True)
+    for col, justify in (('class', 'left'), ('IoU', 'right'), ('Acc', 'right'),
+                         ('GT pixels', 'right')):
+        table.add_column(col, justify=justify)
+    for name, iou, acc, px in zip(info['classes'], info['IoU'], info['Acc'],
+                                  info['gt_pixels']):
+        iou_s = '—' if iou is None else f'{iou:.2f}'
+        if iou is not None and iou in worst:
+            iou_s = f'[bold red]{iou_s}[/]'
+        table.add_row(str(name), iou_s, '—' if acc is None else f'{acc:.2f}',
+                      f'{100 * px / total:.2f}%')
+    console.print(table)
+    summary = '  '.join(f'{k}: {v:.2f}' for k, v in metrics.items()
+                        if k in ('aAcc', 'mIoU', 'mAcc'))
+    console.print(f'[bold]{summary}[/]')

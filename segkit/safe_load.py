@@ -22,7 +22,7 @@ import torch
 import torch.serialization
 from mmengine.logging import HistoryBuffer
 
-from .errors import SegkitError
+from segkit.errors import SegkitError
 
 # HistoryBuffer's default statistics (mmengine.logging.history_buffer).
 _DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')

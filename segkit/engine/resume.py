@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 from typing import Optional
 
-from .errors import SegkitError
+from segkit.errors import SegkitError
 
 
 def checkpoint_problem(path: Path) -> Optional[str]:
@@ -46,12 +46,12 @@ def resume_state_problem(path: Path) -> Optional[str]:
 def _load_mmap(path: Path):
     import torch
 
-    from .checkpoint import register_safe_globals
+    from segkit.safe_load import register_safe_globals
     register_safe_globals()
     try:
         return torch.load(path, map_location='cpu', weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001 - fall back to the error-reporting loader
-        from .checkpoint import safe_load
+        from segkit.safe_load import safe_load
         return safe_load(path)
 
 

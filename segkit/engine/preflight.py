@@ -16,10 +16,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .configs import dataset_paths, load_config, pretrained_paths, split_datasets
-from .doctor import FAIL, PASS, WARN, Check
-from .errors import SegkitError
-from .pretrained import how_to_get
+from segkit.checks import FAIL, PASS, WARN, Check
+from segkit.engine.config import dataset_paths, load_config, pretrained_paths, split_datasets
+from segkit.engine.launch import gpu_request_error
+from segkit.errors import SegkitError
+from segkit.facts import how_to_get
 
 MIN_FREE_GB = 1.0
 SAMPLE_PAIRS = 16
@@ -89,7 +90,7 @@ def data_rows(cfg, splits) -> list[Check]:
 
 def sample_rows(cfg, splits, sample: int = SAMPLE_PAIRS) -> list[Check]:
     """The validator's checks on ``sample`` random pairs per split."""
-    from .data.validate import validate
+    from segkit.data.validate import validate
     report = validate(cfg, splits, sample=sample, workers=1, progress=False)
     if report.errors:
         f = report.errors[0]
@@ -116,14 +117,10 @@ def gpu_rows(launcher: str) -> list[Check]:
     import torch
     if launcher == 'none' or not torch.cuda.is_available():
         return []
-    local_rank = int(os.environ.get('LOCAL_RANK', '0'))
-    count = torch.cuda.device_count()
-    if local_rank >= count:
-        cvd = os.environ.get('CUDA_VISIBLE_DEVICES')
-        return [Check('GPUs', FAIL, f'process LOCAL_RANK={local_rank} needs GPU {local_rank} '
-                      f'but only {count} are visible (CUDA_VISIBLE_DEVICES={cvd})',
-                      'launch at most as many processes per node as visible GPUs')]
-    return [Check('GPUs', PASS, f'{count} visible')]
+    err = gpu_request_error(int(os.environ.get('LOCAL_RANK', '0')) + 1)
+    if err:
+        return [Check('GPUs', FAIL, err.split(': ')[0], err.split(': ', 1)[-1])]
+    return [Check('GPUs', PASS, f'{torch.cuda.device_count()} visible')]
 
 
 def schedule_rows(cfg) -> list[Check]:

@@ -1,4 +1,5 @@
-"""On resume, the LR schedule follows the config, not the checkpoint."""
+"""On resume, the LR schedule follows the config, not the checkpoint; and the one
+routine that steps schedulers outside a training loop (this replay, run analysis)."""
 from __future__ import annotations
 
 import copy
@@ -9,11 +10,21 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import PARAM_SCHEDULERS
 from mmseg.registry import HOOKS
 
-from ..scheduling import step_one_iteration
-
 _SHAPE = ('begin', 'end', 'T_max', 'total_iters', 'total_steps', 'milestones', 'step_size',
           'eta_min', 'eta_max', 'power', 'gamma', 'start_factor', 'end_factor')
 
+
+
+def step_one_iteration(scheds, it: int, epoch_length: int) -> None:
+    """Step ``scheds`` as ParamSchedulerHook does after iteration ``it`` (0-based):
+    iteration-based ones every iteration, epoch-based ones at each epoch end."""
+    for s in scheds:
+        if not s.by_epoch:
+            s.step()
+    if (it + 1) % epoch_length == 0:
+        for s in scheds:
+            if s.by_epoch:
+                s.step()
 
 def _shape(sched) -> dict:
     return {k: getattr(sched, k) for k in _SHAPE if hasattr(sched, k)}

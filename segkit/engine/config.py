@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-from .errors import SegkitError
+from segkit.errors import SegkitError
 
 # {algo}_{backbone}_{G}xb{B}-{E}e_{dataset}-{H}x{W}.py (mmseg naming, epochs)
 _NAME = re.compile(r'_(?P<gpus>\d+)xb(?P<batch>\d+)-(?P<len>\d+)(?P<unit>e|k)'
