@@ -23,8 +23,8 @@ from typing import Callable, Optional
 
 from segkit.checks import FAIL, PASS, SKIP, WARN, Check, render
 from segkit.engine.launch import gpu_request_error
-from segkit.facts import MMCV_VERSION, PYTHON_MAX, PYTHON_MIN, TORCH_DEFAULT, TORCH_MAX, TORCH_MIN
 from segkit.engine.preflight import config_checks
+from segkit.facts import MMCV_VERSION, PYTHON_MAX, PYTHON_MIN, TORCH_DEFAULT, TORCH_MAX, TORCH_MIN
 
 DISK_WARN_GB, DISK_FAIL_GB = 20.0, 2.0
 

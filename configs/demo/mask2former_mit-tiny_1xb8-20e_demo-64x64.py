@@ -6,7 +6,7 @@
 _base_ = [
     '../_base_/models/mask2former_swin-t.py',     # the real Mask2Former model (shrunk below)
     '../_base_/datasets/demo.py',                 # built-in shapes dataset
-    '../_base_/schedules/warmup_poly_epoch.py',   # warmup + poly by epoch (+ runtime)
+    '../_base_/schedules/epoch_loop.py',         # epoch loop + runtime (schedule below)
 ]
 
 # ---- knobs ---------------------------------------------------------------------------

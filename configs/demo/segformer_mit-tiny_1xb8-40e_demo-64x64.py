@@ -5,7 +5,7 @@
 _base_ = [
     'mmseg::_base_/models/segformer_mit-b0.py',   # SegFormer model (narrowed below)
     '../_base_/datasets/demo.py',                 # built-in shapes dataset
-    '../_base_/schedules/warmup_poly_epoch.py',   # warmup + poly by epoch (+ runtime)
+    '../_base_/schedules/epoch_loop.py',         # epoch loop + runtime (schedule below)
 ]
 
 # ---- knobs ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 _base_ = [
     '../_base_/models/mask2former_swin-t.py',     # the model alone
     '../_base_/datasets/ade20k_epoch.py',         # ADE20K, DefaultSampler
-    '../_base_/schedules/warmup_poly_epoch.py',   # warmup + poly by epoch (+ runtime)
+    '../_base_/schedules/epoch_loop.py',         # epoch loop + runtime (schedule below)
 ]
 
 # ---- knobs: edit these; everything below follows from them -------------------------

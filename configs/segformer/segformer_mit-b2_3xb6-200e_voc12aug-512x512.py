@@ -5,7 +5,7 @@
 _base_ = [
     'mmseg::_base_/models/segformer_mit-b0.py',   # SegFormer model (widened to B2 below)
     '../_base_/datasets/voc12aug_epoch.py',       # VOC aug, DefaultSampler
-    '../_base_/schedules/warmup_poly_epoch.py',   # warmup + poly by epoch (+ runtime)
+    '../_base_/schedules/epoch_loop.py',         # epoch loop + runtime (schedule below)
 ]
 
 # ---- knobs: edit these; everything below follows from them -------------------------

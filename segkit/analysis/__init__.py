@@ -11,12 +11,22 @@ configured schedule), ``reading`` (verdicts and thresholds), ``words`` (sentence
 ``plots`` (PNGs) and ``report`` (report.md and the terminal summary).
 """
 from segkit.analysis.logs import Run, SubRun, TestResult, TrainPoint, ValPoint, load_run
-from segkit.analysis.next_steps import NextStep
-from segkit.analysis.reading import Reading, read_run
+from segkit.analysis.next_steps import NextStep, next_steps
+from segkit.analysis.reading import DEFAULT_LAST_K, Reading, measure
 from segkit.analysis.report import Report, print_summary, write_report
+from segkit.analysis.words import findings
 
 __all__ = ['Run', 'SubRun', 'TestResult', 'TrainPoint', 'ValPoint', 'load_run', 'Reading',
            'read_run', 'NextStep', 'Report', 'write_report', 'print_summary', 'analyze']
+
+
+def read_run(run: Run, last_k: int = DEFAULT_LAST_K) -> Reading:
+    """The reading of ``run`` over the last ``last_k`` epochs: the numbers
+    (``reading``), then the sentences (``words``) and the commands (``next_steps``)."""
+    r = measure(run, last_k)
+    r.findings = findings(r, run)
+    r.next_steps = next_steps(r, run)
+    return r
 
 
 def analyze(work_dir, out=None, compare=(), last_k: int = 5, console=None) -> tuple:

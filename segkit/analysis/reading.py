@@ -1,6 +1,6 @@
 """The plain-language reading of a run, with its numbers.
 
-:func:`read_run` turns a :class:`~segkit.analysis.logs.Run` into a :class:`Reading`:
+:func:`measure` turns a :class:`~segkit.analysis.logs.Run` into a :class:`Reading`:
 the verdict on the validation curve, signs of overfitting, the LR followed against
 the configured schedule, the weakest classes against their pixel frequency, the
 most confused class pairs, and :mod:`~segkit.analysis.next_steps` turns it into
@@ -16,6 +16,7 @@ import numpy as np
 
 from segkit.analysis.logs import Run, load_config_file
 from segkit.analysis.lr_curve import LRCheck, ScheduleEnd, check_subrun, schedule_end, trailing_minimum
+from segkit.engine.config import parse_config_name
 
 # ---- thresholds -------------------------------------------------------------------
 # The window: the validations of the last K epochs (epoch >= last validated epoch - K);
@@ -270,7 +271,6 @@ def top_confusions(classes: list, confusion: list, top: int = CONFUSION_TOP,
 
 
 def _read_batch(r: Reading, run: Run) -> None:
-    from segkit.engine.config import parse_config_name
     last = run.subruns[-1]
     cfg = load_config_file(last.config_file) if last.config_file else None
     if cfg is None or not run.config_path:
@@ -286,8 +286,9 @@ def _read_batch(r: Reading, run: Run) -> None:
 # ------------------------------------------------------------------ main
 
 
-def read_run(run: Run, last_k: int = DEFAULT_LAST_K) -> Reading:
-    """The reading of ``run`` over the last ``last_k`` epochs (numbers + words)."""
+def measure(run: Run, last_k: int = DEFAULT_LAST_K) -> Reading:
+    """The numbers of ``run`` over the last ``last_k`` epochs (``words`` and
+    ``next_steps`` fill in ``findings`` and ``next_steps``: see analysis.read_run)."""
     if last_k < 1:
         raise ValueError('last_k must be >= 1')
     r = Reading(last_k=last_k, n_subruns=len(run.subruns), n_empty_subruns=len(run.empty),
@@ -298,12 +299,8 @@ def read_run(run: Run, last_k: int = DEFAULT_LAST_K) -> Reading:
     _read_batch(r, run)
     if r.degenerate:  # one class everywhere: underfitting, whatever the loss does
         r.overfitting = False
-    from segkit.analysis.words import findings
-    from segkit.analysis.next_steps import next_steps
-    r.findings = findings(r, run)
-    r.next_steps = next_steps(r, run)
     return r
 
 
-__all__ = ['Reading', 'ClassRow', 'Confusion', 'LRCheck', 'read_run', 'top_confusions',
+__all__ = ['Reading', 'ClassRow', 'Confusion', 'LRCheck', 'measure', 'top_confusions',
            'window_of', 'DEFAULT_LAST_K']

@@ -29,6 +29,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from segkit.engine.cli import add_cfg_options
+from segkit.engine.config import dataset_paths, iter_datasets, load_config
 from segkit.errors import SegkitError
 
 # dataset type -> (h, w) of a typical image
@@ -38,7 +39,6 @@ TYPICAL_SIZE = {'ADE20KDataset': (512, 683), 'PascalVOCDataset': (375, 500),
 
 
 def _leaf_dataset(cfg) -> dict:
-    from segkit.engine.config import iter_datasets
     leaves = list(iter_datasets(cfg.train_dataloader.get('dataset')))
     if not leaves:
         raise SegkitError('the config has no train_dataloader.dataset')
@@ -56,7 +56,6 @@ def _dataset_defaults(ds_type: str) -> dict:
 
 
 def _real_files_present(ds: dict) -> bool:
-    from segkit.engine.config import dataset_paths
     paths = dataset_paths(ds)
     img = paths.get('img_path')
     return bool(img and os.path.isdir(img) and any(os.scandir(img)))
@@ -281,7 +280,6 @@ def run(config: str, compare: Optional[str] = None, images: int = 40, repeats: i
         workers: int = 1, data_root: Optional[str] = None, synthetic: Optional[bool] = None,
         keep_dir: Optional[str] = None, cfg_options=None, log: Callable = print) -> dict:
     """The whole data benchmark; returns a JSON-ready dict."""
-    from segkit.engine.config import load_config
     cfg = load_config(config, cfg_options)
     ds = _leaf_dataset(cfg)
     if data_root:
@@ -433,7 +431,6 @@ def main(argv=None) -> int:
                  repeats=args.repeats, workers=args.workers, data_root=args.data_root,
                  synthetic=True if args.synthetic else None, keep_dir=args.keep_dir,
                  cfg_options=args.cfg_options)
-    from segkit.engine.config import load_config
     workers = int(load_config(args.config).train_dataloader.get('num_workers', 4) or 4)
     rates = []
     for s in report['setups']:

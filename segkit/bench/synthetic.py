@@ -9,6 +9,7 @@ import copy
 from typing import Optional
 
 import torch
+from segkit.engine.config import resolve_class_weight_files
 
 
 def strip_pretrained(model_cfg):
@@ -45,7 +46,6 @@ def build_model(cfg, pretrained: bool = False, device: str = 'cpu'):
     from mmengine.model import revert_sync_batchnorm
     from mmseg.registry import MODELS
     import_custom_modules(cfg)
-    from segkit.engine.config import resolve_class_weight_files
     model_cfg = copy.deepcopy(cfg.model) if pretrained else strip_pretrained(cfg.model)
     resolve_class_weight_files(model_cfg)
     model = MODELS.build(model_cfg)

@@ -28,6 +28,8 @@ from typing import Callable, Optional, Union
 import torch
 
 from segkit.engine.cli import add_cfg_options
+from segkit.engine.cli import add_speed_flags
+from segkit.engine.config import iter_datasets, load_config
 from segkit.errors import SegkitError
 
 OOM_TEXT = ('out of memory', "can't allocate memory", 'CUDNN_STATUS_ALLOC_FAILED',
@@ -162,7 +164,6 @@ def device_info(device: str) -> dict:
 
 def prepare(setup: Setup, device: str):
     """The config with the setup's switches applied: (cfg, FastPaths, amp, batch, size)."""
-    from segkit.engine.config import load_config
     from segkit.engine.fast_paths import amp_of, resolve_fast_paths, set_amp, set_fused_optimizer
     from segkit.bench.synthetic import crop_size_of
     cfg = load_config(setup.config, setup.cfg_options)
@@ -211,7 +212,6 @@ def _data_iter(cfg, batch: int, size, synthetic: bool, num_batches: int = 2,
                    for i in range(num_batches)]
         return itertools.cycle(batches), 'synthetic'
     from mmengine.runner import Runner
-    from segkit.engine.config import iter_datasets
     loader_cfg = copy.deepcopy(cfg.train_dataloader)
     loader_cfg['batch_size'] = batch
     for _, ds in iter_datasets(loader_cfg.get('dataset')):
@@ -532,29 +532,9 @@ SETUP_FLAGS = ('batch', 'amp', 'compile', 'compile_mode', 'compile_backend',
 def _setup_flag_parser(add_help: bool = True):
     import argparse
     p = argparse.ArgumentParser(add_help=add_help)
-    bool_flag = argparse.BooleanOptionalAction
     p.add_argument('--batch', type=int, help="images per iteration (default: the "
                    "config's train_dataloader.batch_size)")
-    p.add_argument('--amp', choices=['fp16', 'bf16', 'fp32'],
-                   help="autocast dtype (default: the config's optimizer wrapper; fp32 "
-                   'forces AMP off)')
-    p.add_argument('--compile', nargs='?', const='auto', choices=['auto', 'backbone', 'model',
-                                                                  'none'],
-                   help='torch.compile: bare/auto = backbone+neck (+ plain decode heads), '
-                   'backbone, model, none')
-    p.add_argument('--compile-mode', help="torch.compile mode (e.g. 'max-autotune')")
-    p.add_argument('--compile-backend', help='torch.compile backend (default inductor)')
-    p.add_argument('--channels-last', action=bool_flag, default=None,
-                   help='NHWC weights and inputs')
-    p.add_argument('--fused', action=bool_flag, default=None,
-                   help='fused AdamW/Adam/SGD kernel (default: the config\'s fast_paths, '
-                   'else off)')
-    p.add_argument('--cudnn-benchmark', action=bool_flag, default=None,
-                   help="cuDNN autotuning (default: the config's env_cfg)")
-    p.add_argument('--tf32', action=bool_flag, default=None,
-                   help='TF32 for fp32 matmuls/convs')
-    p.add_argument('--fast-attention', action=bool_flag, default=None,
-                   help='need_weights=False on nn.MultiheadAttention (fused SDPA kernels)')
+    add_speed_flags(p)
     return p
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Optional
 
 from segkit.engine.config import dataset_paths, load_config, parse_config_name, resolve_config
+from segkit.engine.epoch_checks import epoch_invariant_errors
 from segkit.errors import SegkitError
 from segkit.facts import SPLIT_SIZES
 from segkit.io import atomic_write
@@ -801,7 +802,6 @@ def write(src: str, dst: str, gpus: int, batch: int, dataset_size: Optional[int]
           epochs: Optional[int] = None, src_gpus: Optional[int] = None,
           save_best: Optional[str] = None, force: bool = False) -> Conversion:
     """Convert and write ``dst`` once it loads and holds the epoch invariants."""
-    from segkit.engine.epoch_checks import epoch_invariant_errors
     if not dst.endswith('.py'):
         raise SegkitError(f'{dst}: the output must be a .py config')
     if os.path.exists(dst) and not force:

@@ -15,9 +15,9 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Iterator, Optional
 
+from segkit.data.parallel import progress_bar
 from segkit.errors import SegkitError
 from segkit.io import atomic_copy_stream, atomic_write_bytes
-from segkit.data.parallel import progress_bar
 
 ARCHIVE_SUFFIXES = ('.zip', '.tar', '.tgz', '.tar.gz', '.tar.bz2', '.tar.xz')
 

@@ -40,6 +40,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from segkit.engine.config import load_config
 from segkit.errors import SegkitError
 from segkit.io import write_text_keeping_old
 
@@ -213,7 +214,6 @@ def main(config: str, method: str = 'median', out: Optional[str] = None,
          max_weight: Union[str, float, None] = 'default', workers: Optional[int] = None,
          sample: Optional[int] = None, cfg_options: Optional[dict] = None,
          allow_errors: bool = False) -> int:
-    from segkit.engine.config import load_config
     cfg = load_config(config, cfg_options)
     result = class_weights_for_config(cfg, config, method, out, max_weight, workers,
                                       sample, allow_errors=allow_errors)

@@ -28,10 +28,10 @@ import numpy as np
 from segkit.errors import SegkitError
 from segkit.data.archives import (archive_kind, copy_selected, iter_members, manifest_done,
                        write_manifest)
-from segkit.facts import ADE_COUNTS, SBD_COUNTS, TRAIN_AUG_COUNT, VOC_COUNTS
-from segkit.io import read_lines, write_text_keeping_old
 from segkit.data.labels import read_label_png, save_label_png, sbd_segmentation
 from segkit.data.parallel import chunked, default_workers, parallel_map, progress_bar
+from segkit.facts import ADE_COUNTS, SBD_COUNTS, TRAIN_AUG_COUNT, VOC_COUNTS
+from segkit.io import read_lines, write_text_keeping_old
 
 ADE_DIR = 'ADEChallengeData2016'
 VOC_DIR = os.path.join('VOCdevkit', 'VOC2012')

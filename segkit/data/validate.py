@@ -46,8 +46,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from segkit.errors import SegkitError
 from segkit.data.parallel import chunked, default_workers, parallel_map, progress_bar
+from segkit.engine.config import dataset_paths, load_config, split_datasets
+from segkit.errors import SegkitError
 
 ERROR, WARNING = 'error', 'warning'
 KINDS = ('missing_image', 'missing_mask', 'orphan_mask', 'unreadable_image',
@@ -354,7 +355,6 @@ def _ensure_registered(cfg, ds_type: str) -> None:
 def _build(cfg, label: str, leaf) -> tuple:
     """(dataset or None, SplitReport, findings) for one leaf dataset cfg."""
     from mmseg.registry import DATASETS
-    from segkit.engine.config import dataset_paths
     rep = SplitReport(split=label, dataset_type=str(leaf.get('type', '')))
     paths = dataset_paths(leaf)
     for key in ('img_path', 'seg_map_path', 'ann_file'):
@@ -445,7 +445,6 @@ def _expand(splits) -> list:
 def validate(cfg, splits: Sequence[str] = ('train', 'val'), sample: Optional[int] = None,
              workers: Optional[int] = None, progress: bool = True, seed: int = 0) -> Report:
     """Check every pair of the config's ``splits`` (see module docstring)."""
-    from segkit.engine.config import split_datasets
     workers = workers or default_workers()
     built = []
     for label, leaf in split_datasets(cfg, tuple(_expand(splits))):
@@ -626,7 +625,6 @@ def print_report(report: Report, worst: int = 20, console=None) -> None:
 def main(config: str, split: str = 'all', workers: Optional[int] = None,
          sample: Optional[int] = None, cfg_options: Optional[dict] = None,
          worst: int = 20) -> int:
-    from segkit.engine.config import load_config
     cfg = load_config(config, cfg_options)
     report = validate(cfg, _expand(split), sample=sample, workers=workers)
     print_report(report, worst)

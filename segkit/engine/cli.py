@@ -36,6 +36,31 @@ def add_cfg_options(p: argparse.ArgumentParser, example: str = 'train_dataloader
                    help=f'override config settings, key=value (e.g. {example})')
 
 
+def add_speed_flags(p: argparse.ArgumentParser) -> None:
+    """The fast-path switches (segkit.engine.fast_paths), one definition for
+    tools/train.py and tools/benchmark.py. Unset (None) keeps the config's choice."""
+    flag = argparse.BooleanOptionalAction
+    p.add_argument('--amp', nargs='?', const='fp16', default=None,
+                   choices=['fp16', 'bf16', 'fp32'],
+                   help='automatic mixed precision (bare --amp = fp16, as in mmseg; bf16 '
+                   "needs Ampere+ or a CPU; fp32 turns a config's AMP off)")
+    p.add_argument('--compile', nargs='?', const='auto', default=None,
+                   choices=['auto', 'backbone', 'model', 'none'],
+                   help='torch.compile module forwards (auto: backbone + plain heads)')
+    p.add_argument('--compile-mode', help="torch.compile mode (e.g. 'max-autotune')")
+    p.add_argument('--compile-backend', help='torch.compile backend (default inductor)')
+    p.add_argument('--channels-last', action=flag, default=None,
+                   help='channels-last memory format for convolutions')
+    p.add_argument('--fused', action=flag, default=None,
+                   help='fused AdamW/Adam/SGD kernels where the device supports them')
+    p.add_argument('--cudnn-benchmark', action=flag, default=None,
+                   help="cuDNN autotuning (default: the config's env_cfg)")
+    p.add_argument('--fast-attention', action=flag, default=None,
+                   help='fused attention kernels (need_weights=False)')
+    p.add_argument('--tf32', action=flag, default=None,
+                   help='TF32 matmuls/convolutions on Ampere+ GPUs')
+
+
 def build_parser(mode: str) -> argparse.ArgumentParser:
     """Flags of ``tools/train.py`` (mode='train') or ``tools/test.py`` (mode='test')."""
     assert mode in ('train', 'test')
@@ -52,21 +77,7 @@ def build_parser(mode: str) -> argparse.ArgumentParser:
         p.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CHECKPOINT',
                        help='resume: bare = the newest checkpoint in the work dir that '
                        'loads; or a checkpoint path')
-        p.add_argument('--amp', nargs='?', const='fp16', default=None,
-                       choices=['fp16', 'bf16', 'fp32'],
-                       help='automatic mixed precision (bare --amp = fp16; bf16 needs '
-                       'Ampere+ or a CPU; fp32 turns a config\'s AMP off)')
-        p.add_argument('--compile', nargs='?', const='auto', default=None,
-                       choices=['auto', 'backbone', 'model', 'none'],
-                       help='torch.compile module forwards (auto: backbone + plain heads)')
-        p.add_argument('--channels-last', action=argparse.BooleanOptionalAction,
-                       default=None, help='channels-last memory format for convolutions')
-        p.add_argument('--fused', action=argparse.BooleanOptionalAction, default=None,
-                       help='fused AdamW/Adam/SGD kernels where the device supports them')
-        p.add_argument('--fast-attention', action=argparse.BooleanOptionalAction,
-                       default=None, help='fused attention kernels (need_weights=False)')
-        p.add_argument('--tf32', action=argparse.BooleanOptionalAction, default=None,
-                       help='TF32 matmuls/convolutions on Ampere+ GPUs')
+        add_speed_flags(p)
         p.add_argument('--auto-scale-lr', action='store_true',
                        help='scale the LR linearly from the batch in the config name '
                        '(GxbB) to the actual GPUs x batch')

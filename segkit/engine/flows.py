@@ -14,9 +14,11 @@ import os.path as osp
 from pathlib import Path
 
 from segkit.engine import dist as sk_dist
-from segkit.engine.config import load_config, parse_config_name, resolve_class_weight_files
-from segkit.errors import SegkitError
+from segkit.engine.config import load_config, parse_config_name, resolve_class_weight_files, set_max_epochs
+from segkit.engine.fast_paths import apply_fast_paths
 from segkit.engine.resume import checkpoint_problem, resolve_resume
+from segkit.errors import SegkitError
+from segkit.io import remove_stale_temporaries
 
 
 def log(msg: str) -> None:
@@ -36,9 +38,9 @@ def _walk_evaluators(cfg):
                 yield item
 
 
-def prepare_config(args, mode: str):
+def prepare_config(args):
     """Load the config and apply what every segkit run needs."""
-    import segkit.plugins.hooks  # noqa: F401  registers PerClassMetricsHook + PerClassIoUMetric
+    import segkit.plugins  # noqa: F401  registers segkit's hooks, metric, models (mmseg is heavy: here, not at import)
     cfg = load_config(args.config, args.cfg_options)
     resolve_class_weight_files(cfg.model)
     if args.work_dir is not None:  # mmseg's rule: CLI > config > work_dirs/<stem>
@@ -67,16 +69,13 @@ def prepare_config(args, mode: str):
 
 
 def apply_perf_flags(cfg, args) -> None:
-    """--amp / --compile / --channels-last / --fused / --fast-attention / --tf32
-    (segkit.engine.fast_paths); flags left unset keep the config's own choice."""
-    from segkit.engine.fast_paths import apply_fast_paths
+    """The speed flags (cli.add_speed_flags); flags left unset keep the config's choice."""
     c = getattr(args, 'compile', None)
-    apply_fast_paths(cfg, amp=getattr(args, 'amp', None),
-                     compile=None if c is None else (False if c == 'none' else c),
-                     channels_last=getattr(args, 'channels_last', None),
-                     fused_optimizer=getattr(args, 'fused', None),
-                     fast_attention=getattr(args, 'fast_attention', None),
-                     tf32=getattr(args, 'tf32', None))
+    apply_fast_paths(cfg, amp=args.amp, compile=None if c is None else (False if c == 'none' else c),
+                     compile_mode=args.compile_mode, compile_backend=args.compile_backend,
+                     channels_last=args.channels_last, fused_optimizer=args.fused,
+                     cudnn_benchmark=args.cudnn_benchmark, fast_attention=args.fast_attention,
+                     tf32=args.tf32)
 
 
 def check_launch_batch(cfg, config_path: str, world: int) -> None:
@@ -115,7 +114,6 @@ def apply_auto_scale_lr(cfg, config_path: str, world: int) -> None:
 
 def apply_max_epochs(cfg, epochs: int, world: int) -> None:
     """``--max-epochs N``: stretch the schedule (see configs.set_max_epochs)."""
-    from segkit.engine.config import set_max_epochs
     from segkit.convert.iter2epoch import epoch_length, train_set_size
     try:
         n = train_set_size(cfg)[0]
@@ -154,14 +152,13 @@ def build_runner(cfg):
 
 
 def train(args) -> int:
-    cfg = prepare_config(args, 'train')
+    cfg = prepare_config(args)
     apply_perf_flags(cfg, args)
     sk_dist.setup_distributed(cfg, args.launcher)
     world = sk_dist.world_size()
     if getattr(args, 'max_epochs', None):
         apply_max_epochs(cfg, args.max_epochs, world)
     if sk_dist.rank() == 0 and os.path.isdir(cfg.work_dir):
-        from segkit.io import remove_stale_temporaries
         for stale in remove_stale_temporaries(cfg.work_dir):
             log(f'removed {stale}: a partial save from a killed run')
     resume, load_from = resolve_resume(args.resume, cfg.work_dir, logger=log)
@@ -241,7 +238,7 @@ def _trigger_visualization(cfg, args) -> None:
 
 
 def test(args) -> int:
-    cfg = prepare_config(args, 'test')
+    cfg = prepare_config(args)
     if not os.path.isfile(args.checkpoint):
         raise SegkitError(f'checkpoint {args.checkpoint} does not exist')
     problem = checkpoint_problem(Path(args.checkpoint))

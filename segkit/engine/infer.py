@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from segkit.engine.config import load_config, resolve_config
 from segkit.errors import SegkitError
 
 IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp'}
@@ -49,7 +50,6 @@ def run_inference(config: str, checkpoint: str, inputs, out_dir: str,
     from mmseg.apis import inference_model, init_model
     from rich.progress import track
 
-    from segkit.engine.config import load_config, resolve_config
     files = collect_inputs(inputs)
     if not Path(checkpoint).is_file():
         raise SegkitError(f'checkpoint {checkpoint} does not exist')
