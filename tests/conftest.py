@@ -13,13 +13,29 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault('OMP_NUM_THREADS', '2')
 
 
+# a test that starts processes (directly, or through these fixtures) is slow
+_PROCESS_CALLS = ('run_py(', '_sh(', 'subprocess.', 'Popen(')
+_PROCESS_FIXTURES = {'tiny_run', 'real_run'}
+
+
+def _starts_processes(item) -> bool:
+    import inspect
+    fn = getattr(item, 'function', None)
+    try:
+        src = inspect.getsource(fn) if fn else ''
+    except (OSError, TypeError):
+        src = ''
+    return any(c in src for c in _PROCESS_CALLS) or \
+        bool(_PROCESS_FIXTURES & set(getattr(item, 'fixturenames', ())))
+
+
 def pytest_collection_modifyitems(config, items):
     import torch
-    if torch.cuda.is_available():
-        return
     skip = pytest.mark.skip(reason='no CUDA device visible (gpu test)')
     for item in items:
-        if 'gpu' in item.keywords:
+        if 'slow' not in item.keywords and _starts_processes(item):
+            item.add_marker(pytest.mark.slow)
+        if 'gpu' in item.keywords and not torch.cuda.is_available():
             item.add_marker(skip)
 
 

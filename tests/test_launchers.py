@@ -113,20 +113,32 @@ def test_two_concurrent_jobs_pick_different_ports(demo_data, tmp_path):
         assert (tmp_path / f'w{i}' / 'epoch_1.pth').exists()
 
 
-def test_gpus_more_than_visible_fails_before_starting(monkeypatch):
-    # CUDA_VISIBLE_DEVICES='' hides GPUs; on CPU the count is processes, so ask for 0
+@pytest.mark.parametrize('requested,visible,cvd,phrase', [
+    (0, 0, None, 'GPUS must be >= 1'),
+    (4, 0, None, None),  # CPU: 4 gloo processes
+    (4, 0, '0,1', 'names 2 GPU(s) but torch sees none'),
+    (4, 0, '-1', None),  # GPUs hidden on purpose: CPU processes
+    (3, 2, '5,6', 'only 2 are visible (CUDA_VISIBLE_DEVICES=5,6)'),
+    (2, 2, '5,6', None),
+    (1, 8, None, None),
+])
+def test_gpu_request_check(requested, visible, cvd, phrase):
+    """The one GPU-visibility check (launchers, preflight, doctor) over the cases."""
+    from segkit.engine.launch import gpu_request_error
+    err = gpu_request_error(requested, visible, cvd)
+    assert (err is None) if phrase is None else (phrase in err), err
+
+
+def test_launcher_refuses_bad_gpus_before_starting():
     proc = _sh(ROOT / 'tools/dist_train.sh', DEMO_CONFIG, 0, check=False)
     assert proc.returncode == 2 and 'GPUS must be >= 1' in proc.stderr
     proc = _sh(ROOT / 'tools/dist_train.sh', 'configs/nope.py', 2, check=False)
     assert proc.returncode == 2 and 'does not exist' in proc.stderr
-
-
-def test_check_gpus_message_on_a_gpu_machine():
-    from segkit.engine.launch import gpu_request_error, visible_gpus
-    if visible_gpus() == 0:
-        assert gpu_request_error(4) is None  # CPU: 4 gloo processes
-    else:
-        assert 'visible' in gpu_request_error(visible_gpus() + 1)
+    proc = _sh(ROOT / 'tools/dist_train.sh', DEMO_CONFIG, 4, check=False,
+               env=dict(CUDA_VISIBLE_DEVICES='0,1'))
+    assert proc.returncode == 2 and ('torch sees none' in proc.stderr
+                                     or 'only 2 are visible' in proc.stderr)
+    assert 'Traceback' not in proc.stderr
 
 
 def test_dry_run_commands():

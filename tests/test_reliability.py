@@ -253,15 +253,6 @@ def test_cli_exit_code_and_one_line(demo_data, tmp_path, existing_work_dir):
     assert _snapshot(existing_work_dir) == before
 
 
-def test_gpus_more_than_visible(tmp_path):
-    proc = subprocess.run([str(ROOT / 'tools/dist_train.sh'), DEMO_CONFIG, '4'], cwd=ROOT,
-                          env=dict(os.environ, CUDA_VISIBLE_DEVICES='0,1'),
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    assert 'CUDA_VISIBLE_DEVICES=0,1 names 2 GPU(s) but torch sees none' in proc.stderr or \
-        'only 2 GPU(s) are visible' in proc.stderr
-
-
 def test_port_in_use(tmp_path):
     with socket.socket() as s:
         s.bind(('', 0))
