@@ -132,12 +132,6 @@ class Run:
     def name(self) -> str:
         return self.work_dir.name
 
-    @property
-    def last_config(self) -> Optional[Path]:
-        for sr in reversed(self.subruns):
-            if sr.config_file:
-                return sr.config_file
-        return None
 
     @property
     def wall_seconds(self) -> Optional[float]:

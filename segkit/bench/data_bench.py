@@ -212,12 +212,6 @@ def profile_pipelines(pipeline_cfgs: list, infos: list, repeats: int = 2, seed: 
     return out
 
 
-def profile_pipeline(pipeline_cfg: list, infos: list, repeats: int = 2, seed: int = 0,
-                     warmup: bool = True) -> dict:
-    """One pipeline (see :func:`profile_pipelines`)."""
-    return profile_pipelines([pipeline_cfg], infos, repeats, seed, warmup)[0]
-
-
 class _PipelineDataset:
     def __init__(self, pipeline_cfg, infos):
         self.pipeline_cfg, self.infos = pipeline_cfg, infos
