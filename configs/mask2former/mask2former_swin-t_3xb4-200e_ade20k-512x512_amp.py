@@ -16,9 +16,9 @@ optim_wrapper = dict(type='SegkitAmpOptimWrapper', dtype='bfloat16', loss_scale=
 
 # segkit/engine/fast_paths.py: fused AdamW on CUDA, fused attention kernels for the masked
 # attention of the transformer decoder (need_weights=False, same maths), TF32 for
-# what stays fp32, cuDNN autotuning. torch.compile stays off: the Mask2Former head
+# what stays fp32. torch.compile stays off: the Mask2Former head
 # cannot be compiled whole (scipy matching, mmcv's CUDA op) and compiling the
 # backbone costs minutes at start-up; measure it with tools/benchmark.py --compile.
 runner_type = 'SegkitRunner'
 fast_paths = dict(fused_optimizer='auto', fast_attention=True, tf32=True,
-                  cudnn_benchmark=True, channels_last=False, compile=False)
+                  channels_last=False, compile=False)  # cuDNN autotuning: the runtime's env_cfg

@@ -13,8 +13,8 @@ optim_wrapper = dict(type='SegkitAmpOptimWrapper', dtype='bfloat16', loss_scale=
 # segkit/engine/fast_paths.py: fused AdamW on CUDA; MiT's efficient self-attention through fused
 # attention kernels (nn.MultiheadAttention with need_weights=False: mmseg's default
 # call also builds the head-averaged attention map it then throws away); TF32 for
-# what stays fp32; cuDNN autotuning. torch.compile and channels-last stay off until
+# what stays fp32. torch.compile and channels-last stay off until
 # measured on the training GPU (tools/benchmark.py --compare-flags "--compile").
 runner_type = 'SegkitRunner'
 fast_paths = dict(fused_optimizer='auto', fast_attention=True, tf32=True,
-                  cudnn_benchmark=True, channels_last=False, compile=False)
+                  channels_last=False, compile=False)  # cuDNN autotuning: the runtime's env_cfg

@@ -74,6 +74,9 @@ class FastPaths:
     def from_cfg(cls, cfg) -> 'FastPaths':
         known = {k: v for k, v in dict(cfg.get('fast_paths') or {}).items()
                  if k in cls.__dataclass_fields__ and k != 'applied'}
+        # cuDNN autotuning is set once, in env_cfg (the runtime base)
+        known.setdefault('cudnn_benchmark', bool((cfg.get('env_cfg') or {}).get(
+            'cudnn_benchmark', True)))
         return cls(**known)
 
     def to_cfg(self) -> dict:
