@@ -1,29 +1,19 @@
 """Iteration-based mmseg config -> epoch-based leaf config with the same LR per sample.
 
-The written file inherits the source (``_base_``), sets the knobs the shipped leaf
-configs have (``num_gpus``, ``samples_per_gpu``, ``max_epochs``, ``warmup_epochs``,
-``val_interval``, ``checkpoint_interval``, ``lr``) with the arithmetic beside them,
-and overrides only what epochs change: the train loop, sampler and batch, every
-scheduler's positions, the checkpoint/logger hooks, the log processor, the vis
+The written file inherits the source (``_base_``), sets the shipped leaves' knobs
+(``num_gpus``, ``samples_per_gpu``, ``max_epochs``, ``warmup_epochs``, ``val_interval``,
+``checkpoint_interval``, ``lr``) with the arithmetic beside them, and overrides what
+epochs change: loop, sampler, batch, scheduler positions, hooks, log processor, vis
 backends, and ``auto_scale_lr.base_batch_size`` (the source's total batch).
 
-The mapping, as mmengine will run it:
-
-* the source's iteration ``p`` has seen ``p x B0`` samples (B0 = its GPUs x batch);
-  the converted run's iteration ``j`` has seen ``j x G x B``. So every position
-  (begin, end, milestone, period) moves to ``j = round(p x k)``, ``k = B0 / (G x B)``.
-* an epoch is ``L = len(train_dataloader)`` iterations: DefaultSampler gives each
-  rank ``ceil(N / G)`` samples (padding), in ``ceil(ceil(N / G) / B)`` batches.
-* ``convert_to_iter_based`` turns epochs back into iterations with
-  ``begin/end = int(e x L)`` (any ``e`` in ``[j/L, (j+1)/L)`` gives ``j``) and
-  ``milestones = e x L`` (compared, not truncated: a milestone fires only if that
-  float is exactly ``j``; where no float is, that drop becomes its own MultiStep
-  scheduler beginning at ``j``).
-
-``max_epochs = ceil(schedule iterations / L)``: the schedule still ends at its exact
-fractional epoch, so the LR at every sample matches the source's whole run; the
-< 1 epoch after it runs at the final LR. ``epochs=E`` instead stretches everything
-(k = E x L / max_iters): the LR at each fraction of training matches.
+Source iteration ``p`` has seen ``p x B0`` samples (B0 = its GPUs x batch), converted
+iteration ``j`` ``j x G x B``: every position moves to ``j = round(p x B0 / (G x B))``
+(``--epochs E`` instead stretches all by ``E x L / max_iters``). An epoch is ``L =
+len(train_dataloader)``: ``ceil(ceil(N / G) / B)`` (DefaultSampler pads each rank).
+``convert_to_iter_based`` maps epochs back with ``begin/end = int(e x L)`` and
+``milestones = e x L``, compared exactly: a drop no float ``e`` places becomes its own
+MultiStep scheduler beginning there. ``max_epochs`` rounds the schedule's end up; the
+< 1 epoch after it runs at the final LR.
 """
 from __future__ import annotations
 
@@ -50,13 +40,8 @@ _PLAIN_ARGS = {'poly': {'eta_min', 'power', 'eta_min_ratio'},
                'linear': {'start_factor', 'end_factor'}, 'constant': {'factor'},
                'multistep': {'gamma'}, 'step': {'gamma'}, 'cosine': {'eta_min', 'eta_min_ratio'}}
 _TIME_ARGS = {'multistep': {'milestones'}, 'step': {'step_size'}, 'cosine': {'T_max'}}
-_COMMON_ARGS = {'type', 'begin', 'end', 'by_epoch', 'verbose', 'last_step', 'param_name',
-                '_scope_'}
+_COMMON_ARGS = {'type', 'begin', 'end', 'by_epoch', 'verbose', 'param_name', '_scope_'}
 _MAX_MILESTONES = 200  # a StepLR rewritten as MultiStepLR: beyond this, refuse
-_CKPT_ARGS = {'type', 'interval', 'by_epoch', 'save_best', 'rule', 'max_keep_ckpts',
-              'save_last', 'save_optimizer', 'save_param_scheduler', 'out_dir',
-              'filename_tmpl', 'greater_keys', 'less_keys', 'file_client_args',
-              'backend_args', 'published_keys', 'save_begin', '_scope_'}
 
 
 @dataclass
@@ -91,14 +76,6 @@ class Conversion:
     @property
     def src_total_batch(self) -> int:
         return self.src_gpus * self.src_batch
-
-    @property
-    def total_batch(self) -> int:
-        return self.gpus * self.batch
-
-    @property
-    def max_iters(self) -> int:
-        return self.max_epochs * self.epoch_length
 
 
 class _Ref(str):
@@ -179,14 +156,9 @@ def _dataset_from_table(ds) -> Optional[tuple]:
     return None
 
 
-def _leaves(ds):
-    if 'datasets' in ds:
-        for d in ds['datasets']:
-            yield from _leaves(d)
-    elif 'dataset' in ds:
-        yield from _leaves(ds['dataset'])
-    else:
-        yield ds
+def _leaves(ds) -> list:
+    inner = ds.get('datasets') or ([ds['dataset']] if 'dataset' in ds else None)
+    return [leaf for d in inner for leaf in _leaves(d)] if inner else [ds]
 
 
 def _missing_files(ds) -> Optional[str]:
@@ -286,12 +258,10 @@ def _check_source(cfg, src: str) -> tuple:
     scheds = [scheds] if isinstance(scheds, dict) else list(scheds or [])
     if not scheds:
         raise SegkitError('the source has no param_scheduler')
+    # (of the checkpoint hook's arguments only interval and save_begin count time)
     ckpt = _plain((cfg.get('default_hooks') or {}).get('checkpoint') or {})
     if not ckpt:
         raise SegkitError('the source has no default_hooks.checkpoint')
-    if set(ckpt) - _CKPT_ARGS:
-        raise SegkitError(f'default_hooks.checkpoint.{sorted(set(ckpt) - _CKPT_ARGS)[0]} '
-                          'has no epoch mapping')
     return train_cfg, loader, scheds, ckpt
 
 
@@ -343,29 +313,6 @@ def _base_entry(src: str, dst: Optional[str]) -> str:
 
 # ---------------------------------------------------------------- the schedulers
 
-def _check_scheduler(where: str, s: dict, kind: str, max_iters: int) -> None:
-    if 'convert_to_iter_based' in s or s.get('by_epoch', True) is not False:
-        raise SegkitError(f'{where} is not stepped by iteration (by_epoch=False) in an '
-                          'iteration loop: nothing to map exactly')
-    if s.get('last_step', -1) != -1:
-        raise SegkitError(f'{where}: last_step={s["last_step"]} (a resumed schedule) '
-                          'cannot be mapped')
-    if not kind:
-        why = ('follows a validation metric, not the iteration count'
-               if 'ReduceOnPlateau' in str(s.get('type')) else
-               'is not one segkit can map exactly (Poly, Linear, Constant, MultiStep, '
-               'Step, CosineAnnealing)')
-        raise SegkitError(f'{where} {why}: convert it by hand')
-    extra = set(s) - _COMMON_ARGS - _PLAIN_ARGS[kind] - _TIME_ARGS.get(kind, set())
-    if extra:
-        raise SegkitError(f'{where}: argument {sorted(extra)[0]!r} has no known epoch '
-                          'mapping')
-    b, e = s.get('begin', 0), s.get('end', max_iters)
-    if not 0 <= b < e <= max_iters:
-        raise SegkitError(f'{where}: begin={b}, end={e} is not inside the run [0, '
-                          f'{max_iters}] it: an epoch config must end it by max_epochs')
-
-
 def _map_scheduler(i: int, s: dict, max_iters: int, k: Fraction, length: int,
                    knobs: dict) -> list:
     """[(scheduler dict for the leaf, comment)], usually one; or SegkitError.
@@ -378,8 +325,21 @@ def _map_scheduler(i: int, s: dict, max_iters: int, k: Fraction, length: int,
 
     typ, kind = s.get('type'), _scheduler_kind(s.get('type'))
     where = f'param_scheduler[{i}] ({typ})'
-    _check_scheduler(where, s, kind, max_iters)
+    if s.get('by_epoch', True) is not False:
+        raise SegkitError(f'{where} is not stepped by iteration (by_epoch=False) in an '
+                          'iteration loop: nothing to map exactly')
+    if not kind:
+        why = ('follows a validation metric, not the iteration count'
+               if 'ReduceOnPlateau' in str(typ) else 'is not one segkit can map exactly '
+               '(Poly, Linear, Constant, MultiStep, Step, CosineAnnealing)')
+        raise SegkitError(f'{where} {why}: convert it by hand')
+    extra = set(s) - _COMMON_ARGS - _PLAIN_ARGS[kind] - _TIME_ARGS.get(kind, set())
+    if extra:  # e.g. last_step (a resumed schedule)
+        raise SegkitError(f'{where}: argument {sorted(extra)[0]!r} has no known epoch mapping')
     b, e = s.get('begin', 0), s.get('end', max_iters)
+    if not 0 <= b < e <= max_iters:
+        raise SegkitError(f'{where}: begin={b}, end={e} is not inside the run [0, '
+                          f'{max_iters}] it: an epoch config must end it by max_epochs')
     bj, ej = it(b), it(e)
     if bj >= ej:
         raise SegkitError(f'{where}: [{b}, {e}) it is shorter than one iteration at the '
@@ -393,8 +353,6 @@ def _map_scheduler(i: int, s: dict, max_iters: int, k: Fraction, length: int,
     drops = None  # source steps (from begin) where the value is multiplied by gamma
     if kind == 'multistep':
         drops, src = list(s['milestones']), src + f' milestones={list(s["milestones"])}'
-        if any(x < 0 for x in drops):
-            raise SegkitError(f'{where}: negative milestones cannot be mapped')
     elif kind == 'step':
         step = Fraction(s['step_size']) * k
         src += f' step_size={s["step_size"]}'
@@ -418,7 +376,7 @@ def _map_scheduler(i: int, s: dict, max_iters: int, k: Fraction, length: int,
     # place becomes its own MultiStep beginning there with milestones=[0]
     exact, alone = [], []
     for x in drops:
-        if b + x < e:  # else never reached while the scheduler runs
+        if 0 <= x < e - b:  # else never reached while the scheduler runs
             j = min(it(b + x), ej - 1)  # rounding must not push it past the end
             v = milestone_value(j - bj, length)
             exact.append(v) if v is not None else alone.append(j)
@@ -506,37 +464,6 @@ def convert(src: str, gpus: int, batch: int, dataset_size: Optional[int] = None,
     return _render(cfg, info, train_cfg, loader, ckpt, rule, mapped, dst, src_gpus), info
 
 
-def _overrides(cfg, info: Conversion, train_cfg: dict, loader: dict, ckpt: dict,
-               rule: Optional[str]) -> dict:
-    """The leaf's top-level dicts, knobs by name."""
-    k, length = info.scale, info.epoch_length
-    tc = dict(_delete_=True, type='EpochBasedTrainLoop', max_epochs=_Ref('max_epochs'),
-              val_interval=_Ref('val_interval'))
-    if 'val_begin' in train_cfg:  # never validate before the source would
-        tc['val_begin'] = max(1, math.ceil(Fraction(train_cfg['val_begin']) * k / length))
-    sampler = loader.get('sampler') or {}
-    samp = dict(_delete_=True, type='DefaultSampler', shuffle=sampler.get('shuffle', True))
-    if 'seed' in sampler:
-        samp['seed'] = sampler['seed']
-    ck = dict(by_epoch=True, interval=_Ref('checkpoint_interval'), save_best=info.save_best)
-    if rule:
-        ck['rule'] = rule
-    if 'save_begin' in ckpt:
-        ck['save_begin'] = math.ceil(Fraction(ckpt['save_begin']) * k / length)
-    backends = list(_plain((cfg.get('visualizer') or {}).get('vis_backends') or []))
-    for want in ('LocalVisBackend', 'TensorboardVisBackend'):
-        if want not in [b.get('type') for b in backends]:
-            backends.append(dict(type=want))
-    out = dict(train_cfg=tc, train_dataloader=dict(batch_size=_Ref('samples_per_gpu'),
-                                                   sampler=samp))
-    if info.lr is not None:
-        out['optim_wrapper'] = dict(optimizer=dict(lr=_Ref('lr')))
-    return dict(out, param_scheduler=None,
-                default_hooks=dict(checkpoint=ck, logger=dict(log_metric_by_epoch=True)),
-                log_processor=dict(by_epoch=True), vis_backends=backends,
-                visualizer=dict(vis_backends=_Ref('vis_backends')))
-
-
 def _fmt(v) -> str:
     """Python source for a config value: dict(...) for dicts, knob names bare."""
     if isinstance(v, _Ref):
@@ -545,26 +472,23 @@ def _fmt(v) -> str:
         if all(isinstance(key, str) and key.isidentifier() for key in v):
             return 'dict(' + ', '.join(f'{key}={_fmt(x)}' for key, x in v.items()) + ')'
         return '{' + ', '.join(f'{key!r}: {_fmt(x)}' for key, x in v.items()) + '}'
-    if isinstance(v, list):
-        return '[' + ', '.join(_fmt(x) for x in v) + ']'
-    if isinstance(v, tuple):
-        return '(' + ', '.join(_fmt(x) for x in v) + (',)' if len(v) == 1 else ')')
+    if isinstance(v, (list, tuple)):
+        inner = ', '.join(_fmt(x) for x in v) + (',' if len(v) == 1 and isinstance(v, tuple)
+                                                  else '')
+        return f'[{inner}]' if isinstance(v, list) else f'({inner})'
     return repr(v)
 
 
-def _comment(text: str, width: int = 92) -> list:
-    return textwrap.wrap(text, width, initial_indent='# ', subsequent_indent='# ',
+def _comment(text: str) -> list:
+    return textwrap.wrap(text, 92, initial_indent='# ', subsequent_indent='# ',
                          break_on_hyphens=False)
 
 
-def _render(cfg, info: Conversion, train_cfg: dict, loader: dict, ckpt: dict,
-            rule: Optional[str], mapped: list, dst: Optional[str],
-            src_gpus: Optional[int]) -> str:
-    """The leaf config: header, _base_, knobs with their arithmetic, derived overrides."""
-    from yapf.yapflib.yapf_api import FormatCode
-    n, L, g, b = info.dataset_size, info.epoch_length, info.gpus, info.batch
-    b0, b1, it, j = info.src_total_batch, info.total_batch, info.src_iters, info.schedule_iters
-    k = info.scale
+def _knobs(info: Conversion) -> list:
+    """The knob lines, each with its arithmetic (detectron2 style)."""
+    n, L, g, b, j = (info.dataset_size, info.epoch_length, info.gpus, info.batch,
+                     info.schedule_iters)
+    b0, b1, max_iters = info.src_total_batch, g * b, info.max_epochs * L
 
     def samples(iters, batch):
         return f'{iters:,} it x {batch} = {iters * batch / 1e6:.2f} M samples'
@@ -572,61 +496,86 @@ def _render(cfg, info: Conversion, train_cfg: dict, loader: dict, ckpt: dict,
     def knob(name, value, why=''):
         return f'{name} = {value!r}'.ljust(26) + f'  # {why}' if why else f'{name} = {value!r}'
 
-    header = [f'Epoch-based {Path(resolve_config(info.src)).name}: the same LR at the same '
-              'number of samples seen (written by tools/iter2epoch.py).',
-              f'Dataset: {n} images, {info.dataset_note}.'] + [f'Note: {x}.' for x in info.notes]
-    given = ''.join(f' --{key} {v}' for key, v in (
-        ('dataset-size', n if info.dataset_how == 'given' else None),
-        ('epochs', info.max_epochs if info.stretched else None), ('src-gpus', src_gpus)) if v)
-    rounding = 'floor' if info.drop_last else 'ceil'
-    arith = (f'1 ep = {rounding}(ceil({n} / {g} GPUs) / {b}) = {L} it; {info.max_epochs} ep = '
-             f'{samples(info.max_iters, b1)} (source: {samples(it, b0)}')
-    arith += (f'; --epochs stretches its whole schedule to {info.max_epochs} ep)'
-              if info.stretched else
-              f' = {j / L:.2f} ep here, rounded up' + (
-                  f'; the last {info.max_iters - j} it run at the final LR)'
-                  if j != info.max_iters else ')'))
-    knobs = [knob('num_gpus', g, 'GPUs you launch with; checked against the actual launch'),
+    arith = (f'1 ep = {"floor" if info.drop_last else "ceil"}(ceil({n} / {g} GPUs) / {b}) = '
+             f'{L} it; {info.max_epochs} ep = {samples(max_iters, b1)} (source: '
+             f'{samples(info.src_iters, b0)}' + (
+                 f'; --epochs stretches its whole schedule to {info.max_epochs} ep)'
+                 if info.stretched else f' = {j / L:.2f} ep here, rounded up' + (
+                     f'; the last {max_iters - j} it run at the final LR)'
+                     if j != max_iters else ')')))
+    lines = [knob('num_gpus', g, 'GPUs you launch with; checked against the actual launch'),
              knob('samples_per_gpu', b, f'images per GPU per iteration -> total batch {b1} '
                                         f'(source: {info.src_gpus} x {info.src_batch})'),
              *_comment(arith), knob('max_epochs', info.max_epochs)]
     if info.warmup_epochs is not None:
-        wj = round(info.warmup_epochs * L)
-        knobs.append(knob('warmup_epochs', info.warmup_epochs,
-                          f'linear warmup: source {info.src_warmup_iters} it = {wj} it here'))
+        lines.append(knob('warmup_epochs', info.warmup_epochs, 'linear warmup: source '
+                          f'{info.src_warmup_iters} it = {round(info.warmup_epochs * L)} it here'))
     else:
-        knobs.append('# (no LR warmup at the start of the source schedule)')
-    if j != info.max_iters:
-        knobs.append(knob('schedule_epochs', info.schedule_epochs,
-                          f'the LR schedule ends: source {it} it = {j} it here'))
+        lines.append('# (no LR warmup at the start of the source schedule)')
+    if j != max_iters:
+        lines.append(knob('schedule_epochs', info.schedule_epochs,
+                          f'the LR schedule ends: source {info.src_iters} it = {j} it here'))
     for name, value, src_value in (
             ('val_interval', info.val_interval, info.src_val_interval),
             ('checkpoint_interval', info.checkpoint_interval, info.src_checkpoint_interval)):
-        knobs.append(knob(name, value, f'source: every {src_value} it = '
-                                       f'{float(src_value * k / L):.2f} ep' if src_value > 0
-                          else 'as in the source: no periodic checkpoints'))
+        lines.append(knob(name, value, f'source: every {src_value} it = '
+                                       f'{float(src_value * info.scale / L):.2f} ep'
+                          if src_value > 0 else 'as in the source: no periodic checkpoints'))
     if info.lr is not None:
-        knobs.append(knob('lr', info.lr, f"the source's, for its total batch {b0} "
+        lines.append(knob('lr', info.lr, f"the source's, for its total batch {b0} "
                                          f'(--auto-scale-lr: x {b1}/{b0})'))
-    o = _overrides(cfg, info, train_cfg, loader, ckpt, rule)
-    derived = []
-    for name, value in o.items():
-        if name == 'param_scheduler':
-            derived += ['param_scheduler = [', *(f'    # {comment}\n    {_fmt(s)},'
-                                                 for s, comment in mapped), ']']
-        else:
-            derived.append(f'{name} = {_fmt(value)}')
-    auto = _plain(cfg.get('auto_scale_lr') or {})
-    derived += ["# the source's total batch, which its LR is for (mmengine's base_batch_size)",
-                f'auto_scale_lr = dict(enable={bool(auto.get("enable"))}, base_batch_size={b0})']
+    return lines
+
+
+def _render(cfg, info: Conversion, train_cfg: dict, loader: dict, ckpt: dict,
+            rule: Optional[str], mapped: list, dst: Optional[str],
+            src_gpus: Optional[int]) -> str:
+    """The leaf config: header, _base_, knobs, then what follows from them."""
+    from yapf.yapflib.yapf_api import FormatCode
+    k, L = info.scale, info.epoch_length
+    tc = dict(_delete_=True, type='EpochBasedTrainLoop', max_epochs=_Ref('max_epochs'),
+              val_interval=_Ref('val_interval'))
+    if 'val_begin' in train_cfg:  # never validate before the source would
+        tc['val_begin'] = max(1, math.ceil(Fraction(train_cfg['val_begin']) * k / L))
+    sampler = loader.get('sampler') or {}
+    samp = dict(_delete_=True, type='DefaultSampler', shuffle=sampler.get('shuffle', True),
+                **{key: sampler[key] for key in ('seed',) if key in sampler})
+    ck = dict(by_epoch=True, interval=_Ref('checkpoint_interval'), save_best=info.save_best,
+              **({'rule': rule} if rule else {}))
+    if 'save_begin' in ckpt:
+        ck['save_begin'] = math.ceil(Fraction(ckpt['save_begin']) * k / L)
+    backends = list(_plain((cfg.get('visualizer') or {}).get('vis_backends') or []))
+    backends += [dict(type=want) for want in ('LocalVisBackend', 'TensorboardVisBackend')
+                 if want not in [x.get('type') for x in backends]]
+    derived = [f'train_cfg = {_fmt(tc)}',
+               f'train_dataloader = dict(batch_size=samples_per_gpu, sampler={_fmt(samp)})']
+    if info.lr is not None:
+        derived.append('optim_wrapper = dict(optimizer=dict(lr=lr))')
+    derived += ['param_scheduler = [', *(f'    # {comment}\n    {_fmt(s)},'
+                                         for s, comment in mapped), ']',
+                f'default_hooks = dict(checkpoint={_fmt(ck)}, '
+                'logger=dict(log_metric_by_epoch=True))',
+                'log_processor = dict(by_epoch=True)', f'vis_backends = {_fmt(backends)}',
+                'visualizer = dict(vis_backends=vis_backends)',
+                "# the source's total batch, which its LR is for (mmengine's base_batch_size)",
+                f'auto_scale_lr = dict(enable={bool((cfg.get("auto_scale_lr") or {}).get("enable"))}'
+                f', base_batch_size={info.src_total_batch})']
     style = {'based_on_style': 'pep8', 'column_limit': 92, 'split_before_named_assigns': False}
-    body = FormatCode('\n'.join(derived) + '\n', style_config=style)[0]
+    given = ''.join(f' --{key} {v}' for key, v in (
+        ('dataset-size', info.dataset_size if info.dataset_how == 'given' else None),
+        ('epochs', info.max_epochs if info.stretched else None), ('src-gpus', src_gpus)) if v)
+    header = [f'Epoch-based {Path(resolve_config(info.src)).name}: the same LR at the same '
+              'number of samples seen (written by tools/iter2epoch.py).',
+              f'Dataset: {info.dataset_size} images, {info.dataset_note}.',
+              *[f'Note: {x}.' for x in info.notes]]
     return '\n'.join(
         [x for para in header for x in _comment(para)]
-        + ['# Regenerate:', f'#   python tools/iter2epoch.py {info.src} --gpus {g} --batch {b}'
-           f'{given} -o {dst or "THIS_FILE"} --force', f"_base_ = ['{_base_entry(info.src, dst)}']",
-           '', f'# ---- knobs (the epoch values assume {g} GPUs x {b}: to change those, re-run)',
-           *knobs, '', '# ---- derived from the knobs']) + '\n' + body
+        + ['# Regenerate:', f'#   python tools/iter2epoch.py {info.src} --gpus {info.gpus} '
+           f'--batch {info.batch}{given} -o {dst or "THIS_FILE"} --force',
+           f"_base_ = ['{_base_entry(info.src, dst)}']", '',
+           f'# ---- knobs (the epoch values assume {info.gpus} GPUs x {info.batch}: to change '
+           'those, re-run)', *_knobs(info), '', '# ---- derived from the knobs',
+           FormatCode('\n'.join(derived) + '\n', style_config=style)[0]])
 
 
 def write(src: str, dst: str, gpus: int, batch: int, dataset_size: Optional[int] = None,
