@@ -2,21 +2,14 @@
 
     python tools/convert_weights.py {mit,swin,mobilenetv3} SRC [DST] [--arch b2] [--force]
 
-The files it reads (checkpoints/README.md) and their layouts:
-
-* ``mit``: the SegFormer release ``mit_b*.pth`` (``patch_embed1.proj``,
-  ``block1.0.attn.q``/``attn.kv``, ``norm1``) or Hugging Face ``nvidia/mit-b*``
-  (``segformer.encoder.block.0.0.attention.self.query``).
-* ``swin``: the Swin release ``swin_tiny_patch4_window7_224.pth``
-  (``{'model': {'layers.0.blocks.0.attn.qkv...'}}``) or Hugging Face
-  ``microsoft/swin-tiny-patch4-window7-224`` (separate query/key/value).
-* ``mobilenetv3``: torchvision's ``deeplabv3_mobilenet_v3_large`` (``backbone.<i>...``).
-
-Hugging Face files (the hub names ``save_pretrained`` writes) are first renamed to
-the release's layout (a rename plus the q/k/v fusing), so one release -> mmseg
-mapping serves both. Each mapping is a list of key rewrites; a key no rule knows
-passes through and the strict load into the mmseg backbone, done before anything
-is written, names it.
+Inputs (checkpoints/README.md): ``mit``: the SegFormer release ``mit_b*.pth`` or Hugging
+Face ``nvidia/mit-b*``; ``swin``: the Swin release ``swin_tiny_patch4_window7_224.pth``
+(``{'model': ...}``) or ``microsoft/swin-tiny-patch4-window7-224``; ``mobilenetv3``:
+torchvision's ``deeplabv3_mobilenet_v3_large``. Hugging Face files (the hub names
+``save_pretrained`` writes) are first renamed to the release's layout, fusing q/k/v,
+so one release -> mmseg mapping serves both. Each mapping is a list of key rewrites; a
+key no rule knows passes through, and the strict load into the mmseg backbone, done
+before anything is written, names it.
 """
 from __future__ import annotations
 
@@ -381,8 +374,6 @@ def convert_file(kind: str, src, dst=None, arch: Optional[str] = None,
                  force: bool = False, console=None) -> Path:
     """Convert the weights at ``src`` and write ``{'state_dict', 'meta'}`` to ``dst``
     (default: the file the configs expect); an existing ``dst`` stays unless ``force``."""
-    if kind not in KINDS:
-        raise SegkitError(f'unknown kind {kind!r}; use one of {", ".join(KINDS)}')
     if arch is not None and arch not in MIT_ARCHS:
         raise SegkitError(f'unknown --arch {arch!r}; use one of {", ".join(MIT_ARCHS)}')
     src_path, state_dict = load_state_dict(src)
@@ -419,8 +410,7 @@ def _summary(console, src: Path, dst: Path, info: dict, out: Mapping) -> None:
     table.add_row('variant', info['variant'])
     table.add_row('converted', f'{len(out)} tensors, {n_params / 1e6:.1f}M values (heads dropped)')
     if info['filled']:
-        table.add_row('from init', f'{len(info["filled"])} tensors mmseg adds '
-                                   '(buffers, output norms)')
+        table.add_row('from init', f'{len(info["filled"])} tensors mmseg adds (buffers, norms)')
     table.add_row('check', 'strict load into the mmseg backbone: ok')
     table.add_row('written', str(dst))
     (console or Console()).print(table)
