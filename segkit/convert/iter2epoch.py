@@ -38,7 +38,8 @@ _FAMILIES = {'Poly': 'poly', 'PolyLRRatio': 'poly', 'Linear': 'linear', 'Constan
 # kind -> the arguments it may carry that have no unit of time
 _PLAIN_ARGS = {'poly': {'eta_min', 'power', 'eta_min_ratio'},
                'linear': {'start_factor', 'end_factor'}, 'constant': {'factor'},
-               'multistep': {'gamma'}, 'step': {'gamma'}, 'cosine': {'eta_min', 'eta_min_ratio'}}
+               'multistep': {'gamma'}, 'step': {'gamma'},
+               'cosine': {'eta_min', 'eta_min_ratio'}}
 _TIME_ARGS = {'multistep': {'milestones'}, 'step': {'step_size'}, 'cosine': {'T_max'}}
 _COMMON_ARGS = {'type', 'begin', 'end', 'by_epoch', 'verbose', 'param_name', '_scope_'}
 _MAX_MILESTONES = 200  # a StepLR rewritten as MultiStepLR: beyond this, refuse
@@ -509,7 +510,8 @@ def _knobs(info: Conversion) -> list:
              *_comment(arith), knob('max_epochs', info.max_epochs)]
     if info.warmup_epochs is not None:
         lines.append(knob('warmup_epochs', info.warmup_epochs, 'linear warmup: source '
-                          f'{info.src_warmup_iters} it = {round(info.warmup_epochs * L)} it here'))
+                          f'{info.src_warmup_iters} it = {round(info.warmup_epochs * L)} it '
+                          'here'))
     else:
         lines.append('# (no LR warmup at the start of the source schedule)')
     if j != max_iters:
@@ -545,6 +547,7 @@ def _render(cfg, info: Conversion, train_cfg: dict, loader: dict, ckpt: dict,
     if 'save_begin' in ckpt:
         ck['save_begin'] = math.ceil(Fraction(ckpt['save_begin']) * k / L)
     backends = list(_plain((cfg.get('visualizer') or {}).get('vis_backends') or []))
+    auto = cfg.get('auto_scale_lr') or {}
     backends += [dict(type=want) for want in ('LocalVisBackend', 'TensorboardVisBackend')
                  if want not in [x.get('type') for x in backends]]
     derived = [f'train_cfg = {_fmt(tc)}',
@@ -558,8 +561,8 @@ def _render(cfg, info: Conversion, train_cfg: dict, loader: dict, ckpt: dict,
                 'log_processor = dict(by_epoch=True)', f'vis_backends = {_fmt(backends)}',
                 'visualizer = dict(vis_backends=vis_backends)',
                 "# the source's total batch, which its LR is for (mmengine's base_batch_size)",
-                f'auto_scale_lr = dict(enable={bool((cfg.get("auto_scale_lr") or {}).get("enable"))}'
-                f', base_batch_size={info.src_total_batch})']
+                f'auto_scale_lr = dict(enable={bool(auto.get("enable"))}, '
+                f'base_batch_size={info.src_total_batch})']
     style = {'based_on_style': 'pep8', 'column_limit': 92, 'split_before_named_assigns': False}
     given = ''.join(f' --{key} {v}' for key, v in (
         ('dataset-size', info.dataset_size if info.dataset_how == 'given' else None),

@@ -60,7 +60,8 @@ def load_state_dict(src) -> tuple[Path, dict]:
             raise SegkitError(f'folder {src} holds no weight file (model.safetensors, '
                               'pytorch_model.bin); point SRC at the weight file itself')
     elif not path.is_file():
-        raise SegkitError(f'{src} does not exist; download it first (see checkpoints/README.md)')
+        raise SegkitError(f'{src} does not exist; download it first '
+                          '(see checkpoints/README.md)')
     if path.suffix == '.safetensors':
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -186,7 +187,8 @@ _MIT = [  # the release -> mmseg MixVisionTransformer (as mmseg's mit2mmseg.py)
     (r'^patch_embed(\d)\.norm\.', _stage(-1, 'layers.{}.0.norm.')),
     (r'^norm(\d)\.', _stage(-1, 'layers.{}.2.')),
     (r'^block(\d)\.', _stage(-1, 'layers.{}.1.')),
-    (r'\.attn\.(q|kv|proj)\.', r'.attn.attn.\1.'), (r'\.attn\.attn\.proj\.', '.attn.attn.out_proj.'),
+    (r'\.attn\.(q|kv|proj)\.', r'.attn.attn.\1.'),
+    (r'\.attn\.attn\.proj\.', '.attn.attn.out_proj.'),
     (r'\.mlp\.fc1\.', '.ffn.layers.0.'), (r'\.mlp\.dwconv\.dwconv\.', '.ffn.layers.1.'),
     (r'\.mlp\.fc2\.', '.ffn.layers.4.'),
 ]
@@ -406,9 +408,11 @@ def _summary(console, src: Path, dst: Path, info: dict, out: Mapping) -> None:
     n_params = sum(v.numel() for v in out.values() if v.is_floating_point())
     table = Table(title=f'{info["kind"]} weights -> mmseg {info["backbone"]["type"]}',
                   show_header=False)
-    table.add_row('source', f'{src} ({info["layout"]} layout, {info["source_tensors"]} tensors)')
+    table.add_row('source', f'{src} ({info["layout"]} layout, '
+                            f'{info["source_tensors"]} tensors)')
     table.add_row('variant', info['variant'])
-    table.add_row('converted', f'{len(out)} tensors, {n_params / 1e6:.1f}M values (heads dropped)')
+    table.add_row('converted', f'{len(out)} tensors, {n_params / 1e6:.1f}M values '
+                               '(heads dropped)')
     if info['filled']:
         table.add_row('from init', f'{len(info["filled"])} tensors mmseg adds (buffers, norms)')
     table.add_row('check', 'strict load into the mmseg backbone: ok')
