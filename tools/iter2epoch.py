@@ -4,8 +4,10 @@
     python tools/iter2epoch.py SRC_CONFIG --gpus G --batch B [--dataset-size N]
         [--epochs E] [--src-gpus G0] [--save-best METRIC[:greater|less]] -o DST [--force]
 
-SRC_CONFIG is a path or mmseg::path/in/the/model/zoo.py. DST inherits it and overrides
-the loop, sampler, schedulers, hooks and vis backends; its header shows the arithmetic.
+SRC_CONFIG is a path or mmseg::path/in/the/model/zoo.py. DST inherits it, sets the
+knobs the shipped leaves have (num_gpus, samples_per_gpu, max_epochs, warmup_epochs,
+val_interval, checkpoint_interval, lr) with the arithmetic beside them, and overrides the
+loop, sampler, schedulers, hooks and vis backends.
 """
 import argparse
 import os

@@ -1,28 +1,19 @@
 """Iteration-based mmseg config -> epoch-based leaf config with the same LR per sample.
 
-The written file inherits the source (``_base_``) and overrides only what epochs
-change: the train loop, the train sampler and batch, every scheduler's positions,
-the checkpoint/logger hooks, the log processor and the vis backends.
+The written file inherits the source (``_base_``), sets the shipped leaves' knobs
+(``num_gpus``, ``samples_per_gpu``, ``max_epochs``, ``warmup_epochs``, ``val_interval``,
+``checkpoint_interval``, ``lr``) with the arithmetic beside them, and overrides what
+epochs change: loop, sampler, batch, scheduler positions, hooks, log processor, vis
+backends, and ``auto_scale_lr.base_batch_size`` (the source's total batch).
 
-The mapping, exactly as mmengine will run it:
-
-* the source's iteration ``p`` has seen ``p x B0`` samples (B0 = its GPUs x batch);
-  the converted run's iteration ``j`` has seen ``j x G x B``. So every position
-  (begin, end, milestone, period) moves to ``j = round(p x k)``, ``k = B0 / (G x B)``
-  converted iterations per source iteration.
-* an epoch is ``L = len(train_dataloader)`` iterations: DefaultSampler gives each
-  rank ``ceil(N / G)`` samples (padding), in ``ceil(ceil(N / G) / B)`` batches.
-* ``convert_to_iter_based`` turns epochs back into iterations with
-  ``begin/end = int(e x L)`` and ``milestones = e x L`` (no int(): a milestone
-  fires only if that product is exactly an integer). So each position is written
-  as a float ``e`` picked so that ``e x L`` is exactly ``j``; where no float does
-  (it happens), that drop becomes its own MultiStep scheduler beginning at ``j``.
-
-Rounding: ``max_epochs = ceil(schedule iterations / L)`` and the schedule still ends
-at its exact fractional epoch, so the LR at every sample matches the source over
-the source's whole run; the < 1 epoch after it runs at the schedule's final LR.
-``epochs=E`` instead stretches everything (k = E x L / max_iters): the LR at each
-fraction of training matches, and the schedule ends exactly at epoch E.
+Source iteration ``p`` has seen ``p x B0`` samples (B0 = its GPUs x batch), converted
+iteration ``j`` ``j x G x B``: every position moves to ``j = round(p x B0 / (G x B))``
+(``--epochs E`` instead stretches all by ``E x L / max_iters``). An epoch is ``L =
+len(train_dataloader)``: ``ceil(ceil(N / G) / B)`` (DefaultSampler pads each rank).
+``convert_to_iter_based`` maps epochs back with ``begin/end = int(e x L)`` and
+``milestones = e x L``, compared exactly: a drop no float ``e`` places becomes its own
+MultiStep scheduler beginning there. ``max_epochs`` rounds the schedule's end up; the
+< 1 epoch after it runs at the final LR.
 """
 from __future__ import annotations
 
@@ -36,36 +27,28 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Optional
 
-from segkit.engine.config import dataset_paths, load_config, parse_config_name, resolve_config
+from segkit.engine.config import dataset_paths, load_config, resolve_config
 from segkit.engine.epoch_checks import epoch_invariant_errors
 from segkit.errors import SegkitError
 from segkit.facts import SPLIT_SIZES
 from segkit.io import atomic_write
 
-
-# scheduler family -> the arguments it may carry that have no unit of time
-_PLAIN_ARGS = {
-    'poly': {'eta_min', 'power', 'eta_min_ratio'},
-    'linear': {'start_factor', 'end_factor'},
-    'constant': {'factor'},
-    'multistep': {'gamma'},
-    'step': {'gamma'},
-    'exponential': set(),
-    'cosine': {'eta_min', 'eta_min_ratio'},
-    'restart': {'restart_weights', 'eta_min', 'eta_min_ratio'},
-    'onecycle': {'eta_max', 'pct_start', 'anneal_strategy', 'div_factor',
-                 'final_div_factor', 'three_phase'},
-}
-_TIME_ARGS = {'multistep': {'milestones'}, 'step': {'step_size'}, 'exponential': {'gamma'},
-              'cosine': {'T_max'}, 'restart': {'periods'}, 'onecycle': {'total_steps'}}
-_COMMON_ARGS = {'type', 'begin', 'end', 'by_epoch', 'verbose', 'last_step', 'param_name',
-                '_scope_'}
+# scheduler family (the type without LR/Momentum/ParamScheduler) -> kind
+_FAMILIES = {'Poly': 'poly', 'PolyLRRatio': 'poly', 'Linear': 'linear', 'Constant': 'constant',
+             'MultiStep': 'multistep', 'Step': 'step', 'CosineAnnealing': 'cosine'}
+# kind -> the arguments it may carry that have no unit of time
+_PLAIN_ARGS = {'poly': {'eta_min', 'power', 'eta_min_ratio'},
+               'linear': {'start_factor', 'end_factor'}, 'constant': {'factor'},
+               'multistep': {'gamma'}, 'step': {'gamma'},
+               'cosine': {'eta_min', 'eta_min_ratio'}}
+_TIME_ARGS = {'multistep': {'milestones'}, 'step': {'step_size'}, 'cosine': {'T_max'}}
+_COMMON_ARGS = {'type', 'begin', 'end', 'by_epoch', 'verbose', 'param_name', '_scope_'}
 _MAX_MILESTONES = 200  # a StepLR rewritten as MultiStepLR: beyond this, refuse
 
 
 @dataclass
 class Conversion:
-    """What :func:`convert` decided (every number in the written header)."""
+    """What :func:`convert` decided (every number in the written knobs)."""
     src: str
     src_iters: int
     src_gpus: int
@@ -90,19 +73,11 @@ class Conversion:
     src_warmup_iters: Optional[int] = None  # where the source's leading LR warmup ends
     src_val_interval: int = 1000
     src_checkpoint_interval: int = -1
+    lr: Optional[float] = None  # the source optimizer's
 
     @property
     def src_total_batch(self) -> int:
         return self.src_gpus * self.src_batch
-
-    @property
-    def total_batch(self) -> int:
-        return self.gpus * self.batch
-
-    @property
-    def max_iters(self) -> int:
-        """Iterations of the converted run (max_epochs x epoch_length)."""
-        return self.max_epochs * self.epoch_length
 
 
 class _Ref(str):
@@ -120,30 +95,22 @@ def epoch_length(n: int, gpus: int, batch: int, drop_last: bool = False) -> int:
     return per_rank // batch if drop_last else -(-per_rank // batch)
 
 
-def epoch_value(j: int, length: int, exact: bool = True):
-    """The epoch ``e`` that mmengine turns back into iteration ``j``.
-
-    ``exact``: ``e * length == j`` (a milestone or period: compared, not truncated),
-    SegkitError if no float has that; otherwise ``int(e * length) == j`` (begin/end),
-    which one always has. A whole epoch is an int.
-    """
+def epoch_value(j: int, length: int):
+    """An epoch ``e`` with ``int(e * length) == j`` (a begin/end); whole epochs as int.
+    ``j / length`` may multiply back a hair under ``j``: the next float up never does."""
     if j % length == 0:
         return j // length
     e = j / length
-    cands = [e]
-    up = down = e
-    for _ in range(8):  # j / length rounded; a neighbour may multiply back exactly
-        up, down = math.nextafter(up, math.inf), math.nextafter(down, -math.inf)
-        cands += [up, down]
-    for c in cands:
-        if c * length == j:
-            return c
-    if not exact:
-        for c in cands:
-            if int(c * length) == j:
-                return c
-    raise SegkitError(f'no float epoch maps back to iteration {j} exactly with '
-                      f'{length} iterations per epoch')
+    return e if int(e * length) == j else math.nextafter(e, math.inf)
+
+
+def milestone_value(j: int, length: int):
+    """The epoch ``e`` with ``e * length == j`` exactly (a milestone or step size), or
+    None: for about one ``j`` in ten no float has it (a neighbour of ``j / length``
+    never does either)."""
+    if j % length == 0:
+        return j // length
+    return j / length if (j / length) * length == j else None
 
 
 def _nearest(x: Fraction) -> int:
@@ -159,36 +126,27 @@ def _src_batch(cfg, src: str, src_gpus: Optional[int]) -> tuple:
         raise SegkitError(f'train_dataloader.batch_size is {batch!r} in {src}')
     if src_gpus:
         return src_gpus, batch
-    name = parse_config_name(src)
-    if name:
-        gpus, named = name.gpus, name.batch
-    else:  # names like ..._8xb2-adamw-80k_... the strict parser does not take
-        m = re.search(r'_(\d+)xb(\d+)[-_]', Path(resolve_config(src)).stem)
-        if not m:
-            raise SegkitError(f'{Path(src).name} does not say GPUs x batch ({{G}}xb{{B}}): '
-                              'pass --src-gpus G (the GPUs the source was trained on)')
-        gpus, named = int(m[1]), int(m[2])
-    if named != batch:
-        raise SegkitError(f'{Path(src).name} says {gpus}xb{named} but its '
+    m = re.search(r'_(\d+)xb(\d+)[-_]', Path(resolve_config(src)).stem)
+    if not m:
+        raise SegkitError(f'{Path(src).name} does not say GPUs x batch ({{G}}xb{{B}}): '
+                          'pass --src-gpus G (the GPUs the source was trained on)')
+    if int(m[2]) != batch:
+        raise SegkitError(f'{Path(src).name} says {m[1]}xb{m[2]} but its '
                           f'train_dataloader.batch_size is {batch}: pass --src-gpus G to '
                           'say which ran')
-    return gpus, batch
+    return int(m[1]), batch
 
 
 def _dataset_from_table(ds) -> Optional[tuple]:
     """(size, what) from SPLIT_SIZES, through Concat/Repeat wrappers; None if unknown."""
-    if ds is None:
-        return None
     if 'datasets' in ds:
         parts = [_dataset_from_table(d) for d in ds['datasets']]
-        if any(p is None for p in parts):
+        if None in parts:
             return None
         return sum(p[0] for p in parts), ' + '.join(p[1] for p in parts)
     if ds.get('type') == 'RepeatDataset':
-        inner = _dataset_from_table(ds.get('dataset'))
-        if inner is None:
-            return None
-        return ds['times'] * inner[0], f"{ds['times']} x {inner[1]}"
+        inner = _dataset_from_table(ds.get('dataset') or {})
+        return inner and (ds['times'] * inner[0], f"{ds['times']} x {inner[1]}")
     if 'dataset' in ds or ds.get('indices') is not None:
         return None  # another wrapper, or a subset: its length is not a split's
     img = ((ds.get('data_prefix') or {}).get('img_path') or '').rstrip('/')
@@ -200,14 +158,9 @@ def _dataset_from_table(ds) -> Optional[tuple]:
     return None
 
 
-def _leaves(ds):
-    if 'datasets' in ds:
-        for d in ds['datasets']:
-            yield from _leaves(d)
-    elif 'dataset' in ds:
-        yield from _leaves(ds['dataset'])
-    else:
-        yield ds
+def _leaves(ds) -> list:
+    inner = ds.get('datasets') or ([ds['dataset']] if 'dataset' in ds else None)
+    return [leaf for d in inner for leaf in _leaves(d)] if inner else [ds]
 
 
 def _missing_files(ds) -> Optional[str]:
@@ -237,11 +190,11 @@ def _count_dataset(ds) -> int:
 
 
 def train_set_size(cfg) -> tuple:
-    """(N, 'counted' | 'table', note) for the source's train dataset; refuses if unknown."""
+    """(N, 'counted' | 'table', note) for the config's train dataset; refuses if unknown."""
     ds = (cfg.get('train_dataloader') or {}).get('dataset')
     if ds is None:
         raise SegkitError('the source has no train_dataloader.dataset')
-    ds = ds.to_dict() if hasattr(ds, 'to_dict') else dict(ds)
+    ds = _plain(ds)
     missing = _missing_files(ds)
     if missing is None:
         try:
@@ -261,36 +214,6 @@ def train_set_size(cfg) -> tuple:
                                f'(no files at {missing}); pass --dataset-size if yours differs')
 
 
-def _scheduler_kind(name: str) -> str:
-    import mmengine.optim  # noqa: F401 - fills mmengine's PARAM_SCHEDULERS
-    from mmengine.optim.scheduler import param_scheduler as ps
-    from mmengine.registry import PARAM_SCHEDULERS
-    if not isinstance(name, str):
-        return ''
-    cls = PARAM_SCHEDULERS.get(name)
-    if cls is None:  # mmseg's own (PolyLRRatio): its engine is slow to import
-        import mmseg.engine  # noqa: F401
-        from mmseg.registry import PARAM_SCHEDULERS as MMSEG_SCHEDULERS
-        cls = MMSEG_SCHEDULERS.get(name)
-    if cls is None:
-        raise SegkitError(f'unknown scheduler type {name!r}')
-    # only mmengine's and mmseg's own classes: a subclass may count time its own way
-    if not (cls.__module__.startswith('mmengine.optim.scheduler')
-            or cls.__module__.startswith('mmseg.engine.schedulers')):
-        return ''
-    for base, kind in ((ps.PolyParamScheduler, 'poly'), (ps.LinearParamScheduler, 'linear'),
-                       (ps.ConstantParamScheduler, 'constant'),
-                       (ps.MultiStepParamScheduler, 'multistep'),
-                       (ps.StepParamScheduler, 'step'),
-                       (ps.ExponentialParamScheduler, 'exponential'),
-                       (ps.CosineAnnealingParamScheduler, 'cosine'),
-                       (ps.CosineRestartParamScheduler, 'restart'),
-                       (ps.OneCycleParamScheduler, 'onecycle')):
-        if issubclass(cls, base):
-            return kind
-    return ''
-
-
 def _plain(v):
     """ConfigDict/tuple values as plain Python for repr()."""
     if hasattr(v, 'to_dict'):
@@ -302,213 +225,10 @@ def _plain(v):
     return v
 
 
-# ---------------------------------------------------------------- the mapping
-
-class _Mapper:
-    """Source iterations -> converted iterations -> epoch values (or knob names)."""
-
-    def __init__(self, k: Fraction, length: int, knobs: dict):
-        self.k, self.length, self.knobs = k, length, knobs  # knobs: {iteration: _Ref}
-
-    def it(self, p) -> int:
-        return _nearest(Fraction(p) * self.k)
-
-    def ep(self, j: int):
-        """begin/end value for iteration ``j``: a knob's name, or int(e x L) == j."""
-        if j in self.knobs:
-            return self.knobs[j]
-        return epoch_value(j, self.length, exact=False)
-
-
-def _exact_epoch(j: int, length: int):
-    """``epoch_value(j, exact=True)``, or None where no float multiplies back to ``j``
-    (with ``length * ulp(e) > ulp(j)`` that happens for some ``j``)."""
-    try:
-        return epoch_value(j, length, exact=True)
-    except SegkitError:
-        return None
-
-
-def _check_scheduler(where: str, s: dict, kind: str, max_iters: int) -> None:
-    if 'convert_to_iter_based' in s or s.get('by_epoch', True) is not False:
-        raise SegkitError(f'{where} is not stepped by iteration (by_epoch=False) in an '
-                          'iteration loop: nothing to map exactly')
-    if s.get('last_step', -1) != -1:
-        raise SegkitError(f'{where}: last_step={s["last_step"]} (a resumed schedule) '
-                          'cannot be mapped')
-    if not kind:
-        why = ('follows a validation metric, not the iteration count'
-               if 'ReduceOnPlateau' in str(s.get('type')) else
-               'is not one segkit can map exactly')
-        raise SegkitError(f'{where} {why}: convert it by hand')
-    extra = set(s) - _COMMON_ARGS - _PLAIN_ARGS[kind] - _TIME_ARGS.get(kind, set())
-    if extra:
-        raise SegkitError(f'{where}: argument {sorted(extra)[0]!r} has no known epoch '
-                          'mapping')
-    if kind == 'onecycle' and s.get('total_steps') is not None:
-        raise SegkitError(f'{where}: total_steps={s["total_steps"]} fixes the cycle in '
-                          'iterations apart from begin/end; drop it (it defaults to '
-                          'end - begin) to convert')
-    b, e = s.get('begin', 0), s.get('end', max_iters)
-    if not 0 <= b < e <= max_iters:
-        raise SegkitError(f'{where}: begin={b}, end={e} is not inside the run [0, '
-                          f'{max_iters}] it: an epoch config must end it by max_epochs')
-
-
-def _map_scheduler(i: int, s: dict, max_iters: int, m: _Mapper) -> list:
-    """[(scheduler dict for the leaf, comment)], usually one; or SegkitError."""
-    s = _plain(dict(s))
-    typ = s.get('type')
-    kind = _scheduler_kind(typ)
-    where = f'param_scheduler[{i}] ({typ})'
-    _check_scheduler(where, s, kind, max_iters)
-    b, e = s.get('begin', 0), s.get('end', max_iters)
-    bj, ej = m.it(b), m.it(e)
-    if bj >= ej:
-        raise SegkitError(f'{where}: [{b}, {e}) it is shorter than one iteration at the '
-                          'new batch size')
-    out = {'type': typ}
-    out.update((key, v) for key, v in s.items()
-               if key not in _COMMON_ARGS and key not in _TIME_ARGS.get(kind, ()))
-    if 'param_name' in s:
-        out['param_name'] = s['param_name']
-    out.update(by_epoch=True, convert_to_iter_based=True, begin=m.ep(bj), end=m.ep(ej))
-    src = f'{typ} begin={b} end={e}'
-    drops = None  # source steps (from begin) where the value is multiplied by gamma
-    if kind == 'multistep':
-        drops, src = list(s['milestones']), src + f' milestones={list(s["milestones"])}'
-        if any(x < 0 for x in drops):
-            raise SegkitError(f'{where}: negative milestones cannot be mapped')
-    elif kind == 'step':
-        step = Fraction(s['step_size']) * m.k
-        src += f' step_size={s["step_size"]}'
-        exact = _exact_epoch(int(step), m.length) if step.denominator == 1 else None
-        if exact is not None:
-            out['step_size'] = exact
-        else:  # the steps fall between iterations (or floats): place each drop
-            drops = list(range(s['step_size'], e - b, s['step_size']))
-            if len(drops) > _MAX_MILESTONES:
-                raise SegkitError(f'{where}: step_size={s["step_size"]} it is not a whole '
-                                  f'number of iterations at the new batch ({float(step):g}) '
-                                  f'and it drops {len(drops)} times')
-            out['type'] = typ.replace('Step', 'MultiStep')
-            if _scheduler_kind(out['type']) != 'multistep':
-                raise SegkitError(f'{where}: step_size is not a whole number of iterations '
-                                  'at the new batch size')
-            src += ' (as MultiStep: the steps fall between iterations)'
-    elif kind == 'exponential':
-        # gamma is per iteration: one here is 1/k source iterations' worth of decay
-        out['gamma'] = s['gamma'] if m.k == 1 else s['gamma'] ** float(1 / m.k)
-        src += f' gamma={s["gamma"]} per source it'
-    elif kind == 'cosine' and s.get('T_max') is not None:
-        t = Fraction(s['T_max']) * m.k  # cos(pi t / T_max): a float T_max is fine
-        exact = _exact_epoch(int(t), m.length) if t.denominator == 1 else None
-        out['T_max'] = exact if exact is not None else float(t) / m.length
-        src += f' T_max={s["T_max"]}'
-    elif kind == 'restart':
-        return _map_restart(where, s, out, src, bj, m)
-    if drops is None:
-        return [(out, f'source: {src} (it)')]
-    return _place_drops(out, src, drops, b, e, bj, m, ej)
-
-
-def _place_drops(out: dict, src: str, drops: list, b: int, e: int, bj: int,
-                 m: _Mapper, ej: int) -> list:
-    """MultiStep milestones. mmengine compares ``milestone x epoch_length`` with the
-    step count, so each must multiply back exactly; a drop no float can place becomes
-    its own MultiStep beginning there with milestones=[0] (fires on its first step)."""
-    exact, alone = [], []
-    for x in drops:
-        if b + x >= e:  # never reached while the scheduler runs
-            continue
-        j = min(m.it(b + x), ej - 1)  # rounding must not push it past the end
-        v = _exact_epoch(j - bj, m.length)
-        if v is not None:
-            exact.append(v)
-        else:
-            alone.append(j)
-    out['milestones'] = exact
-    mapped = ([(out, f'source: {src} (it; milestones from begin)')] if exact or not alone
-              else [])
-    for j in alone:
-        one = dict(out, begin=m.ep(j), milestones=[0])
-        mapped.append((one, f'its drop at {j} it here, alone: no float epoch x {m.length} '
-                            f'is exactly {j - bj}'))
-    return mapped
-
-
-def _map_restart(where: str, s: dict, out: dict, src: str, bj: int, m: _Mapper) -> list:
-    """CosineRestart: a restart is ``step == 0`` after float sums of the periods, so they
-    must multiply back exactly, else each period becomes its own one-period scheduler."""
-    ends, acc = [], s.get('begin', 0)
-    for p in s['periods']:
-        acc += p
-        ends.append(m.it(acc))
-    starts = [bj] + ends[:-1]
-    periods = [x - y for x, y in zip(ends, starts)]
-    if any(p <= 0 for p in periods):
-        raise SegkitError(f'{where}: a period is shorter than one iteration at the new '
-                          'batch size')
-    src += f' periods={list(s["periods"])} (it)'
-    exact = [_exact_epoch(p, m.length) for p in periods]
-    if None not in exact:
-        out['periods'] = exact
-        return [(out, f'source: {src}')]
-    end_j = m.it(s.get('end', acc))
-    weights = list(s.get('restart_weights', [1]))
-    mapped = []
-    for n, (start, p, w) in enumerate(zip(starts, periods, weights)):
-        if start >= end_j:
-            break
-        one = dict(out, begin=m.ep(start), end=m.ep(min(start + p, end_j)),
-                   periods=[p / m.length], restart_weights=[w])
-        mapped.append((one, f'source: {src}' if n == 0 else f'its period {n}, alone'))
-    return mapped
-
-
-def _save_best(cfg, ckpt: dict, save_best: Optional[str]) -> tuple:
-    """(metric, rule) for the checkpoint hook's save_best."""
-    if save_best:
-        metric, _, rule = save_best.partition(':')
-        if rule and rule not in ('greater', 'less'):
-            raise SegkitError(f'--save-best {save_best}: the rule after ":" must be '
-                              'greater or less')
-        return metric, rule or None
-    if ckpt.get('save_best'):
-        return ckpt['save_best'], ckpt.get('rule')
-    ev = cfg.get('val_evaluator')
-    ev = ev[0] if isinstance(ev, (list, tuple)) and ev else ev
-    typ = (ev or {}).get('type')
-    if typ == 'IoUMetric':
-        metrics = ev.get('iou_metrics') or ['mIoU']
-        return metrics[0], 'greater'  # IoUMetric reports mIoU / mDice / mFscore by name
-    if typ == 'DepthMetric':
-        return 'rmse', 'less'
-    raise SegkitError(f'cannot tell which metric save_best should keep for val_evaluator '
-                      f'{typ!r}: pass --save-best METRIC[:greater|less]')
-
-
-def _base_entry(src: str, dst: Optional[str]) -> str:
-    if '::' in src:
-        return src
-    path = os.path.abspath(src)
-    import mmseg
-    zoo = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'configs') + os.sep
-    if path.startswith(zoo):
-        return 'mmseg::' + path[len(zoo):]
-    if dst:
-        here = os.path.dirname(os.path.abspath(dst))
-        if os.path.commonpath([here, path]) != os.sep:
-            return os.path.relpath(path, here)
-    return path
-
-
-# ---------------------------------------------------------------- convert / write
-
-_CKPT_ARGS = {'type', 'interval', 'by_epoch', 'save_best', 'rule', 'max_keep_ckpts',
-              'save_last', 'save_optimizer', 'save_param_scheduler', 'out_dir',
-              'filename_tmpl', 'greater_keys', 'less_keys', 'file_client_args',
-              'backend_args', 'published_keys', 'save_begin', '_scope_'}
+def _scheduler_kind(typ) -> str:
+    """'poly', 'linear', ... for mmengine's and mmseg's schedulers; '' for others."""
+    name = re.sub(r'(LR|Momentum|ParamScheduler)$', '', typ) if isinstance(typ, str) else ''
+    return _FAMILIES.get(name, '')
 
 
 def _check_source(cfg, src: str) -> tuple:
@@ -533,21 +253,39 @@ def _check_source(cfg, src: str) -> tuple:
         raise SegkitError(f'train_dataloader.sampler.{sorted(odd)[0]} has no DefaultSampler '
                           'equivalent')
     if loader.get('batch_sampler'):
-        raise SegkitError('train_dataloader.batch_sampler is set: its epoch length is '
-                          'unknown')
-    scheds = cfg.get('param_scheduler')
+        raise SegkitError('train_dataloader.batch_sampler is set: its epoch length is unknown')
+    scheds = _plain(cfg.get('param_scheduler'))
     if isinstance(scheds, dict) and 'type' not in scheds:
         raise SegkitError('param_scheduler per optimizer (a dict of lists) is not supported')
-    scheds = [_plain(s) for s in ([scheds] if isinstance(scheds, dict) else scheds or [])]
+    scheds = [scheds] if isinstance(scheds, dict) else list(scheds or [])
     if not scheds:
         raise SegkitError('the source has no param_scheduler')
+    # (of the checkpoint hook's arguments only interval and save_begin count time)
     ckpt = _plain((cfg.get('default_hooks') or {}).get('checkpoint') or {})
     if not ckpt:
         raise SegkitError('the source has no default_hooks.checkpoint')
-    if set(ckpt) - _CKPT_ARGS:
-        raise SegkitError(f'default_hooks.checkpoint.{sorted(set(ckpt) - _CKPT_ARGS)[0]} '
-                          'has no epoch mapping')
     return train_cfg, loader, scheds, ckpt
+
+
+def _save_best(cfg, ckpt: dict, save_best: Optional[str]) -> tuple:
+    """(metric, rule) for the checkpoint hook's save_best."""
+    if save_best:
+        metric, _, rule = save_best.partition(':')
+        if rule and rule not in ('greater', 'less'):
+            raise SegkitError(f'--save-best {save_best}: the rule after ":" must be '
+                              'greater or less')
+        return metric, rule or None
+    if ckpt.get('save_best'):
+        return ckpt['save_best'], ckpt.get('rule')
+    ev = cfg.get('val_evaluator')
+    ev = ev[0] if isinstance(ev, (list, tuple)) and ev else ev
+    typ = (ev or {}).get('type')
+    if typ == 'IoUMetric':  # it reports mIoU / mDice / mFscore by name
+        return (ev.get('iou_metrics') or ['mIoU'])[0], 'greater'
+    if typ == 'DepthMetric':
+        return 'rmse', 'less'
+    raise SegkitError(f'cannot tell which metric save_best should keep for val_evaluator '
+                      f'{typ!r}: pass --save-best METRIC[:greater|less]')
 
 
 def _warmup_end(scheds: list, max_iters: int) -> Optional[int]:
@@ -559,6 +297,99 @@ def _warmup_end(scheds: list, max_iters: int) -> Optional[int]:
         return s['end']
     return None
 
+
+def _base_entry(src: str, dst: Optional[str]) -> str:
+    if '::' in src:
+        return src
+    path = os.path.abspath(src)
+    import mmseg
+    zoo = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'configs') + os.sep
+    if path.startswith(zoo):
+        return 'mmseg::' + path[len(zoo):]
+    if dst:
+        here = os.path.dirname(os.path.abspath(dst))
+        if os.path.commonpath([here, path]) != os.sep:
+            return os.path.relpath(path, here)
+    return path
+
+
+# ---------------------------------------------------------------- the schedulers
+
+def _map_scheduler(i: int, s: dict, max_iters: int, k: Fraction, length: int,
+                   knobs: dict) -> list:
+    """[(scheduler dict for the leaf, comment)], usually one; or SegkitError.
+    ``knobs``: {converted iteration: knob name written instead of its epoch}."""
+    def it(p) -> int:
+        return _nearest(Fraction(p) * k)
+
+    def ep(j: int):
+        return knobs.get(j, epoch_value(j, length))
+
+    typ, kind = s.get('type'), _scheduler_kind(s.get('type'))
+    where = f'param_scheduler[{i}] ({typ})'
+    if s.get('by_epoch', True) is not False:
+        raise SegkitError(f'{where} is not stepped by iteration (by_epoch=False) in an '
+                          'iteration loop: nothing to map exactly')
+    if not kind:
+        why = ('follows a validation metric, not the iteration count'
+               if 'ReduceOnPlateau' in str(typ) else 'is not one segkit can map exactly '
+               '(Poly, Linear, Constant, MultiStep, Step, CosineAnnealing)')
+        raise SegkitError(f'{where} {why}: convert it by hand')
+    extra = set(s) - _COMMON_ARGS - _PLAIN_ARGS[kind] - _TIME_ARGS.get(kind, set())
+    if extra:  # e.g. last_step (a resumed schedule)
+        raise SegkitError(f'{where}: argument {sorted(extra)[0]!r} has no known epoch mapping')
+    b, e = s.get('begin', 0), s.get('end', max_iters)
+    if not 0 <= b < e <= max_iters:
+        raise SegkitError(f'{where}: begin={b}, end={e} is not inside the run [0, '
+                          f'{max_iters}] it: an epoch config must end it by max_epochs')
+    bj, ej = it(b), it(e)
+    if bj >= ej:
+        raise SegkitError(f'{where}: [{b}, {e}) it is shorter than one iteration at the '
+                          'new batch size')
+    out = {key: v for key, v in s.items()
+           if key == 'type' or key not in _COMMON_ARGS | _TIME_ARGS.get(kind, set())}
+    if 'param_name' in s:
+        out['param_name'] = s['param_name']
+    out.update(by_epoch=True, convert_to_iter_based=True, begin=ep(bj), end=ep(ej))
+    src = f'{typ} begin={b} end={e}'
+    drops = None  # source steps (from begin) where the value is multiplied by gamma
+    if kind == 'multistep':
+        drops, src = list(s['milestones']), src + f' milestones={list(s["milestones"])}'
+    elif kind == 'step':
+        step = Fraction(s['step_size']) * k
+        src += f' step_size={s["step_size"]}'
+        exact = milestone_value(int(step), length) if step.denominator == 1 else None
+        if exact is not None:
+            out['step_size'] = exact
+        else:  # the steps fall between iterations (or floats): place each drop
+            drops = list(range(s['step_size'], e - b, s['step_size']))
+            if len(drops) > _MAX_MILESTONES:
+                raise SegkitError(f'{where}: step_size={s["step_size"]} it is not a whole '
+                                  f'number of iterations at the new batch ({float(step):g}) '
+                                  f'and it drops {len(drops)} times')
+            out['type'] = typ.replace('Step', 'MultiStep')
+            src += ' (as MultiStep: the steps fall between iterations)'
+    elif kind == 'cosine' and s.get('T_max') is not None:
+        out['T_max'] = float(Fraction(s['T_max']) * k / length)  # cos(): a float is fine
+        src += f' T_max={s["T_max"]}'
+    if drops is None:
+        return [(out, f'source: {src} (it)')]
+    # MultiStep milestones (from begin) must multiply back exactly; a drop no float can
+    # place becomes its own MultiStep beginning there with milestones=[0]
+    exact, alone = [], []
+    for x in drops:
+        if 0 <= x < e - b:  # else never reached while the scheduler runs
+            j = min(it(b + x), ej - 1)  # rounding must not push it past the end
+            v = milestone_value(j - bj, length)
+            exact.append(v) if v is not None else alone.append(j)
+    out['milestones'] = exact
+    mapped = [(out, f'source: {src} (it; milestones from begin)')] if exact or not alone else []
+    return mapped + [(dict(out, begin=ep(j), milestones=[0]),
+                      f'its drop at {j} it here, alone: no float epoch x {length} '
+                      f'is exactly {j - bj}') for j in alone]
+
+
+# ---------------------------------------------------------------- convert / write
 
 def convert(src: str, gpus: int, batch: int, dataset_size: Optional[int] = None,
             epochs: Optional[int] = None, src_gpus: Optional[int] = None,
@@ -592,31 +423,25 @@ def convert(src: str, gpus: int, batch: int, dataset_size: Optional[int] = None,
     sched_iters = _nearest(max_iters * k)
     max_epochs = epochs or max(1, -(-sched_iters // length))  # ceil: the whole schedule
     ends_on_epoch = sched_iters == max_epochs * length
-    schedule_epochs = max_epochs if ends_on_epoch else epoch_value(sched_iters, length,
-                                                                   exact=False)
     # positions that are knobs are written by name (edit the knob, both ends move)
     knobs = {sched_iters: _Ref('max_epochs' if ends_on_epoch else 'schedule_epochs')}
     warmup_src = _warmup_end(scheds, max_iters)
     warmup_j = None if warmup_src is None else _nearest(warmup_src * k)
-    if warmup_j is not None and 0 < warmup_j and warmup_j not in knobs:
+    if warmup_j and warmup_j not in knobs:
         knobs[warmup_j] = _Ref('warmup_epochs')
     else:
         warmup_src = warmup_j = None
-    mapper = _Mapper(k, length, knobs)
     mapped = [x for i, s in enumerate(scheds)
-              for x in _map_scheduler(i, s, max_iters, mapper)]
+              for x in _map_scheduler(i, s, max_iters, k, length, knobs)]
 
     def interval(it_count):  # whole epochs nearest the source's interval, in [1, max]
-        exact = Fraction(it_count) * k / length
-        return min(max_epochs, max(1, _nearest(exact))), float(exact)
+        return min(max_epochs, max(1, _nearest(Fraction(it_count) * k / length)))
 
     val_src = train_cfg.get('val_interval', 1000)  # IterBasedTrainLoop's default
-    val_interval, val_exact = interval(val_src)
     ckpt_src = ckpt.get('interval', -1)
-    ckpt_interval, ckpt_exact = interval(ckpt_src) if ckpt_src > 0 else (ckpt_src, None)
     metric, rule = _save_best(cfg, ckpt, save_best)
     notes = []
-    if val_exact < 0.5 or (ckpt_exact is not None and ckpt_exact < 0.5):
+    if min(val_src, ckpt_src if ckpt_src > 0 else val_src) * k / length < Fraction(1, 2):
         notes.append(f'an epoch ({length} it) is longer than the source\'s validation or '
                      'checkpoint interval: they happen once per epoch')
     if (loader.get('dataset') or {}).get('type') == 'RepeatDataset':
@@ -626,128 +451,19 @@ def convert(src: str, gpus: int, batch: int, dataset_size: Optional[int] = None,
     if b0 != b1 and not epochs:
         notes.append(f'the LR is not rescaled for total batch {b1} (source {b0}): the same '
                      'LR at the same sample, as the schedule')
+    lr = ((cfg.get('optim_wrapper') or {}).get('optimizer') or {}).get('lr')
     info = Conversion(
         src=src, src_iters=max_iters, src_gpus=src_g, src_batch=src_b, gpus=gpus,
         batch=batch, dataset_size=n, dataset_how=how, dataset_note=note,
         epoch_length=length, scale=k, schedule_iters=sched_iters,
-        schedule_epochs=schedule_epochs, max_epochs=max_epochs, val_interval=val_interval,
-        checkpoint_interval=ckpt_interval,
-        warmup_epochs=None if warmup_j is None else epoch_value(warmup_j, length, False),
+        schedule_epochs=max_epochs if ends_on_epoch else epoch_value(sched_iters, length),
+        max_epochs=max_epochs, val_interval=interval(val_src),
+        checkpoint_interval=interval(ckpt_src) if ckpt_src > 0 else ckpt_src,
+        warmup_epochs=None if warmup_j is None else epoch_value(warmup_j, length),
         stretched=bool(epochs), save_best=metric, notes=notes, drop_last=drop_last,
-        src_warmup_iters=warmup_src, src_val_interval=val_src, src_checkpoint_interval=ckpt_src)
-    overrides = _overrides(cfg, info, train_cfg, loader, ckpt, rule)
-    return _render(info, overrides, mapped, src, dst, src_gpus), info
-
-
-def _overrides(cfg, info: Conversion, train_cfg: dict, loader: dict, ckpt: dict,
-               rule: Optional[str]) -> dict:
-    """The leaf's top-level dicts, knobs by name."""
-    k, length = info.scale, info.epoch_length
-    tc = dict(_delete_=True, type='EpochBasedTrainLoop', max_epochs=_Ref('max_epochs'),
-              val_interval=_Ref('val_interval'))
-    if 'val_begin' in train_cfg:  # never validate before the source would
-        tc['val_begin'] = max(1, math.ceil(Fraction(train_cfg['val_begin']) * k / length))
-    sampler = loader.get('sampler') or {}
-    samp = dict(_delete_=True, type='DefaultSampler', shuffle=sampler.get('shuffle', True))
-    if 'seed' in sampler:
-        samp['seed'] = sampler['seed']
-    ck = dict(by_epoch=True, interval=_Ref('checkpoint_interval'), save_best=info.save_best)
-    if rule:
-        ck['rule'] = rule
-    if 'save_begin' in ckpt:
-        ck['save_begin'] = math.ceil(Fraction(ckpt['save_begin']) * k / length)
-    backends = list(_plain((cfg.get('visualizer') or {}).get('vis_backends') or []))
-    for want in ('LocalVisBackend', 'TensorboardVisBackend'):
-        if want not in [b.get('type') for b in backends]:
-            backends.append(dict(type=want))
-    return dict(train_cfg=tc, train_dataloader=dict(batch_size=_Ref('samples_per_gpu'),
-                                                    sampler=samp),
-                checkpoint=ck, vis_backends=backends)
-
-
-def _render(info: Conversion, o: dict, mapped: list, src: str, dst: Optional[str],
-            src_gpus: Optional[int]) -> str:
-    """The leaf config: header, _base_, knobs with their reasons, derived overrides."""
-    length, j = info.epoch_length, info.schedule_iters
-    knobs = [
-        f'gpus = {info.gpus}  # launch on this many GPUs ({length} it per epoch)',
-        f'samples_per_gpu = {info.batch}  # batch per GPU: {info.total_batch} per iteration '
-        f'(source: {info.src_gpus} x {info.src_batch} = {info.src_total_batch})',
-        (f'max_epochs = {info.max_epochs}  # --epochs: the stretched schedule ends here'
-         if info.stretched else
-         f'max_epochs = {info.max_epochs}  # ceil({j / length:.2f}): covers the source\'s '
-         f'{info.src_iters} it'),
-    ]
-    if info.warmup_epochs is not None:
-        wj = round(info.warmup_epochs * length)
-        knobs.append(f'warmup_epochs = {info.warmup_epochs!r}  # source warmup '
-                     f'{info.src_warmup_iters} it = {wj} it here = {wj / length:.3f} ep')
-    else:
-        knobs.append('# (no LR warmup at the start of the source schedule)')
-    if j != info.max_iters:
-        knobs.append(f'schedule_epochs = {info.schedule_epochs!r}  # the LR schedule ends: '
-                     f'source {info.src_iters} it = {j} it here')
-    val_exact = info.src_val_interval * info.scale / length
-    knobs.append(f'val_interval = {info.val_interval}  # validate every {info.val_interval} '
-                 f'ep (source: every {info.src_val_interval} it = {float(val_exact):.2f} ep)')
-    ck_src = info.src_checkpoint_interval
-    knobs.append(f'checkpoint_interval = {info.checkpoint_interval}  # checkpoint every '
-                 f'{info.checkpoint_interval} ep (source: every {ck_src} it = '
-                 f'{float(ck_src * info.scale / length):.2f} ep)' if ck_src > 0 else
-                 f'checkpoint_interval = {info.checkpoint_interval}  # as in the source: '
-                 'no periodic checkpoints')
-    body = _header(info, src, dst, src_gpus) + [
-        f"_base_ = ['{_base_entry(src, dst)}']", '',
-        f'# --- knobs (the epoch values assume {info.gpus} GPUs x {info.batch}: to change '
-        'those, re-run)', *knobs, '', '# --- derived from the knobs']
-    body += _assign('train_cfg', o['train_cfg'])
-    body += _assign('train_dataloader', o['train_dataloader'])
-    body.append('param_scheduler = [')
-    for out, comment in mapped:
-        body.append(f'    # {comment}')
-        body += _wrap('    ', _call(out) + ',')
-    body.append(']')
-    body += ['default_hooks = dict(',
-             *_wrap('    ', f'checkpoint={_call(o["checkpoint"])},'),
-             '    logger=dict(log_metric_by_epoch=True))']
-    body += _assign('log_processor', dict(by_epoch=True))
-    body += _wrap('', f'vis_backends = {_fmt(o["vis_backends"])}')
-    body += _assign('visualizer', dict(vis_backends=_Ref('vis_backends')))
-    return '\n'.join(body) + '\n'
-
-
-def _header(info: Conversion, src: str, dst: Optional[str], src_gpus: Optional[int]) -> list:
-    """The arithmetic, detectron2 style, as comment lines."""
-    n, length, g, b = info.dataset_size, info.epoch_length, info.gpus, info.batch
-    b0, b1, it, j = info.src_total_batch, info.total_batch, info.src_iters, info.schedule_iters
-    per_rank = -(-n // g)
-    out = [f'Epoch-based {Path(resolve_config(src)).name}: the same LR at the same number '
-           'of samples seen (written by tools/iter2epoch.py).', '']
-    if info.stretched:
-        out += [f'{info.max_epochs} ep as asked (--epochs): the whole schedule of {it} it x '
-                f'{b0} is stretched to {info.max_epochs} ep x {length} it = {j} it, so the LR '
-                'at each fraction of training matches the source.']
-    else:
-        out += [f'{info.max_epochs} ep = {it} it x {b0} / {n} images = {it * b0 / n:.2f} ep, '
-                'rounded up.',
-                f'The LR schedule ends at {it} it x {b0} / {b1} per it = {j} it'
-                f'{" (nearest)" if (it * b0) % b1 else ""} = {j / length:.2f} ep, where the '
-                f'source ends; the last {info.max_iters - j} it run at its final LR.']
-    out += [f'{length} it per epoch = {"floor" if info.drop_last else "ceil"}(ceil({n} / {g} '
-            f'GPUs) / {b} per GPU)' + (f': DefaultSampler pads each GPU to {per_rank} images.'
-                                       if per_rank * g != n else '.'),
-            f'Dataset: {n} images, {info.dataset_note}.']
-    out += [f'Note: {x}.' for x in info.notes]
-    lines = []
-    for para in out:
-        lines += (textwrap.wrap(para, 92, initial_indent='# ', subsequent_indent='#   ',
-                               break_on_hyphens=False) or ['#'])
-    given = ''.join(f' --{key} {v}' for key, v in (
-        ('dataset-size', info.dataset_size if info.dataset_how == 'given' else None),
-        ('epochs', info.max_epochs if info.stretched else None), ('src-gpus', src_gpus)) if v)
-    return lines + ['# Regenerate:',
-                    f'#   python tools/iter2epoch.py {src} --gpus {g} --batch {b}{given} '
-                    f'-o {dst or "THIS_FILE"} --force']
+        src_warmup_iters=warmup_src, src_val_interval=val_src,
+        src_checkpoint_interval=ckpt_src, lr=lr if isinstance(lr, (int, float)) else None)
+    return _render(cfg, info, train_cfg, loader, ckpt, rule, mapped, dst, src_gpus), info
 
 
 def _fmt(v) -> str:
@@ -755,47 +471,115 @@ def _fmt(v) -> str:
     if isinstance(v, _Ref):
         return str(v)
     if isinstance(v, dict):
-        if all(isinstance(k, str) and k.isidentifier() for k in v):
-            return _call(v)
-        return '{' + ', '.join(f'{k!r}: {_fmt(x)}' for k, x in v.items()) + '}'
-    if isinstance(v, list):
-        return '[' + ', '.join(_fmt(x) for x in v) + ']'
-    if isinstance(v, tuple):
-        return '(' + ', '.join(_fmt(x) for x in v) + (',)' if len(v) == 1 else ')')
+        if all(isinstance(key, str) and key.isidentifier() for key in v):
+            return 'dict(' + ', '.join(f'{key}={_fmt(x)}' for key, x in v.items()) + ')'
+        return '{' + ', '.join(f'{key!r}: {_fmt(x)}' for key, x in v.items()) + '}'
+    if isinstance(v, (list, tuple)):
+        inner = ', '.join(_fmt(x) for x in v) + (',' if len(v) == 1 and isinstance(v, tuple)
+                                                  else '')
+        return f'[{inner}]' if isinstance(v, list) else f'({inner})'
     return repr(v)
 
 
-def _call(kwargs: dict) -> str:
-    return 'dict(' + ', '.join(f'{k}={_fmt(v)}' for k, v in kwargs.items()) + ')'
+def _comment(text: str) -> list:
+    return textwrap.wrap(text, 92, initial_indent='# ', subsequent_indent='# ',
+                         break_on_hyphens=False)
 
 
-def _assign(name: str, value: dict) -> list:
-    return _wrap('', f'{name} = {_call(value)}')
+def _knobs(info: Conversion) -> list:
+    """The knob lines, each with its arithmetic (detectron2 style)."""
+    n, L, g, b, j = (info.dataset_size, info.epoch_length, info.gpus, info.batch,
+                     info.schedule_iters)
+    b0, b1, max_iters = info.src_total_batch, g * b, info.max_epochs * L
 
+    def samples(iters, batch):
+        return f'{iters:,} it x {batch} = {iters * batch / 1e6:.2f} M samples'
 
-def _wrap(indent: str, text: str, width: int = 96) -> list:
-    """Break a long ``x(...)`` after its top-level commas, hanging under the ``(``."""
-    if len(indent + text) <= width:
-        return [indent + text]
-    hang = ' ' * (len(indent) + text.index('(') + 1)
-    parts, depth, cur = [], 0, ''
-    for ch in text:
-        cur += ch
-        depth += ch in '([{'
-        depth -= ch in ')]}'
-        if ch == ',' and depth == 1:
-            parts.append(cur)
-            cur = ''
-    parts.append(cur)
-    lines, line = [], indent
-    for part in parts:
-        if len(line) + len(part) > width and line.strip():
-            lines.append(line.rstrip())
-            line = hang + part.lstrip()
-        else:
-            line += part
-    lines.append(line.rstrip())
+    def knob(name, value, why=''):
+        return f'{name} = {value!r}'.ljust(26) + f'  # {why}' if why else f'{name} = {value!r}'
+
+    arith = (f'1 ep = {"floor" if info.drop_last else "ceil"}(ceil({n} / {g} GPUs) / {b}) = '
+             f'{L} it; {info.max_epochs} ep = {samples(max_iters, b1)} (source: '
+             f'{samples(info.src_iters, b0)}' + (
+                 f'; --epochs stretches its whole schedule to {info.max_epochs} ep)'
+                 if info.stretched else f' = {j / L:.2f} ep here, rounded up' + (
+                     f'; the last {max_iters - j} it run at the final LR)'
+                     if j != max_iters else ')')))
+    lines = [knob('num_gpus', g, 'GPUs you launch with; checked against the actual launch'),
+             knob('samples_per_gpu', b, f'images per GPU per iteration -> total batch {b1} '
+                                        f'(source: {info.src_gpus} x {info.src_batch})'),
+             *_comment(arith), knob('max_epochs', info.max_epochs)]
+    if info.warmup_epochs is not None:
+        lines.append(knob('warmup_epochs', info.warmup_epochs, 'linear warmup: source '
+                          f'{info.src_warmup_iters} it = {round(info.warmup_epochs * L)} it '
+                          'here'))
+    else:
+        lines.append('# (no LR warmup at the start of the source schedule)')
+    if j != max_iters:
+        lines.append(knob('schedule_epochs', info.schedule_epochs,
+                          f'the LR schedule ends: source {info.src_iters} it = {j} it here'))
+    for name, value, src_value in (
+            ('val_interval', info.val_interval, info.src_val_interval),
+            ('checkpoint_interval', info.checkpoint_interval, info.src_checkpoint_interval)):
+        lines.append(knob(name, value, f'source: every {src_value} it = '
+                                       f'{float(src_value * info.scale / L):.2f} ep'
+                          if src_value > 0 else 'as in the source: no periodic checkpoints'))
+    if info.lr is not None:
+        lines.append(knob('lr', info.lr, f"the source's, for its total batch {b0} "
+                                         f'(--auto-scale-lr: x {b1}/{b0})'))
     return lines
+
+
+def _render(cfg, info: Conversion, train_cfg: dict, loader: dict, ckpt: dict,
+            rule: Optional[str], mapped: list, dst: Optional[str],
+            src_gpus: Optional[int]) -> str:
+    """The leaf config: header, _base_, knobs, then what follows from them."""
+    from yapf.yapflib.yapf_api import FormatCode
+    k, L = info.scale, info.epoch_length
+    tc = dict(_delete_=True, type='EpochBasedTrainLoop', max_epochs=_Ref('max_epochs'),
+              val_interval=_Ref('val_interval'))
+    if 'val_begin' in train_cfg:  # never validate before the source would
+        tc['val_begin'] = max(1, math.ceil(Fraction(train_cfg['val_begin']) * k / L))
+    sampler = loader.get('sampler') or {}
+    samp = dict(_delete_=True, type='DefaultSampler', shuffle=sampler.get('shuffle', True),
+                **{key: sampler[key] for key in ('seed',) if key in sampler})
+    ck = dict(by_epoch=True, interval=_Ref('checkpoint_interval'), save_best=info.save_best,
+              **({'rule': rule} if rule else {}))
+    if 'save_begin' in ckpt:
+        ck['save_begin'] = math.ceil(Fraction(ckpt['save_begin']) * k / L)
+    backends = list(_plain((cfg.get('visualizer') or {}).get('vis_backends') or []))
+    auto = cfg.get('auto_scale_lr') or {}
+    backends += [dict(type=want) for want in ('LocalVisBackend', 'TensorboardVisBackend')
+                 if want not in [x.get('type') for x in backends]]
+    derived = [f'train_cfg = {_fmt(tc)}',
+               f'train_dataloader = dict(batch_size=samples_per_gpu, sampler={_fmt(samp)})']
+    if info.lr is not None:
+        derived.append('optim_wrapper = dict(optimizer=dict(lr=lr))')
+    derived += ['param_scheduler = [', *(f'    # {comment}\n    {_fmt(s)},'
+                                         for s, comment in mapped), ']',
+                f'default_hooks = dict(checkpoint={_fmt(ck)}, '
+                'logger=dict(log_metric_by_epoch=True))',
+                'log_processor = dict(by_epoch=True)', f'vis_backends = {_fmt(backends)}',
+                'visualizer = dict(vis_backends=vis_backends)',
+                "# the source's total batch, which its LR is for (mmengine's base_batch_size)",
+                f'auto_scale_lr = dict(enable={bool(auto.get("enable"))}, '
+                f'base_batch_size={info.src_total_batch})']
+    style = {'based_on_style': 'pep8', 'column_limit': 92, 'split_before_named_assigns': False}
+    given = ''.join(f' --{key} {v}' for key, v in (
+        ('dataset-size', info.dataset_size if info.dataset_how == 'given' else None),
+        ('epochs', info.max_epochs if info.stretched else None), ('src-gpus', src_gpus)) if v)
+    header = [f'Epoch-based {Path(resolve_config(info.src)).name}: the same LR at the same '
+              'number of samples seen (written by tools/iter2epoch.py).',
+              f'Dataset: {info.dataset_size} images, {info.dataset_note}.',
+              *[f'Note: {x}.' for x in info.notes]]
+    return '\n'.join(
+        [x for para in header for x in _comment(para)]
+        + ['# Regenerate:', f'#   python tools/iter2epoch.py {info.src} --gpus {info.gpus} '
+           f'--batch {info.batch}{given} -o {dst or "THIS_FILE"} --force',
+           f"_base_ = ['{_base_entry(info.src, dst)}']", '',
+           f'# ---- knobs (the epoch values assume {info.gpus} GPUs x {info.batch}: to change '
+           'those, re-run)', *_knobs(info), '', '# ---- derived from the knobs',
+           FormatCode('\n'.join(derived) + '\n', style_config=style)[0]])
 
 
 def write(src: str, dst: str, gpus: int, batch: int, dataset_size: Optional[int] = None,
