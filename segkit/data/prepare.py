@@ -215,13 +215,6 @@ def _voc_masks_to_aug(root: str, workers: int, progress: bool) -> tuple:
                         'VOC masks as class indices'), warnings
 
 
-def _need_sbd_lists(lists: dict, sbd: str) -> None:
-    for split in ('train', 'val'):
-        if split not in lists:
-            raise SegkitError(f"{sbd} has no dataset/{split}.txt: is it SBD's benchmark.tgz "
-                              '(or its extracted folder)? download it again')
-
-
 def _sbd_to_aug(sbd: str, out: str, root: str, voc_names: set, workers: int,
                 progress: bool) -> tuple:
     """Convert SBD masks (VOC names excluded); returns (train, val, step)."""
@@ -245,42 +238,38 @@ def _sbd_to_aug(sbd: str, out: str, root: str, voc_names: set, workers: int,
             return True
         return False
 
-    if os.path.isdir(sbd):
-        source = _find_folder(sbd, ('', 'dataset', 'benchmark_RELEASE/dataset'), ('cls',),
-                              'cls/ folder (nor dataset/cls/ or benchmark_RELEASE/dataset/'
-                              'cls/): pass benchmark.tgz or its benchmark_RELEASE folder')
-        lists = {s: read_lines(p) for s in ('train', 'val')
-                 if os.path.isfile(p := os.path.join(source, f'{s}.txt'))}
-        _need_sbd_lists(lists, sbd)
-        cls_dir = os.path.join(source, 'cls')
-        items = [(n, os.path.join(cls_dir, n + '.mat'))
-                 for n in sorted(_stems(cls_dir, '.mat')) if todo(n)]
-        tasks, total = [(out_dir, c) for c in chunked(items, 32)], len(items)
-    else:
-        source, total = os.path.basename(sbd), None  # the archive's bar counts bytes
+    folder, source, prefix = sbd, os.path.basename(sbd), ''
+    if os.path.isdir(sbd):  # its members named as in the archive
+        folder = source = _find_folder(
+            sbd, ('', 'dataset', 'benchmark_RELEASE/dataset'), ('cls',),
+            'cls/ folder (nor dataset/cls/ or benchmark_RELEASE/dataset/cls/): pass '
+            'benchmark.tgz or its benchmark_RELEASE folder')
+        prefix = 'dataset/'
 
-        def stream():
-            batch = []
-            for m in iter_members(sbd, f'converting {source}', progress):
-                mat, lst = _SBD_MAT.search(m.name), _SBD_LIST.search(m.name)
-                if mat and not _junk(m.name) and todo(mat.group(1)):
-                    with m.open() as f:
-                        batch.append((mat.group(1), f.read()))
-                    if len(batch) == 32:
-                        yield (out_dir, batch)
-                        batch = []
-                elif lst:
-                    with m.open() as f:
-                        lists[lst.group(1)] = f.read().decode('utf-8').split()
-            if batch:
-                yield (out_dir, batch)
-        tasks = stream()
+    def tasks():
+        batch = []
+        for m in iter_members(folder, f'converting {os.path.basename(folder)}', progress):
+            name = prefix + m.name
+            mat, lst = _SBD_MAT.search(name), _SBD_LIST.search(name)
+            if mat and not _junk(name) and todo(mat.group(1)):
+                with m.open() as f:
+                    batch.append((mat.group(1), f.read()))
+                if len(batch) == 32:
+                    yield (out_dir, batch)
+                    batch = []
+            elif lst:
+                with m.open() as f:
+                    lists[lst.group(1)] = f.read().decode('utf-8').split()
+        if batch:
+            yield (out_dir, batch)
 
-    counts, written, _ = _convert(tasks, f'SBD .mat -> {AUG}', total, workers, progress,
+    counts, written, _ = _convert(tasks(), f'SBD .mat -> {AUG}', None, workers, progress,
                                   'SBD cls/*.mat files')
     outputs.update(written)
-    _need_sbd_lists(lists, sbd)
     for split, rel in lists_rel.items():
+        if split not in lists:
+            raise SegkitError(f"{sbd} has no dataset/{split}.txt: is it SBD's benchmark.tgz "
+                              '(or its extracted folder)? download it again')
         write_text_keeping_old(os.path.join(root, rel), ''.join(n + '\n' for n in lists[split]))
     if os.path.isfile(sbd):
         man = {f'{VOC_DIR}/{AUG}/{n}.png': s for n, s in outputs.items()}
