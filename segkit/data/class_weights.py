@@ -5,7 +5,7 @@ Methods, with p_c = pixels of class c / all labelled train pixels:
     median   w_c = median_k(f_k) / f_c with f_c = pixels of c / labelled pixels of
              the images c appears in (Eigen & Fergus's median-frequency balancing)
     log      w_c = 1 / ln(1.02 + p_c) (ENet); bounded by construction: 1 .. 50.5
-A class with no train pixels never enters the loss: it gets ``unseen_weight`` (1.0)
+A class with no train pixels never enters the loss: it gets a neutral 1.0
 and a warning. Rare classes get huge inverse/median weights (ADE20K's rarest is
 ~1000x below its commonest), a noisy loss: both are capped at ``max_weight``
 (default 10). Ignored pixels (ignore index, raw 0 under reduce_zero_label) count nowhere.
@@ -47,8 +47,7 @@ def _cap(method: str, max_weight: Union[str, float, None]) -> Optional[float]:
 
 
 def compute_weights(pixels, method: str, present_pixels=None,
-                    max_weight: Union[str, float, None] = 'default',
-                    unseen_weight: float = 1.0) -> np.ndarray:
+                    max_weight: Union[str, float, None] = 'default') -> np.ndarray:
     """(num_classes,) weights from per-class pixel counts (see module docstring)."""
     cap = _cap(method, max_weight)
     pixels = np.asarray(pixels, dtype=np.float64)
@@ -57,7 +56,7 @@ def compute_weights(pixels, method: str, present_pixels=None,
         raise SegkitError('the train split has no labelled pixels: run '
                           'tools/validate_dataset.py CONFIG --split train and fix its masks')
     freq = pixels / pixels.sum()
-    weights = np.full(len(pixels), float(unseen_weight))
+    weights = np.ones(len(pixels))
     if method == 'inverse':
         inv = 1.0 / freq[seen]
         weights[seen] = inv / inv.mean()
@@ -108,8 +107,8 @@ def class_weights_for_config(cfg, config_path: str, method: str = 'median',
                              out: Optional[str] = None,
                              max_weight: Union[str, float, None] = 'default',
                              workers: Optional[int] = None, sample: Optional[int] = None,
-                             progress: bool = True, allow_errors: bool = False,
-                             save: bool = True) -> WeightsResult:
+                             progress: bool = True,
+                             allow_errors: bool = False) -> WeightsResult:
     """Count the train split (the validator's pass), compute and save the weights."""
     from segkit.data.validate import validate
     cap = _cap(method, max_weight)
@@ -132,9 +131,8 @@ def class_weights_for_config(cfg, config_path: str, method: str = 'median',
         capped=[] if cap is None else
         [names[c] for c in np.flatnonzero((pixels > 0) & (weights >= cap))],
         checked=sum(s.checked for s in report.splits))
-    if save:
-        result.status = write_text_keeping_old(
-            result.path, json.dumps([round(w, 6) for w in result.weights]) + '\n')
+    result.status = write_text_keeping_old(
+        result.path, json.dumps([round(w, 6) for w in result.weights]) + '\n')
     return result
 
 
@@ -157,10 +155,10 @@ def config_snippet(result: WeightsResult) -> str:
     return '\n'.join(lines)
 
 
-def print_result(result: WeightsResult, console=None) -> None:
+def print_result(result: WeightsResult) -> None:
     from rich.console import Console
     from rich.table import Table
-    console = console or Console()
+    console = Console()
     total = float(result.pixels.sum()) or 1.0
     table = Table(title=f'{result.method} class weights')
     for col in ('id', 'class', 'train px', 'weight', ''):
@@ -181,8 +179,7 @@ def print_result(result: WeightsResult, console=None) -> None:
         console.print(f'{len(result.capped)} class(es) capped at {result.max_weight:g} '
                       '(--max-weight)')
     print(config_snippet(result))
-    if result.status:
-        print(f'{result.path}: {result.status}')
+    print(f'{result.path}: {result.status}')
 
 
 def main(config: str, method: str = 'median', out: Optional[str] = None,

@@ -77,26 +77,26 @@ def _find_folder(src: str, subs: tuple, marks: tuple, error: str) -> str:
     raise SegkitError(f'{src} has no {error}')
 
 
-def _copy_tree(src: str, out: str, sub: str, folder: Callable[[str], str],
-               select: Callable, steps: tuple, what: str, progress: bool) -> tuple:
-    """Copy ``src`` (a folder, or an archive extracted once: manifest) into
-    ``out/sub``; returns the step row. ``steps``: the step's name for a folder and
-    for an archive."""
-    dest, name = os.path.join(out, sub), os.path.basename(src)
-    if os.path.isdir(src):
-        src = folder(src)
+def _copy_tree(src: str, out: str, sub: str, find: tuple, select: Callable, steps: tuple,
+               what: str, progress: bool) -> tuple:
+    """Copy ``src`` (a folder found by ``_find_folder(src, *find)``, or an archive,
+    extracted once: manifest) into ``out/sub``; returns the step row, named
+    ``steps[0]`` for a folder, else ``steps[1]``."""
+    dest, name, is_dir = os.path.join(out, sub), os.path.basename(src), os.path.isdir(src)
+    if is_dir:
+        src = name = _find_folder(src, *find)
         if os.path.isdir(dest) and os.path.samefile(src, dest):
             return (steps[0], 0, 0, f'{dest} is the source: used in place')
-        stats = copy_selected(iter_members(src, f'copying {os.path.basename(src)}', progress),
-                              select, dest, src)
-        return (steps[0], stats.written, stats.skipped, f'from {src}')
-    if manifest_done(out, src):
+    elif manifest_done(out, src):
         return (steps[1], 0, 0, f'{name} already extracted')
-    stats = copy_selected(iter_members(src, f'extracting {name}', progress), select, dest, src)
-    if not stats.outputs:
-        raise SegkitError(f'{src} holds no {what}')
-    write_manifest(out, src, {f'{sub}/{r}': s for r, s in stats.outputs.items()})
-    return (steps[1], stats.written, stats.skipped, f'from {name}')
+    verb = 'copying' if is_dir else 'extracting'
+    stats = copy_selected(iter_members(src, f'{verb} {os.path.basename(src)}', progress),
+                          select, dest, src)
+    if not is_dir:
+        if not stats.outputs:
+            raise SegkitError(f'{src} holds no {what}')
+        write_manifest(out, src, {f'{sub}/{r}': s for r, s in stats.outputs.items()})
+    return (steps[not is_dir], stats.written, stats.skipped, f'from {name}')
 
 
 # ------------------------------------------------------------------- ADE20K
@@ -139,10 +139,9 @@ def prepare_ade20k(src: str, out: str = 'data', allow_partial: bool = False,
     result = PrepareResult(root=os.path.join(out, ADE_DIR))
     result.steps.append(_copy_tree(
         src, out, ADE_DIR,
-        lambda s: _find_folder(s, ('', ADE_DIR), ('images', 'annotations'),
-                               f'images/ and annotations/ folders (nor an {ADE_DIR} folder '
-                               'with them): pass ADEChallengeData2016.zip or the folder it '
-                               'extracts to'),
+        (('', ADE_DIR), ('images', 'annotations'),
+         f'images/ and annotations/ folders (nor an {ADE_DIR} folder with them): pass '
+         'ADEChallengeData2016.zip or the folder it extracts to'),
         _ade_select, ('copy', 'extract'),
         'images/ or annotations/ files: is it ADEChallengeData2016.zip?', progress))
     result.counts = {f'{k} pairs': v
@@ -315,9 +314,9 @@ def prepare_voc_aug(voc: str, sbd: str, out: str = 'data', allow_partial: bool =
     result = PrepareResult(root=root)
     result.steps.append(_copy_tree(
         voc, out, VOC_DIR,
-        lambda s: _find_folder(s, ('', 'VOC2012', VOC_DIR), ('JPEGImages',),
-                               'JPEGImages folder (nor VOC2012/ or VOCdevkit/VOC2012/ with '
-                               'one): pass VOCtrainval_11-May-2012.tar or its VOCdevkit folder'),
+        (('', 'VOC2012', VOC_DIR), ('JPEGImages',),
+         'JPEGImages folder (nor VOC2012/ or VOCdevkit/VOC2012/ with one): pass '
+         'VOCtrainval_11-May-2012.tar or its VOCdevkit folder'),
         _voc_select, ('VOC2012', 'VOC2012'),
         'VOC2012/JPEGImages files: is it VOCtrainval_11-May-2012.tar?', progress))
     voc_lists = {}
