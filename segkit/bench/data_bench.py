@@ -105,14 +105,14 @@ def write_synthetic_dataset(cfg, root: str, num_images: int) -> dict:
     return ds
 
 
-def data_infos(ds_cfg: dict, limit: Optional[int] = None) -> list:
+def data_infos(ds_cfg: dict, limit: int) -> list:
     """The dataset's own per-sample dicts (what its pipeline receives)."""
     from mmseg.registry import DATASETS
     ds_cfg = copy.deepcopy(ds_cfg)
     ds_cfg['pipeline'] = []
     ds_cfg.pop('indices', None)
     dataset = DATASETS.build(ds_cfg)
-    n = len(dataset) if limit is None else min(limit, len(dataset))
+    n = min(limit, len(dataset))
     if n == 0:
         raise SegkitError(f"the dataset at {ds_cfg.get('data_root')} has no samples")
     return [dataset.get_data_info(i) for i in range(n)]
@@ -203,36 +203,32 @@ class _PipelineDataset:
         return len(self.infos)
 
     def __getitem__(self, i):
-        if self.pipeline is None:
+        if self.pipeline is None:  # first call in each worker process
+            import cv2
             from mmcv.transforms import Compose
             from mmengine.registry import init_default_scope
+            cv2.setNumThreads(0)
             init_default_scope('mmseg')
             self.pipeline = Compose(copy.deepcopy(self.pipeline_cfg))
         return self.pipeline(_start(self.infos[i], self.pipeline_cfg))
 
 
-def _worker_init(_):
-    import cv2
-    cv2.setNumThreads(0)
-
-
 def loader_throughput(pipeline_cfg: list, infos: list, workers: int,
                       epochs: int = 2) -> dict:
-    """A torch DataLoader with ``workers`` processes over the infos (batch 1,
+    """A torch DataLoader with ``workers`` (> 1) processes over the infos (batch 1,
     mmengine's pseudo_collate): aggregate images/s of the last epoch."""
     import torch
     from mmengine.dataset import pseudo_collate
     loader = torch.utils.data.DataLoader(
         _PipelineDataset(pipeline_cfg, infos), batch_size=1, shuffle=False,
-        num_workers=workers, collate_fn=pseudo_collate, persistent_workers=workers > 0,
-        worker_init_fn=_worker_init, prefetch_factor=4 if workers > 0 else None)
+        num_workers=workers, collate_fn=pseudo_collate, persistent_workers=True,
+        prefetch_factor=4)
     for _ in range(epochs):  # first epoch: worker start-up and file cache
         t0 = time.perf_counter()
         n = sum(1 for _ in loader)
         rate = n / (time.perf_counter() - t0)
     del loader
-    return {'workers': workers, 'img_per_s': rate,
-            'img_per_s_per_worker': rate / max(workers, 1)}
+    return {'workers': workers, 'img_per_s': rate, 'img_per_s_per_worker': rate / workers}
 
 
 def gpu_feed(per_worker: float, cores: int, gpus: int, workers_per_gpu: int,
@@ -269,7 +265,8 @@ def run(config: str, compare: Optional[str] = None, images: int = 40, repeats: i
               'images': len(infos), 'repeats': repeats, 'setups': []}
     paths = [config] + ([compare] if compare else [])
     pipes = [list(c.train_dataloader.dataset.get('pipeline')
-                  or _leaf_dataset(c).get('pipeline')) for c in [cfg] + [load_config(p) for p in paths[1:]]]
+                  or _leaf_dataset(c).get('pipeline'))
+             for c in [cfg] + [load_config(p) for p in paths[1:]]]
     for path, pipe, res in zip(paths, pipes, profile_pipelines(pipes, infos, repeats)):
         res['config'] = path
         if workers > 1:
