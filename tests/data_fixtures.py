@@ -47,7 +47,7 @@ def write_png(path, labels, palette: bool = False) -> None:
     img.save(path)
 
 
-def blocks(size, values, seed=0) -> np.ndarray:
+def blocks(size, values) -> np.ndarray:
     """An (H, W) label map of vertical stripes, one per value (all present)."""
     h, w = size
     out = np.zeros((h, w), np.uint8)
@@ -67,7 +67,7 @@ def make_ade(root, n_train: int = 3, n_val: int = 2, size=(32, 48)) -> Path:
             name = f'ADE_{tag}_{i:08d}'
             write_jpg(ade / 'images' / split / f'{name}.jpg', size, seed=i)
             write_png(ade / 'annotations' / split / f'{name}.png',
-                      blocks(size, [0, i, 150 - i, 37 + i], seed=i))
+                      blocks(size, [0, i, 150 - i, 37 + i]))
     (ade / 'objectInfo150.txt').write_text('Idx\tRatio\tTrain\tVal\tName\n')
     return ade
 

@@ -1,17 +1,14 @@
 """Data-pipeline benchmark: the config's *train* pipeline, per transform, per worker.
 
-One DataLoader worker runs the pipeline one image at a time with one torch thread
-and OpenCV threading off (mmengine's ``mp_cfg.opencv_num_threads=0``); that is what
-is measured here, in this process, with the same settings: images/s per worker and
-each transform's share of the time. ``workers > 1`` also measures a real torch
-DataLoader with that many worker processes (aggregate images/s).
+Measured here, in this process, as one DataLoader worker runs it: one image at a
+time, one torch thread, OpenCV threading off (mmengine's ``opencv_num_threads=0``).
+``workers > 1`` also times a real torch DataLoader (aggregate images/s).
 
-Files: the config's dataset when it is on disk, else synthetic pairs of the
-dataset's typical size written to a temporary directory in the dataset's own layout
-(ADE20K: 683x512 JPEG + PNG labels 0..150; VOC aug: 500x375, labels 0..20 and 255
-borders; others: the crop size). Images are smooth colour fields with texture and
-grain (JPEG quality 90), so decoding costs about what a photo costs. ``--compare``
-runs the second config's pipeline on the same files with the same random seeds.
+Files: the config's dataset when on disk, else synthetic pairs of the dataset's
+typical size (ADE20K 683x512, VOC 500x375 with 255 borders, others the crop) in
+its own layout; smooth textured JPEGs (quality 90) cost about what a photo costs
+to decode. ``--compare`` runs a second config's pipeline on the same files with
+the same random seeds.
 """
 from __future__ import annotations
 
@@ -20,6 +17,7 @@ import copy
 import inspect
 import os
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -61,8 +59,7 @@ def _real_files_present(ds: dict) -> bool:
     return bool(img and os.path.isdir(img) and any(os.scandir(img)))
 
 
-def _synthetic_pair(rng, h: int, w: int, num_classes: int, label_lo: int,
-                    ignore_borders: bool):
+def _synthetic_pair(rng, h: int, w: int, num_classes: int, ignore_borders: bool):
     import cv2
     low = rng.integers(0, 256, (max(h // 48, 2), max(w // 48, 2), 3)).astype(np.uint8)
     img = cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.int16)
@@ -70,8 +67,7 @@ def _synthetic_pair(rng, h: int, w: int, num_classes: int, label_lo: int,
                         (w, h), interpolation=cv2.INTER_LINEAR)
     img = img + detail.astype(np.int16) + rng.integers(-12, 12, (h, w, 3))
     img = np.clip(img, 0, 255).astype(np.uint8)
-    coarse = rng.integers(label_lo, label_lo + num_classes,
-                          (max(h // 40, 2), max(w // 40, 2))).astype(np.uint8)
+    coarse = rng.integers(0, num_classes, (max(h // 40, 2), max(w // 40, 2))).astype(np.uint8)
     label = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST)
     if ignore_borders:  # VOC draws 255 on object boundaries
         edges = cv2.morphologyEx(label, cv2.MORPH_GRADIENT, np.ones((5, 5), np.uint8)) > 0
@@ -79,7 +75,7 @@ def _synthetic_pair(rng, h: int, w: int, num_classes: int, label_lo: int,
     return img, label
 
 
-def write_synthetic_dataset(cfg, root: str, num_images: int, seed: int = 0) -> dict:
+def write_synthetic_dataset(cfg, root: str, num_images: int) -> dict:
     """Write ``num_images`` pairs where the config's train dataset looks for them,
     under ``root``; returns the dataset cfg pointed at ``root``."""
     import cv2
@@ -88,28 +84,19 @@ def write_synthetic_dataset(cfg, root: str, num_images: int, seed: int = 0) -> d
     defaults = _dataset_defaults(ds['type'])
     img_suffix = ds.get('img_suffix', defaults.get('img_suffix', '.jpg'))
     seg_suffix = ds.get('seg_map_suffix', defaults.get('seg_map_suffix', '.png'))
-    prefix = dict(defaults.get('data_prefix') or {})
-    prefix.update(ds.get('data_prefix') or {})
-    reduce_zero = ds.get('reduce_zero_label', defaults.get('reduce_zero_label', False))
-    crop = cfg.get('crop_size') or (512, 512)
-    h, w = TYPICAL_SIZE.get(ds['type'], tuple(crop))
+    prefix = {**(defaults.get('data_prefix') or {}), **(ds.get('data_prefix') or {})}
+    h, w = TYPICAL_SIZE.get(ds['type'], tuple(cfg.get('crop_size') or (512, 512)))
     num_classes = num_classes_of(cfg)
     root_p = Path(root)
-    img_dir = root_p / prefix.get('img_path', '')
-    seg_dir = root_p / prefix.get('seg_map_path', '')
-    img_dir.mkdir(parents=True, exist_ok=True)
-    seg_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    names = []
-    for i in range(num_images):
-        img, label = _synthetic_pair(rng, h, w, num_classes, 0 if not reduce_zero else 0,
-                                     ignore_borders='VOC' in ds['type'])
-        if reduce_zero:  # ADE: raw 0 = "other", classes 1..150
-            label = np.where(label == 255, 255, np.minimum(label, num_classes)).astype(np.uint8)
-        name = f'bench_{i:05d}'
+    img_dir, seg_dir = (root_p / prefix.get(k, '') for k in ('img_path', 'seg_map_path'))
+    for d in (img_dir, seg_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    names = [f'bench_{i:05d}' for i in range(num_images)]
+    for name in names:
+        img, label = _synthetic_pair(rng, h, w, num_classes, 'VOC' in ds['type'])
         cv2.imwrite(str(img_dir / f'{name}{img_suffix}'), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
         cv2.imwrite(str(seg_dir / f'{name}{seg_suffix}'), label)
-        names.append(name)
     ann = ds.get('ann_file')
     if ann:
         (root_p / ann).parent.mkdir(parents=True, exist_ok=True)
@@ -118,25 +105,28 @@ def write_synthetic_dataset(cfg, root: str, num_images: int, seed: int = 0) -> d
     return ds
 
 
-def data_infos(ds_cfg: dict, limit: Optional[int] = None) -> list:
+def data_infos(ds_cfg: dict, limit: int) -> list:
     """The dataset's own per-sample dicts (what its pipeline receives)."""
     from mmseg.registry import DATASETS
     ds_cfg = copy.deepcopy(ds_cfg)
     ds_cfg['pipeline'] = []
     ds_cfg.pop('indices', None)
     dataset = DATASETS.build(ds_cfg)
-    n = len(dataset) if limit is None else min(limit, len(dataset))
+    n = min(limit, len(dataset))
     if n == 0:
         raise SegkitError(f"the dataset at {ds_cfg.get('data_root')} has no samples")
     return [dataset.get_data_info(i) for i in range(n)]
 
 
-def _reduce_zero_of(pipeline_cfg: list) -> Optional[bool]:
+def _start(info: dict, pipeline_cfg: list) -> dict:
+    """A copy of ``info`` for the pipeline, with its LoadAnnotations' reduce_zero_label."""
+    results = copy.deepcopy(info)
     for t in pipeline_cfg:
         if t.get('type', '').endswith('LoadAnnotations') and \
                 t.get('reduce_zero_label') is not None:
-            return bool(t['reduce_zero_label'])
-    return None
+            results['reduce_zero_label'] = bool(t['reduce_zero_label'])
+            break
+    return results
 
 
 @contextlib.contextmanager
@@ -154,35 +144,27 @@ def worker_threads():
         cv2.setNumThreads(old_cv)
 
 
-def profile_pipelines(pipeline_cfgs: list, infos: list, repeats: int = 2, seed: int = 0,
-                      warmup: bool = True) -> list:
-    """Run each pipeline transform by transform on every info, ``repeats`` times (plus
-    a warm-up pass): per-transform ms/image and share, images/s of one worker.
+def profile_pipelines(pipeline_cfgs: list, infos: list, repeats: int = 2) -> list:
+    """Run each pipeline transform by transform on every info, a warm-up pass then
+    ``repeats`` timed ones: per-transform ms/image and share, images/s of one worker.
 
-    With several pipelines (A vs B) they alternate image by image, so both see the
-    same machine load, and each image's random draws are seeded identically for all
-    of them (same resize scales, crops, flips, colour jitter for equivalent
-    transforms)."""
+    Several pipelines (A vs B) alternate image by image, so both see the same
+    machine load, with each image's random draws seeded identically for all."""
     from mmengine.registry import init_default_scope
     from mmseg.registry import TRANSFORMS
     init_default_scope('mmseg')
-    setups = []
-    for pipeline_cfg in pipeline_cfgs:
-        setups.append({'transforms': [TRANSFORMS.build(copy.deepcopy(t)) for t in pipeline_cfg],
-                       'names': [t.get('type') for t in pipeline_cfg],
-                       'rz': _reduce_zero_of(pipeline_cfg),
-                       'totals': np.zeros(len(pipeline_cfg)), 'per_image': [],
-                       'dropped': 0})
+    setups = [{'cfg': pipeline_cfg, 'names': [t.get('type') for t in pipeline_cfg],
+               'transforms': [TRANSFORMS.build(copy.deepcopy(t)) for t in pipeline_cfg],
+               'totals': np.zeros(len(pipeline_cfg)), 'per_image': [], 'dropped': 0}
+              for pipeline_cfg in pipeline_cfgs]
     with worker_threads():
-        for rep in range(repeats + (1 if warmup else 0)):
-            timed = rep >= (1 if warmup else 0)
+        for rep in range(repeats + 1):  # pass 0: warm-up
+            timed = rep > 0
             for i, info in enumerate(infos):
                 for st in setups:
-                    np.random.seed((seed + rep * 100003 + i) % 2**32)
-                    random.seed(seed + rep * 100003 + i)
-                    results = copy.deepcopy(info)
-                    if st['rz'] is not None:
-                        results['reduce_zero_label'] = st['rz']
+                    np.random.seed(rep * 100003 + i)
+                    random.seed(rep * 100003 + i)
+                    results = _start(info, st['cfg'])
                     t_img = 0.0
                     for k, transform in enumerate(st['transforms']):
                         t0 = time.perf_counter()
@@ -203,11 +185,11 @@ def profile_pipelines(pipeline_cfgs: list, infos: list, repeats: int = 2, seed: 
         rows = [{'transform': name, 'ms_per_image': 1e3 * float(t) / n,
                  'share': float(t) / total if total else 0.0}
                 for name, t in zip(st['names'], st['totals'])]
-        slowest = max(rows, key=lambda r: r['ms_per_image'])
         out.append({'images': n, 'img_per_s_per_worker': n / total,
                     'ms_per_image': 1e3 * total / n,
                     'ms_per_image_median': 1e3 * statistics.median(st['per_image']),
-                    'transforms': rows, 'slowest': slowest['transform'],
+                    'transforms': rows,
+                    'slowest': max(rows, key=lambda r: r['ms_per_image'])['transform'],
                     'dropped': st['dropped']})
     return out
 
@@ -216,46 +198,37 @@ class _PipelineDataset:
     def __init__(self, pipeline_cfg, infos):
         self.pipeline_cfg, self.infos = pipeline_cfg, infos
         self.pipeline = None
-        self.rz = _reduce_zero_of(pipeline_cfg)
 
     def __len__(self):
         return len(self.infos)
 
     def __getitem__(self, i):
-        if self.pipeline is None:
+        if self.pipeline is None:  # first call in each worker process
+            import cv2
             from mmcv.transforms import Compose
             from mmengine.registry import init_default_scope
+            cv2.setNumThreads(0)
             init_default_scope('mmseg')
             self.pipeline = Compose(copy.deepcopy(self.pipeline_cfg))
-        results = copy.deepcopy(self.infos[i])
-        if self.rz is not None:
-            results['reduce_zero_label'] = self.rz
-        return self.pipeline(results)
-
-
-def _worker_init(_):
-    import cv2
-    cv2.setNumThreads(0)
+        return self.pipeline(_start(self.infos[i], self.pipeline_cfg))
 
 
 def loader_throughput(pipeline_cfg: list, infos: list, workers: int,
                       epochs: int = 2) -> dict:
-    """A torch DataLoader with ``workers`` processes over the infos (batch 1,
+    """A torch DataLoader with ``workers`` (> 1) processes over the infos (batch 1,
     mmengine's pseudo_collate): aggregate images/s of the last epoch."""
     import torch
     from mmengine.dataset import pseudo_collate
     loader = torch.utils.data.DataLoader(
         _PipelineDataset(pipeline_cfg, infos), batch_size=1, shuffle=False,
-        num_workers=workers, collate_fn=pseudo_collate, persistent_workers=workers > 0,
-        worker_init_fn=_worker_init, prefetch_factor=4 if workers > 0 else None)
-    rate = None
+        num_workers=workers, collate_fn=pseudo_collate, persistent_workers=True,
+        prefetch_factor=4)
     for _ in range(epochs):  # first epoch: worker start-up and file cache
         t0 = time.perf_counter()
         n = sum(1 for _ in loader)
         rate = n / (time.perf_counter() - t0)
     del loader
-    return {'workers': workers, 'img_per_s': rate,
-            'img_per_s_per_worker': rate / max(workers, 1)}
+    return {'workers': workers, 'img_per_s': rate, 'img_per_s_per_worker': rate / workers}
 
 
 def gpu_feed(per_worker: float, cores: int, gpus: int, workers_per_gpu: int,
@@ -290,13 +263,11 @@ def run(config: str, compare: Optional[str] = None, images: int = 40, repeats: i
     infos = data_infos(ds, images)
     report = {'tool': 'segkit data benchmark', 'version': 1, 'source': source,
               'images': len(infos), 'repeats': repeats, 'setups': []}
-    configs = [(config, cfg)]
-    if compare:
-        configs.append((compare, load_config(compare)))
+    paths = [config] + ([compare] if compare else [])
     pipes = [list(c.train_dataloader.dataset.get('pipeline')
-                  or _leaf_dataset(c).get('pipeline')) for _, c in configs]
-    for (path, _), pipe, res in zip(configs, pipes,
-                                    profile_pipelines(pipes, infos, repeats=repeats)):
+                  or _leaf_dataset(c).get('pipeline'))
+             for c in [cfg] + [load_config(p) for p in paths[1:]]]
+    for path, pipe, res in zip(paths, pipes, profile_pipelines(pipes, infos, repeats)):
         res['config'] = path
         if workers > 1:
             res['loader'] = loader_throughput(pipe, infos, workers)
@@ -309,44 +280,36 @@ def run(config: str, compare: Optional[str] = None, images: int = 40, repeats: i
                              'b_vs_a_img_per_s': b['img_per_s_per_worker']
                              / a['img_per_s_per_worker']}
     if tmp and not keep_dir:
-        import shutil
         shutil.rmtree(tmp, ignore_errors=True)
     return report
 
 
-def print_report(report: dict, console=None) -> None:
+def print_report(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
-    console = console or Console()
+    console = Console()
     setups = report['setups']
-    labels = ['A', 'B'][:len(setups)] if len(setups) > 1 else ['config']
+    labels = ['A', 'B'] if len(setups) > 1 else ['config']
     table = Table(title=f"train pipeline, one worker ({report['images']} images x "
                         f"{report['repeats']}, {report['source'].split(' in ')[0]})")
     table.add_column('transform')
     for label in labels:
         table.add_column(f'{label} ms', justify='right')
         table.add_column(f'{label} share', justify='right')
-    n = max(len(s['transforms']) for s in setups)
-    for i in range(n):
-        name = ' / '.join(dict.fromkeys(s['transforms'][i]['transform'] for s in setups
-                                        if i < len(s['transforms'])))
-        cells = []
-        for s in setups:
-            if i < len(s['transforms']):
-                r = s['transforms'][i]
-                cells += [f"{r['ms_per_image']:.2f}", f"{100 * r['share']:.1f}%"]
-            else:
-                cells += ['', '']
-        table.add_row(name, *cells)
-    table.add_row('total ms/image', *sum(([f"{s['ms_per_image']:.2f}", ''] for s in setups),
-                                         []))
-    table.add_row('img/s per worker', *sum(([f"{s['img_per_s_per_worker']:.1f}", '']
-                                            for s in setups), []))
+    for i in range(max(len(s['transforms']) for s in setups)):
+        rows = [s['transforms'][i] if i < len(s['transforms']) else None for s in setups]
+        cells = [(f"{r['ms_per_image']:.2f}", f"{100 * r['share']:.1f}%") if r else ('', '')
+                 for r in rows]
+        table.add_row(' / '.join(dict.fromkeys(r['transform'] for r in rows if r)),
+                      *(c for pair in cells for c in pair))
+
+    def summary(label: str, cell: Callable) -> None:
+        table.add_row(label, *(c for s in setups for c in (cell(s), '')))
+    summary('total ms/image', lambda s: f"{s['ms_per_image']:.2f}")
+    summary('img/s per worker', lambda s: f"{s['img_per_s_per_worker']:.1f}")
     if any('loader' in s for s in setups):
-        table.add_row('DataLoader img/s', *sum(([f"{s['loader']['img_per_s']:.1f} "
-                                                 f"({s['loader']['workers']} w)"
-                                                 if 'loader' in s else '-', '']
-                                                for s in setups), []))
+        summary('DataLoader img/s', lambda s: f"{s['loader']['img_per_s']:.1f} "
+                f"({s['loader']['workers']} w)" if 'loader' in s else '-')
     console.print(table)
     for label, s in zip(labels, setups):
         console.print(f"{label}: {s['config']}  (slowest: {s['slowest']})")
@@ -426,14 +389,11 @@ def main(argv=None) -> int:
                  synthetic=True if args.synthetic else None, keep_dir=args.keep_dir,
                  cfg_options=args.cfg_options)
     workers = int(load_config(args.config).train_dataloader.get('num_workers', 4) or 4)
-    rates = []
     for s in report['setups']:
         rate, source = _needed_rate(args, s['config'])
-        feed = gpu_feed(s['img_per_s_per_worker'], args.cores, args.gpus, workers, rate)
-        feed['source'] = source
-        s['gpu_feed'] = feed
-        rates.append(feed)
-    report['gpu_feed'] = rates[0]
+        s['gpu_feed'] = gpu_feed(s['img_per_s_per_worker'], args.cores, args.gpus, workers,
+                                 rate) | {'source': source}
+    report['gpu_feed'] = report['setups'][0]['gpu_feed']
     print_report(report)
     if args.json:
         import json

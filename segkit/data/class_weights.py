@@ -1,34 +1,20 @@
-"""Class weights from the train split's pixel counts. Behind ``tools/class_weights.py``.
-
-API
-    compute_weights(pixels, method, present_pixels=None, max_weight='default',
-                    unseen_weight=1.0) -> np.ndarray
-    class_weights_for_config(cfg, config_path, method='median', out=None, ...) -> WeightsResult
-    default_output_path(cfg, config_path, method) -> str
-    save_weights(weights, path) -> str   ('written' / 'unchanged' / 'replaced (old kept at X)')
+"""Class weights from the train split's pixel counts; behind ``tools/class_weights.py``.
 
 Methods, with p_c = pixels of class c / all labelled train pixels:
     inverse  w_c = 1 / p_c, scaled so the classes seen in training average 1
     median   w_c = median_k(f_k) / f_c with f_c = pixels of c / labelled pixels of
              the images c appears in (Eigen & Fergus's median-frequency balancing)
     log      w_c = 1 / ln(1.02 + p_c) (ENet); bounded by construction: 1 .. 50.5
-Decisions:
-    * A class with no train pixels is never a target, so its weight never enters
-      the loss: it gets ``unseen_weight`` (1.0, neutral) and is listed as a warning.
-    * Rare classes get huge inverse/median weights (ADE20K's rarest is ~1000x
-      below its commonest), which makes the loss noisy: both are capped at
-      ``max_weight`` (default 10); 'log' is uncapped by default (its own bound).
-    * Ignored pixels (the ignore index, or raw 0 under reduce_zero_label) count
-      nowhere.
+A class with no train pixels never enters the loss: it gets a neutral 1.0
+and a warning. Rare classes get huge inverse/median weights (ADE20K's rarest is
+~1000x below its commonest), a noisy loss: both are capped at ``max_weight``
+(default 10). Ignored pixels (ignore index, raw 0 under reduce_zero_label) count nowhere.
 
-Contract with the configs: the file is a plain JSON list of floats; by default
-it goes to the config's top-level ``class_weight_file`` if set, else
-``data/class_weights/<config stem>-<method>.json``. For mask-classification
-heads (Mask2FormerHead, MaskFormerHead) it has num_classes + 1 entries, the
-"no object" weight last: the config's own (loss_cls.class_weight[-1]) or
-mmseg's 0.1. segkit's train/test tools read such a path into the list (see
-segkit.engine.config.resolve_class_weight_files); for label maps with ignored pixels use
-segkit's ClassWeightedCrossEntropyLoss (mmseg 1.2.2's CE crashes on them).
+The file is a plain JSON list of floats, by default at the config's
+``class_weight_file``, else ``data/class_weights/<config stem>-<method>.json``; for
+Mask2Former/MaskFormer heads it has num_classes + 1 entries, the "no object" weight
+last (the config's own, else mmseg's 0.1). segkit's train/test tools read such a path
+into the list (segkit.engine.config.resolve_class_weight_files).
 """
 from __future__ import annotations
 
@@ -51,48 +37,46 @@ MASK_HEADS = ('Mask2FormerHead', 'MaskFormerHead')
 ENET_C = 1.02
 
 
-def compute_weights(pixels, method: str, present_pixels=None,
-                    max_weight: Union[str, float, None] = 'default',
-                    unseen_weight: float = 1.0) -> np.ndarray:
-    """(num_classes,) weights from per-class pixel counts (see module docstring)."""
+def _cap(method: str, max_weight: Union[str, float, None]) -> Optional[float]:
     if method not in METHODS:
         raise SegkitError(f'unknown method {method!r}: use one of {", ".join(METHODS)}')
+    cap = DEFAULT_MAX_WEIGHT[method] if max_weight == 'default' else max_weight
+    if cap is not None and cap <= 0:
+        raise SegkitError(f'--max-weight must be positive, got {cap}')
+    return cap
+
+
+def compute_weights(pixels, method: str, present_pixels=None,
+                    max_weight: Union[str, float, None] = 'default') -> np.ndarray:
+    """(num_classes,) weights from per-class pixel counts (see module docstring)."""
+    cap = _cap(method, max_weight)
     pixels = np.asarray(pixels, dtype=np.float64)
     seen = pixels > 0
     if not seen.any():
         raise SegkitError('the train split has no labelled pixels: run '
                           'tools/validate_dataset.py CONFIG --split train and fix its masks')
     freq = pixels / pixels.sum()
-    weights = np.full(len(pixels), float(unseen_weight))
+    weights = np.ones(len(pixels))
     if method == 'inverse':
         inv = 1.0 / freq[seen]
         weights[seen] = inv / inv.mean()
     elif method == 'median':
-        present = (np.full(len(pixels), pixels.sum()) if present_pixels is None
-                   else np.asarray(present_pixels, dtype=np.float64))
-        f = pixels[seen] / present[seen]
+        present = pixels.sum() if present_pixels is None else np.asarray(present_pixels)[seen]
+        f = pixels[seen] / present
         weights[seen] = np.median(f) / f
     else:
         weights[seen] = 1.0 / np.log(ENET_C + freq[seen])
-    cap = DEFAULT_MAX_WEIGHT[method] if max_weight == 'default' else max_weight
-    if cap is not None:
-        if cap <= 0:
-            raise SegkitError(f'--max-weight must be positive, got {cap}')
-        weights = np.minimum(weights, cap)
-    return weights
+    return weights if cap is None else np.minimum(weights, cap)
 
 
-def is_mask_classification(cfg) -> bool:
-    head = (cfg.get('model') or {}).get('decode_head') or {}
-    heads = head if isinstance(head, (list, tuple)) else [head]
-    return any(str(h.get('type', '')).split('.')[-1] in MASK_HEADS for h in heads)
-
-
-def no_object_weight(cfg, num_classes: int) -> float:
-    """The config's own "no object" weight if it lists one, else mmseg's 0.1."""
-    head = cfg.model.decode_head
-    head = head[-1] if isinstance(head, (list, tuple)) else head
-    cw = (head.get('loss_cls') or {}).get('class_weight')
+def no_object_weight(cfg, num_classes: int) -> Optional[float]:
+    """For a mask-classification head: the config's own "no object" weight if it
+    lists one, else mmseg's 0.1; None for other heads."""
+    heads = (cfg.get('model') or {}).get('decode_head') or {}
+    heads = heads if isinstance(heads, (list, tuple)) else [heads]
+    if not any(str(h.get('type', '')).split('.')[-1] in MASK_HEADS for h in heads):
+        return None
+    cw = (heads[-1].get('loss_cls') or {}).get('class_weight')
     if isinstance(cw, (list, tuple)) and len(cw) == num_classes + 1:
         return float(cw[-1])
     return NO_OBJECT_WEIGHT
@@ -102,11 +86,6 @@ def default_output_path(cfg, config_path: str, method: str) -> str:
     if cfg.get('class_weight_file'):
         return str(cfg['class_weight_file'])
     return os.path.join('data', 'class_weights', f'{Path(config_path).stem}-{method}.json')
-
-
-def save_weights(weights, path: str) -> str:
-    text = json.dumps([round(float(w), 6) for w in weights]) + '\n'
-    return write_text_keeping_old(path, text)
 
 
 @dataclass
@@ -120,7 +99,7 @@ class WeightsResult:
     max_weight: Optional[float] = None
     unseen: list = field(default_factory=list)  # class names with no train pixels
     capped: list = field(default_factory=list)  # class names at the cap
-    status: str = ''  # save_weights' answer
+    status: str = ''  # write_text_keeping_old's answer
     checked: int = 0  # train pairs counted
 
 
@@ -128,12 +107,11 @@ def class_weights_for_config(cfg, config_path: str, method: str = 'median',
                              out: Optional[str] = None,
                              max_weight: Union[str, float, None] = 'default',
                              workers: Optional[int] = None, sample: Optional[int] = None,
-                             progress: bool = True, allow_errors: bool = False,
-                             save: bool = True) -> WeightsResult:
+                             progress: bool = True,
+                             allow_errors: bool = False) -> WeightsResult:
     """Count the train split (the validator's pass), compute and save the weights."""
     from segkit.data.validate import validate
-    if method not in METHODS:
-        raise SegkitError(f'unknown method {method!r}: use one of {", ".join(METHODS)}')
+    cap = _cap(method, max_weight)
     report = validate(cfg, ['train'], sample=sample, workers=workers, progress=progress)
     if report.errors and not allow_errors:
         first = report.errors[0]
@@ -142,32 +120,28 @@ def class_weights_for_config(cfg, config_path: str, method: str = 'median',
                           'tools/validate_dataset.py CONFIG --split train) or pass '
                           '--allow-errors to count the readable pixels anyway')
     pixels = report.class_pixels('train')
-    weights = compute_weights(pixels, method, report.class_present_pixels('train'),
-                              max_weight)
-    cap = DEFAULT_MAX_WEIGHT[method] if max_weight == 'default' else max_weight
+    weights = compute_weights(pixels, method, report.class_present_pixels('train'), cap)
     names = [str(n) for n in report.class_names]
+    no_object = no_object_weight(cfg, report.num_classes)
     result = WeightsResult(
         method=method, path=out or default_output_path(cfg, config_path, method),
-        weights=[float(w) for w in weights], class_names=names, pixels=pixels,
+        weights=[float(w) for w in weights] + ([] if no_object is None else [no_object]),
+        class_names=names, pixels=pixels, mask_classification=no_object is not None,
         max_weight=cap, unseen=[names[c] for c in np.flatnonzero(pixels == 0)],
-        capped=[names[c] for c in np.flatnonzero((pixels > 0) & (weights >= cap))]
-        if cap is not None else [],
+        capped=[] if cap is None else
+        [names[c] for c in np.flatnonzero((pixels > 0) & (weights >= cap))],
         checked=sum(s.checked for s in report.splits))
-    if is_mask_classification(cfg):
-        result.mask_classification = True
-        result.weights.append(no_object_weight(cfg, report.num_classes))
-    if save:
-        result.status = save_weights(result.weights, result.path)
+    result.status = write_text_keeping_old(
+        result.path, json.dumps([round(w, 6) for w in result.weights]) + '\n')
     return result
 
 
 def config_snippet(result: WeightsResult) -> str:
     """What to paste into a config (file form; the inline list as an alternative)."""
-    path = result.path
     lines = [f'# {result.method} class weights ({len(result.weights)} entries'
              f'{", no-object last" if result.mask_classification else ""}) from '
              f'{result.checked:,} train images',
-             f"class_weight_file = '{path}'"]
+             f"class_weight_file = '{result.path}'"]
     if result.mask_classification:
         lines += ['# (tools/train.py reads the file into the list Mask2Former expects)',
                   'model = dict(decode_head=dict(loss_cls=dict(class_weight=class_weight_file)))']
@@ -181,15 +155,14 @@ def config_snippet(result: WeightsResult) -> str:
     return '\n'.join(lines)
 
 
-def print_result(result: WeightsResult, console=None) -> None:
+def print_result(result: WeightsResult) -> None:
     from rich.console import Console
     from rich.table import Table
-    console = console or Console()
+    console = Console()
     total = float(result.pixels.sum()) or 1.0
     table = Table(title=f'{result.method} class weights')
     for col in ('id', 'class', 'train px', 'weight', ''):
-        table.add_column(col, justify='right' if col in ('id', 'train px', 'weight')
-                         else 'left')
+        table.add_column(col, justify='left' if col in ('class', '') else 'right')
     for c, name in enumerate(result.class_names):
         note = ('unseen' if result.pixels[c] == 0 else
                 'capped' if name in result.capped else '')
@@ -206,8 +179,7 @@ def print_result(result: WeightsResult, console=None) -> None:
         console.print(f'{len(result.capped)} class(es) capped at {result.max_weight:g} '
                       '(--max-weight)')
     print(config_snippet(result))
-    if result.status:
-        print(f'{result.path}: {result.status}')
+    print(f'{result.path}: {result.status}')
 
 
 def main(config: str, method: str = 'median', out: Optional[str] = None,

@@ -19,28 +19,15 @@ def read_label_png(path) -> np.ndarray:
 
 
 def save_label_png(path: str, labels: np.ndarray) -> None:
-    """Write ``labels`` (H x W, values 0..255) as a mode 'L' PNG, atomically.
-
-    'L' rather than a palette PNG: every reader (cv2 too, which expands a
-    palette to colours) gets the indices back.
-    """
+    """Write ``labels`` (H x W, values 0..255) as a mode 'L' PNG, atomically: not a
+    palette PNG, so every reader (cv2 too, which expands palettes) gets the indices."""
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise ValueError(f'label map must be 2-D, got shape {labels.shape}')
-    if labels.dtype != np.uint8:
-        if labels.size and (labels.min() < 0 or labels.max() > 255):
-            raise ValueError(f'label values must fit in 0..255, got {labels.min()}..'
-                             f'{labels.max()}')
-        labels = labels.astype(np.uint8)
-    img = Image.fromarray(labels, mode='L') if _pil_takes_mode() else Image.fromarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() > 255):
+        raise ValueError(f'label values must fit in 0..255, got {labels.min()}..{labels.max()}')
+    img = Image.fromarray(labels.astype(np.uint8))  # uint8 2-D: mode 'L'
     atomic_write(path, lambda tmp: img.save(tmp, format='PNG'))
-
-
-def _pil_takes_mode() -> bool:
-    # Pillow >= 11.3 deprecates fromarray(mode=...); uint8 2-D is 'L' either way
-    import PIL
-    major, minor = (int(x) for x in PIL.__version__.split('.')[:2])
-    return (major, minor) < (11, 3)
 
 
 def sbd_segmentation(src: Union[str, bytes]) -> np.ndarray:

@@ -1,7 +1,8 @@
-"""Process-pool map over chunks with a bounded number of tasks in flight, and
-the progress bar every data tool shows (rich, on stderr)."""
+"""Process-pool map with a bounded number of tasks in flight, and the progress
+bar every data tool shows (rich, on stderr)."""
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -18,32 +19,26 @@ def chunked(items: Sequence, size: int) -> Iterator[list]:
         yield list(items[i:i + size])
 
 
-def parallel_map(fn: Callable, tasks: Iterable, workers: int,
-                 window: int | None = None) -> Iterator:
-    """``fn(task)`` for each task, results in completion order.
+def parallel_map(fn: Callable, tasks: Iterable, workers: int) -> Iterator:
+    """``fn(task)`` for each task, in completion order; ``workers <= 1`` runs inline.
 
-    ``workers <= 1`` runs inline (tests, small samples). Otherwise processes:
-    forked, because the work is numpy/PIL only and a spawned worker would
-    re-import torch through ``segkit`` (seconds each). At most ``window`` tasks
-    are in flight, so a streamed source (a .tgz read in order) is never
-    buffered whole in memory.
+    Forked processes: the work is numpy/PIL only and a spawned worker would
+    re-import torch through ``segkit`` (seconds each). At most 4 tasks per worker
+    are in flight, so a streamed source (a .tgz read in order) is never held whole.
     """
     if workers <= 1:
-        for task in tasks:
-            yield fn(task)
+        yield from map(fn, tasks)
         return
-    window = window or workers * 4
+    tasks = iter(tasks)
     ctx = mp.get_context('fork') if 'fork' in mp.get_all_start_methods() else None
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         pending = set()
         try:
-            for task in tasks:
-                pending.add(pool.submit(fn, task))
-                if len(pending) >= window:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        yield fut.result()
-            while pending:
+            while True:
+                for task in itertools.islice(tasks, workers * 4 - len(pending)):
+                    pending.add(pool.submit(fn, task))
+                if not pending:
+                    return
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     yield fut.result()
@@ -51,14 +46,6 @@ def parallel_map(fn: Callable, tasks: Iterable, workers: int,
             for fut in pending:
                 fut.cancel()
             raise
-
-
-class _NoBar:
-    def advance(self, n: float = 1) -> None:
-        pass
-
-    def update(self, completed: float) -> None:
-        pass
 
 
 class _Bar:
@@ -76,16 +63,12 @@ class _Bar:
 def progress_bar(desc: str, total: float | None, enabled: bool = True,
                  unit: str = 'files'):
     """A rich progress bar on stderr; ``unit='bytes'`` shows sizes (archives)."""
-    if not enabled:
-        yield _NoBar()
-        return
     from rich.console import Console
     from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress,
                                TaskProgressColumn, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
     count = DownloadColumn() if unit == 'bytes' else MofNCompleteColumn()
-    columns = [TextColumn('{task.description}'), BarColumn(), TaskProgressColumn(),
-               count, TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
-        task = progress.add_task(desc, total=total)
-        yield _Bar(progress, task)
+    with Progress(TextColumn('{task.description}'), BarColumn(), TaskProgressColumn(), count,
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                  disable=not enabled) as progress:
+        yield _Bar(progress, progress.add_task(desc, total=total))

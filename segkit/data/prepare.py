@@ -1,41 +1,36 @@
 """From downloaded archives (or their extracted folders) to the layouts the
-dataset configs read. Behind ``tools/prepare_data.py``; see data/README.md.
+dataset configs read; behind ``tools/prepare_data.py`` (see data/README.md).
 
-    prepare_ade20k(src, out='data', allow_partial=False, progress=True) -> PrepareResult
-        ADEChallengeData2016.zip or folder -> out/ADEChallengeData2016/
-        {images,annotations}/{training,validation}; checks 20,210 / 2,000 pairs.
-    prepare_voc_aug(voc, sbd, out='data', allow_partial=False, workers=None,
-                    progress=True) -> PrepareResult
-        VOCtrainval_11-May-2012.tar (or VOCdevkit folder) + SBD benchmark.tgz (or
-        benchmark_RELEASE folder) -> out/VOCdevkit/VOC2012/ with JPEGImages,
-        SegmentationClass, SegmentationClassAug (SBD cls/*.mat as label PNGs;
-        VOC's own masks, as indices, where VOC has one) and
-        ImageSets/Segmentation/{train_aug,val}.txt (10,582 / 1,449 names).
+    ade20k:  ADEChallengeData2016.zip -> out/ADEChallengeData2016/
+    voc-aug: VOCtrainval_11-May-2012.tar + SBD benchmark.tgz -> out/VOCdevkit/VOC2012/
+             with SegmentationClassAug (SBD cls/*.mat as index PNGs; VOC's own mask,
+             as indices, where VOC has one) and ImageSets/Segmentation/train_aug.txt
 
-Both are safe to re-run: finished outputs are skipped, a file already there
-that differs is never overwritten (the run stops and names it), and a list
-that changes keeps its old version as a ``.bak``.
+Safe to re-run: finished outputs are skipped, a file already there that differs
+is never overwritten (the run stops and names it), and a list that changes keeps
+its old version as a ``.bak``.
 """
 from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
 from segkit.errors import SegkitError
-from segkit.data.archives import (archive_kind, copy_selected, iter_members, manifest_done,
-                       write_manifest)
+from segkit.data.archives import copy_selected, iter_members, manifest_done, write_manifest
 from segkit.data.labels import read_label_png, save_label_png, sbd_segmentation
 from segkit.data.parallel import chunked, default_workers, parallel_map, progress_bar
-from segkit.facts import ADE_COUNTS, SBD_COUNTS, TRAIN_AUG_COUNT, VOC_COUNTS
+from segkit.facts import ADE_COUNTS, TRAIN_AUG_COUNT, VOC_COUNTS
 from segkit.io import read_lines, write_text_keeping_old
 
 ADE_DIR = 'ADEChallengeData2016'
-VOC_DIR = os.path.join('VOCdevkit', 'VOC2012')
-SETS = os.path.join('ImageSets', 'Segmentation')
+VOC_DIR = 'VOCdevkit/VOC2012'
+SETS = 'ImageSets/Segmentation'
+AUG = 'SegmentationClassAug'
 
 _ADE_PAIR = re.compile(r'(?:^|/)((images/(?:training|validation)/[^/]+\.jpg)|'
                        r'(annotations/(?:training|validation)/[^/]+\.png))$')
@@ -45,6 +40,8 @@ _VOC_FILE = re.compile(r'(?:^|/)(?:VOC2012/)?((?:JPEGImages/[^/]+\.jpg)|'
                        r'(?:ImageSets/Segmentation/[^/]+\.txt))$')
 _SBD_MAT = re.compile(r'(?:^|/)dataset/cls/([^/]+)\.mat$')
 _SBD_LIST = re.compile(r'(?:^|/)dataset/(train|val)\.txt$')
+_NEXT_CONFIG = {'ade20k': 'configs/mask2former/mask2former_swin-t_3xb4-200e_ade20k-512x512.py',
+                'voc-aug': 'configs/segformer/segformer_mit-b2_3xb6-200e_voc12aug-512x512.py'}
 
 
 @dataclass
@@ -56,12 +53,7 @@ class PrepareResult:
 
 
 def _junk(name: str) -> bool:
-    base = name.rsplit('/', 1)[-1]
-    return '__MACOSX' in name or base.startswith('._') or base.startswith('.')
-
-
-def _same_dir(a: str, b: str) -> bool:
-    return os.path.isdir(a) and os.path.isdir(b) and os.path.samefile(a, b)
+    return '__MACOSX' in name or name.rsplit('/', 1)[-1].startswith('.')
 
 
 def _stems(folder: str, suffix: str) -> set:
@@ -77,26 +69,41 @@ def _need_source(path: str, what: str) -> None:
                           '(see data/README.md for where to get it)')
 
 
+def _find_folder(src: str, subs: tuple, marks: tuple, error: str) -> str:
+    """The first of ``src/sub`` that holds every folder in ``marks``."""
+    for cand in (os.path.join(src, s) for s in subs):
+        if all(os.path.isdir(os.path.join(cand, m)) for m in marks):
+            return os.path.normpath(cand)
+    raise SegkitError(f'{src} has no {error}')
+
+
+def _copy_tree(src: str, out: str, sub: str, find: tuple, select: Callable, steps: tuple,
+               what: str, progress: bool) -> tuple:
+    """Copy ``src`` (a folder found by ``_find_folder(src, *find)``, or an archive,
+    extracted once: manifest) into ``out/sub``; returns the step row, named
+    ``steps[0]`` for a folder, else ``steps[1]``."""
+    dest, name, is_dir = os.path.join(out, sub), os.path.basename(src), os.path.isdir(src)
+    if is_dir:
+        src = name = _find_folder(src, *find)
+        if os.path.isdir(dest) and os.path.samefile(src, dest):
+            return (steps[0], 0, 0, f'{dest} is the source: used in place')
+    elif manifest_done(out, src):
+        return (steps[1], 0, 0, f'{name} already extracted')
+    verb = 'copying' if is_dir else 'extracting'
+    stats = copy_selected(iter_members(src, f'{verb} {os.path.basename(src)}', progress),
+                          select, dest, src)
+    if not is_dir:
+        if not stats.outputs:
+            raise SegkitError(f'{src} holds no {what}')
+        write_manifest(out, src, {f'{sub}/{r}': s for r, s in stats.outputs.items()})
+    return (steps[not is_dir], stats.written, stats.skipped, f'from {name}')
+
+
 # ------------------------------------------------------------------- ADE20K
 
 def _ade_select(name: str) -> Optional[str]:
-    if _junk(name):
-        return None
-    m = _ADE_PAIR.search(name)
-    if m:
-        return m.group(1)
-    m = _ADE_TXT.match(name)
+    m = None if _junk(name) else (_ADE_PAIR.search(name) or _ADE_TXT.match(name))
     return m.group(1) if m else None
-
-
-def _resolve_ade_folder(src: str) -> str:
-    for cand in (src, os.path.join(src, ADE_DIR)):
-        if os.path.isdir(os.path.join(cand, 'images')) and \
-                os.path.isdir(os.path.join(cand, 'annotations')):
-            return cand
-    raise SegkitError(f'{src} has no images/ and annotations/ folders (nor an {ADE_DIR} '
-                      'folder with them): pass ADEChallengeData2016.zip or the folder '
-                      'it extracts to')
 
 
 def check_ade20k(root: str, allow_partial: bool = False) -> dict:
@@ -129,261 +136,154 @@ def check_ade20k(root: str, allow_partial: bool = False) -> dict:
 def prepare_ade20k(src: str, out: str = 'data', allow_partial: bool = False,
                    progress: bool = True) -> PrepareResult:
     _need_source(src, 'ADEChallengeData2016.zip (or its extracted folder)')
-    dest = os.path.join(out, ADE_DIR)
-    result = PrepareResult(root=dest)
-    if os.path.isdir(src):
-        folder = _resolve_ade_folder(src)
-        if _same_dir(folder, dest):
-            result.steps.append(('copy', 0, 0, f'{dest} is the source: checked in place'))
-        else:
-            stats = copy_selected(iter_members(folder, f'copying {ADE_DIR}', progress),
-                                  _ade_select, dest, folder)
-            result.steps.append(('copy', stats.written, stats.skipped, f'from {folder}'))
-    elif manifest_done(out, src):
-        result.steps.append(('extract', 0, 0, f'{os.path.basename(src)} already extracted'))
-    else:
-        if archive_kind(src) is None:
-            raise SegkitError(f'{src} is not a .zip or .tar archive: pass '
-                              'ADEChallengeData2016.zip or the folder it extracts to')
-        stats = copy_selected(iter_members(src, f'extracting {os.path.basename(src)}',
-                                           progress), _ade_select, dest, src)
-        if not stats.outputs:
-            raise SegkitError(f'{src} holds no images/ or annotations/ files: is it '
-                              'ADEChallengeData2016.zip?')
-        write_manifest(out, src, {os.path.join(ADE_DIR, r).replace(os.sep, '/'): s
-                                  for r, s in stats.outputs.items()})
-        result.steps.append(('extract', stats.written, stats.skipped,
-                             f'from {os.path.basename(src)}'))
-    result.counts = {f'{k} pairs': v for k, v in check_ade20k(dest, allow_partial).items()}
+    result = PrepareResult(root=os.path.join(out, ADE_DIR))
+    result.steps.append(_copy_tree(
+        src, out, ADE_DIR,
+        (('', ADE_DIR), ('images', 'annotations'),
+         f'images/ and annotations/ folders (nor an {ADE_DIR} folder with them): pass '
+         'ADEChallengeData2016.zip or the folder it extracts to'),
+        _ade_select, ('copy', 'extract'),
+        'images/ or annotations/ files: is it ADEChallengeData2016.zip?', progress))
+    result.counts = {f'{k} pairs': v
+                     for k, v in check_ade20k(result.root, allow_partial).items()}
     return result
 
 
 # ------------------------------------------------------------ VOC 2012 + SBD
-
-def _resolve_voc_folder(src: str) -> str:
-    for cand in (src, os.path.join(src, 'VOC2012'), os.path.join(src, VOC_DIR)):
-        if os.path.isdir(os.path.join(cand, 'JPEGImages')):
-            return cand
-    raise SegkitError(f'{src} has no JPEGImages folder (nor VOC2012/ or VOCdevkit/VOC2012/ '
-                      'with one): pass VOCtrainval_11-May-2012.tar or its VOCdevkit folder')
-
-
-def _resolve_sbd_folder(src: str) -> str:
-    for cand in (src, os.path.join(src, 'dataset'),
-                 os.path.join(src, 'benchmark_RELEASE', 'dataset')):
-        if os.path.isdir(os.path.join(cand, 'cls')):
-            return cand
-    raise SegkitError(f'{src} has no cls/ folder (nor dataset/cls/ or benchmark_RELEASE/'
-                      'dataset/cls/): pass benchmark.tgz or its benchmark_RELEASE folder')
-
 
 def _voc_select(name: str) -> Optional[str]:
     m = _VOC_FILE.search(name)
     return m.group(1) if m and not _junk(name) else None
 
 
-def _voc_folder_members(folder: str, progress: bool):
-    """The members of VOC2012's sub-folders we use, named as in the archive."""
-    for sub in ('JPEGImages', 'SegmentationClass', SETS):
-        if os.path.isdir(os.path.join(folder, sub)):
-            for m in iter_members(os.path.join(folder, sub), f'copying {sub}', progress):
-                m.name = f"{sub.replace(os.sep, '/')}/{m.name}"
-                yield m
-
-
-def _copy_voc(voc: str, out: str, root: str, progress: bool) -> tuple:
-    if os.path.isdir(voc):
-        folder = _resolve_voc_folder(voc)
-        if _same_dir(folder, root):
-            return ('VOC2012', 0, 0, f'{root} is the source: used in place')
-        stats = copy_selected(_voc_folder_members(folder, progress), _voc_select, root,
-                              folder)
-        return ('VOC2012', stats.written, stats.skipped, f'from {folder}')
-    if manifest_done(out, voc):
-        return ('VOC2012', 0, 0, f'{os.path.basename(voc)} already extracted')
-    stats = copy_selected(iter_members(voc, f'extracting {os.path.basename(voc)}', progress),
-                          _voc_select, root, voc)
-    if not stats.outputs:
-        raise SegkitError(f'{voc} holds no VOC2012/JPEGImages files: is it '
-                          'VOCtrainval_11-May-2012.tar?')
-    write_manifest(out, voc, {os.path.join(VOC_DIR, r).replace(os.sep, '/'): s
-                              for r, s in stats.outputs.items()})
-    return ('VOC2012', stats.written, stats.skipped, f'from {os.path.basename(voc)}')
-
-
-def _voc_mask_chunk(task) -> list:
-    """VOC palette PNGs -> index PNGs in SegmentationClassAug: (name, status, detail)."""
-    src_dir, out_dir, names = task
+def _index_png_chunk(task) -> list:
+    """(out_dir, [(name, VOC palette PNG path or SBD .mat path/bytes)]) -> index PNGs
+    in out_dir: [(name, status, detail)], status written (detail: its size),
+    skipped / conflict (an equal / different file is there) or error."""
+    out_dir, items = task
     done = []
-    for name in names:
+    for name, src in items:
         try:
-            labels = read_label_png(os.path.join(src_dir, name + '.png'))
-            if labels.ndim != 2:
-                done.append((name, 'error', f'mask has shape {labels.shape}, not H x W'))
-                continue
+            is_png = isinstance(src, str) and src.endswith('.png')
+            labels = read_label_png(src) if is_png else sbd_segmentation(src)
             dst = os.path.join(out_dir, name + '.png')
             if os.path.isfile(dst):
                 same = np.array_equal(read_label_png(dst), labels)
                 done.append((name, 'skipped' if same else 'conflict', dst))
             else:
                 save_label_png(dst, labels)
-                done.append((name, 'written', dst))
+                done.append((name, 'written', os.path.getsize(dst)))
         except Exception as err:  # noqa: BLE001 - reported per file
             done.append((name, 'error', f'{type(err).__name__}: {err}'))
     return done
 
 
-def _sbd_chunk(task) -> list:
-    """SBD .mat (path or bytes) -> index PNG: (name, status, size or detail)."""
-    out_dir, items = task
-    done = []
-    for name, src in items:
-        try:
-            dst = os.path.join(out_dir, name + '.png')
-            save_label_png(dst, sbd_segmentation(src))
-            done.append((name, 'written', os.path.getsize(dst)))
-        except Exception as err:  # noqa: BLE001 - reported per file
-            done.append((name, 'error', f'{type(err).__name__}: {err}'))
-    return done
-
-
-def _raise_errors(errors: list, what: str) -> None:
+def _convert(tasks, desc: str, total: Optional[int], workers: int, progress: bool,
+             what: str) -> tuple:
+    """Run ``_index_png_chunk`` over ``tasks``: (status counts, {name: size written},
+    conflicting paths); refuses when any file could not be converted."""
+    counts, written, conflicts, errors = Counter(), {}, [], []
+    with progress_bar(desc, total, progress and total is not None) as bar:
+        for done in parallel_map(_index_png_chunk, tasks, workers):
+            for name, status, detail in done:
+                counts[status] += 1
+                if status == 'written':
+                    written[name] = detail
+                elif status != 'skipped':
+                    (conflicts if status == 'conflict' else errors).append((name, detail))
+            bar.advance(len(done))
     if errors:
-        name, _, detail = errors[0]
+        name, detail = errors[0]
         raise SegkitError(f'{len(errors)} {what} could not be converted (first: {name}: '
                           f'{detail}): the download is corrupt; download it again')
+    return counts, written, [path for _, path in conflicts]
 
 
 def _voc_masks_to_aug(root: str, workers: int, progress: bool) -> tuple:
-    names = sorted(_stems(os.path.join(root, 'SegmentationClass'), '.png'))
     src_dir = os.path.join(root, 'SegmentationClass')
-    out_dir = os.path.join(root, 'SegmentationClassAug')
-    tasks = [(src_dir, out_dir, c) for c in chunked(names, 64)]
-    status = {'written': 0, 'skipped': 0}
-    conflicts, errors = [], []
-    with progress_bar('VOC masks -> SegmentationClassAug', len(names), progress) as bar:
-        for done in parallel_map(_voc_mask_chunk, tasks, workers):
-            for item in done:
-                if item[1] in status:
-                    status[item[1]] += 1
-                elif item[1] == 'conflict':
-                    conflicts.append(item[2])
-                else:
-                    errors.append(item)
-            bar.advance(len(done))
-    _raise_errors(errors, 'VOC SegmentationClass masks')
-    note = 'VOC masks as class indices'
-    warnings = []
-    if conflicts:
-        warnings.append(
-            f'{len(conflicts)} mask(s) already in SegmentationClassAug differ from '
-            f'VOC2012 SegmentationClass (first: {conflicts[0]}); left untouched, so VOC '
-            'does not take precedence there: move SegmentationClassAug away and re-run '
-            'to rebuild it')
-    return set(names), ('VOC masks', status['written'], status['skipped'], note), warnings
+    names = sorted(_stems(src_dir, '.png'))
+    tasks = [(os.path.join(root, AUG), [(n, os.path.join(src_dir, n + '.png')) for n in c])
+             for c in chunked(names, 64)]
+    counts, _, conflicts = _convert(tasks, f'VOC masks -> {AUG}', len(names), workers,
+                                    progress, 'VOC SegmentationClass masks')
+    warnings = [f'{len(conflicts)} mask(s) already in {AUG} differ from VOC2012 '
+                f'SegmentationClass (first: {conflicts[0]}); left untouched, so VOC does not '
+                f'take precedence there: move {AUG} away and re-run to rebuild it'
+                ] if conflicts else []
+    return set(names), ('VOC masks', counts['written'], counts['skipped'],
+                        'VOC masks as class indices'), warnings
 
 
 def _sbd_to_aug(sbd: str, out: str, root: str, voc_names: set, workers: int,
                 progress: bool) -> tuple:
     """Convert SBD masks (VOC names excluded); returns (train, val, step)."""
-    out_dir = os.path.join(root, 'SegmentationClassAug')
-    lists_rel = {s: os.path.join(SETS, f'sbd_{s}.txt') for s in ('train', 'val')}
-    if os.path.isfile(sbd) and manifest_done(out, sbd):
+    out_dir = os.path.join(root, AUG)
+    lists_rel = {s: f'{SETS}/sbd_{s}.txt' for s in ('train', 'val')}
+    if manifest_done(out, sbd):
         lists = {s: read_lines(os.path.join(root, p)) for s, p in lists_rel.items()}
         return lists['train'], lists['val'], ('SBD masks', 0, 0,
                                               f'{os.path.basename(sbd)} already converted')
-    lists: dict = {}
-    skipped, precedence = [], 0
-    outputs = {}
+    lists, skipped, outputs = {}, Counter(), {}
 
     def todo(name: str) -> bool:
-        nonlocal precedence
-        if name in voc_names:
-            precedence += 1  # VOC's own mask is already there
-            return False
+        """Whether to convert: VOC's own mask wins; a converted one is kept."""
         dst = os.path.join(out_dir, name + '.png')
-        if os.path.isfile(dst):
-            skipped.append(name)
+        if name in voc_names:
+            skipped['voc'] += 1
+        elif os.path.isfile(dst):
+            skipped['done'] += 1
             outputs[name] = os.path.getsize(dst)
-            return False
-        return True
+        else:
+            return True
+        return False
 
-    if os.path.isdir(sbd):
-        folder = _resolve_sbd_folder(sbd)
-        for split in ('train', 'val'):
-            path = os.path.join(folder, f'{split}.txt')
-            if not os.path.isfile(path):
-                raise SegkitError(f'{path} does not exist: the SBD folder is incomplete; '
-                                  'extract benchmark.tgz again')
-            lists[split] = read_lines(path)
-        cls_dir = os.path.join(folder, 'cls')
-        mats = sorted(n[:-4] for n in os.listdir(cls_dir) if n.endswith('.mat')
-                      and not n.startswith('.'))
-        items = [(n, os.path.join(cls_dir, n + '.mat')) for n in mats if todo(n)]
-        tasks = [(out_dir, c) for c in chunked(items, 32)]
-        bar_total, source = len(items), folder
-    else:
-        if archive_kind(sbd) is None:
-            raise SegkitError(f'{sbd} is not a .tgz/.tar/.zip archive: pass benchmark.tgz '
-                              'or the benchmark_RELEASE folder it extracts to')
-        bar_total, source = None, os.path.basename(sbd)
+    folder, source, prefix = sbd, os.path.basename(sbd), ''
+    if os.path.isdir(sbd):  # its members named as in the archive
+        folder = source = _find_folder(
+            sbd, ('', 'dataset', 'benchmark_RELEASE/dataset'), ('cls',),
+            'cls/ folder (nor dataset/cls/ or benchmark_RELEASE/dataset/cls/): pass '
+            'benchmark.tgz or its benchmark_RELEASE folder')
+        prefix = 'dataset/'
 
-        def stream():
-            batch = []
-            for m in iter_members(sbd, f'converting {source}', progress):
-                mat = _SBD_MAT.search(m.name)
-                lst = _SBD_LIST.search(m.name)
-                if mat and not _junk(m.name) and todo(mat.group(1)):
-                    with m.open() as f:
-                        batch.append((mat.group(1), f.read()))
-                    if len(batch) == 32:
-                        yield (out_dir, batch)
-                        batch = []
-                elif lst:
-                    with m.open() as f:
-                        lists[lst.group(1)] = [ln.strip() for ln in
-                                               f.read().decode('utf-8').splitlines()
-                                               if ln.strip()]
-            if batch:
-                yield (out_dir, batch)
-        tasks = stream()
+    def tasks():
+        batch = []
+        for m in iter_members(folder, f'converting {os.path.basename(folder)}', progress):
+            name = prefix + m.name
+            mat, lst = _SBD_MAT.search(name), _SBD_LIST.search(name)
+            if mat and not _junk(name) and todo(mat.group(1)):
+                with m.open() as f:
+                    batch.append((mat.group(1), f.read()))
+                if len(batch) == 32:
+                    yield (out_dir, batch)
+                    batch = []
+            elif lst:
+                with m.open() as f:
+                    lists[lst.group(1)] = f.read().decode('utf-8').split()
+        if batch:
+            yield (out_dir, batch)
 
-    written, errors = 0, []
-    # a streamed archive has its own bar (bytes read); a folder counts files
-    with progress_bar('SBD .mat -> SegmentationClassAug', bar_total,
-                      progress and bar_total is not None) as bar:
-        for done in parallel_map(_sbd_chunk, tasks, workers):
-            for name, status, detail in done:
-                if status == 'written':
-                    written += 1
-                    outputs[name] = detail
-                else:
-                    errors.append((name, status, detail))
-            bar.advance(len(done))
-    _raise_errors(errors, 'SBD cls/*.mat files')
-    for split in ('train', 'val'):
+    counts, written, _ = _convert(tasks(), f'SBD .mat -> {AUG}', None, workers, progress,
+                                  'SBD cls/*.mat files')
+    outputs.update(written)
+    for split, rel in lists_rel.items():
         if split not in lists:
-            raise SegkitError(f'{sbd} has no dataset/{split}.txt: is it SBD\'s '
-                              'benchmark.tgz? download it again')
-        write_text_keeping_old(os.path.join(root, lists_rel[split]),
-                               ''.join(n + '\n' for n in lists[split]))
+            raise SegkitError(f"{sbd} has no dataset/{split}.txt: is it SBD's benchmark.tgz "
+                              '(or its extracted folder)? download it again')
+        write_text_keeping_old(os.path.join(root, rel), ''.join(n + '\n' for n in lists[split]))
     if os.path.isfile(sbd):
-        man = {os.path.join(VOC_DIR, 'SegmentationClassAug', n + '.png').replace(os.sep, '/'):
-               s for n, s in outputs.items()}
-        for p in lists_rel.values():
-            man[os.path.join(VOC_DIR, p).replace(os.sep, '/')] = None
+        man = {f'{VOC_DIR}/{AUG}/{n}.png': s for n, s in outputs.items()}
+        man.update({f'{VOC_DIR}/{p}': None for p in lists_rel.values()})
         write_manifest(out, sbd, man)
-    note = f'from {source}; {precedence} name(s) keep VOC\'s mask'
-    return lists['train'], lists['val'], ('SBD masks', written, len(skipped), note)
+    note = f"from {source}; {skipped['voc']} name(s) keep VOC's mask"
+    return lists['train'], lists['val'], ('SBD masks', counts['written'], skipped['done'],
+                                          note)
 
 
 def check_voc_aug(root: str, train_aug: list, val: list, allow_partial: bool) -> dict:
-    for names, img_sub, seg_sub, what in (
-            (train_aug, 'JPEGImages', 'SegmentationClassAug', 'train_aug'),
-            (val, 'JPEGImages', 'SegmentationClass', 'val')):
-        imgs = _stems(os.path.join(root, img_sub), '.jpg')
-        segs = _stems(os.path.join(root, seg_sub), '.png')
-        for have, sub, suffix in ((imgs, img_sub, '.jpg'), (segs, seg_sub, '.png')):
+    for names, seg_sub, what in ((train_aug, AUG, 'train_aug'),
+                                 (val, 'SegmentationClass', 'val')):
+        for sub, suffix in (('JPEGImages', '.jpg'), (seg_sub, '.png')):
+            have = _stems(os.path.join(root, sub), suffix)
             missing = [n for n in names if n not in have]
             if missing:
                 raise SegkitError(
@@ -412,12 +312,16 @@ def prepare_voc_aug(voc: str, sbd: str, out: str = 'data', allow_partial: bool =
     workers = workers or default_workers()
     root = os.path.join(out, VOC_DIR)
     result = PrepareResult(root=root)
-    result.steps.append(_copy_voc(voc, out, root, progress))
-
-    sets = os.path.join(root, SETS)
+    result.steps.append(_copy_tree(
+        voc, out, VOC_DIR,
+        (('', 'VOC2012', VOC_DIR), ('JPEGImages',),
+         'JPEGImages folder (nor VOC2012/ or VOCdevkit/VOC2012/ with one): pass '
+         'VOCtrainval_11-May-2012.tar or its VOCdevkit folder'),
+        _voc_select, ('VOC2012', 'VOC2012'),
+        'VOC2012/JPEGImages files: is it VOCtrainval_11-May-2012.tar?', progress))
     voc_lists = {}
     for split in ('train', 'val'):
-        path = os.path.join(sets, f'{split}.txt')
+        path = os.path.join(root, SETS, f'{split}.txt')
         if not os.path.isfile(path):
             raise SegkitError(f'{path} does not exist: {voc} is not a complete VOC2012 '
                               'trainval download; download VOCtrainval_11-May-2012.tar again')
@@ -434,10 +338,9 @@ def prepare_voc_aug(voc: str, sbd: str, out: str = 'data', allow_partial: bool =
     val = voc_lists['val']
     train_aug = sorted((set(sbd_train) | set(sbd_val) | set(voc_lists['train'])) - set(val))
     result.counts = check_voc_aug(root, train_aug, val, allow_partial)
-    status = write_text_keeping_old(os.path.join(sets, 'train_aug.txt'),
+    status = write_text_keeping_old(os.path.join(root, SETS, 'train_aug.txt'),
                                     ''.join(n + '\n' for n in train_aug))
-    result.steps.append(('train_aug.txt', int(status == 'written' or
-                                              status.startswith('replaced')),
+    result.steps.append(('train_aug.txt', int(status != 'unchanged'),
                          int(status == 'unchanged'), status))
     return result
 
@@ -468,8 +371,5 @@ def main(dataset: str, src: Optional[str] = None, voc: Optional[str] = None,
     else:
         result = prepare_voc_aug(voc, sbd, out, allow_partial, workers)
     print_result(result)
-    config = ('configs/mask2former/mask2former_swin-t_3xb4-200e_ade20k-512x512.py'
-              if dataset == 'ade20k' else
-              'configs/segformer/segformer_mit-b2_3xb6-200e_voc12aug-512x512.py')
-    print(f'next: python tools/validate_dataset.py {config}')
+    print(f'next: python tools/validate_dataset.py {_NEXT_CONFIG[dataset]}')
     return 0
