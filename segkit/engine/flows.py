@@ -55,6 +55,8 @@ def prepare_config(args, mode: str):
         if not any(h.get('type') == needed for h in hooks):
             hooks.append(dict(type=needed))
     cfg.custom_hooks = hooks
+    from segkit.plugins.tensorboard import adopt
+    adopt(cfg)  # one TensorBoard run per work dir (foreign configs too)
     ckpt = (cfg.get('default_hooks') or {}).get('checkpoint')
     if ckpt and ckpt.get('type') == 'CheckpointHook':
         ckpt['type'] = 'SafeCheckpointHook'  # atomic saves, resumable best
@@ -220,8 +222,7 @@ def summarize_train(runner) -> None:
     log(f'work dir:    {work_dir}')
     if best:
         log(f'best:        {best[-1]}')
-    log(f'TensorBoard: {Path(runner.log_dir) / "vis_data"}  '
-        f'(scripts/tensorboard.sh {work_dir})')
+    log(f'TensorBoard: {work_dir / "tensorboard"}  (scripts/tensorboard.sh {work_dir})')
 
 
 # ------------------------------------------------------------------ test
