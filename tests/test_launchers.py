@@ -139,6 +139,9 @@ def test_dry_run_commands():
                  '--master_port=29611', '--nproc_per_node=3'):
         assert flag in argv
     assert argv[-5:] == [cfg, '--launcher', 'pytorch', '--amp', 'bf16']
+    # one GPU on one node: a plain process, no torchrun / DDP
+    one = shlex.split(_sh(ROOT / 'tools/dist_train.sh', cfg, 1, env=dict(DRY_RUN='1')).stdout)
+    assert one[1:] == [str(ROOT / 'tools/train.py'), cfg] and 'python' in one[0]
     # a free port is chosen when PORT is unset
     free = shlex.split(_sh(ROOT / 'tools/dist_train.sh', cfg, 2, env=dict(DRY_RUN='1')).stdout)
     assert any(re.fullmatch(r'--master_port=\d+', a) for a in free)
