@@ -145,11 +145,11 @@ def guard_fresh_run(work_dir: str) -> None:
 
 
 def build_runner(cfg):
-    from mmengine.runner import Runner
+    from segkit.plugins.runner import PlainRunner  # quiet console
     if 'runner_type' in cfg:
         from mmseg.registry import RUNNERS
         return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+    return PlainRunner.from_cfg(cfg)
 
 
 # ------------------------------------------------------------------ train
@@ -180,6 +180,9 @@ def train(args) -> int:
         preflight(cfg, mode='train', launcher=args.launcher)
     runner = build_runner(cfg)
     if runner.rank == 0:
+        from segkit.engine.console import header
+        for line in header(runner, args.config, world):
+            log(line)
         from segkit.engine.run_record import write_run_record
         write_run_record(runner.log_dir, cfg, extra={'mode': 'train',
                                                       'resumed_from': load_from})
