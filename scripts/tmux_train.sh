@@ -34,6 +34,9 @@ if [[ ${1:-} == __window ]]; then
     out=$(tail -c +"$((start + 1))" "$LOG")
     reason=$(grep -E '^error: ' <<<"$out" | tail -n 1 || true)
     [[ -n $reason ]] || reason=$(grep -E '^[A-Za-z_.]*(Error|Exception|Interrupt)\b' <<<"$out" | tail -n 1 || true)
+    if [[ -z $reason && $rc -gt 128 ]]; then
+      reason="killed by SIG$(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128))) (out of memory? someone's kill?)"
+    fi
     [[ -n $reason ]] || reason="exit code $rc"
     printf '[tmux_train] training stopped (exit %s): %s\nresume with: %s\n' \
       "$rc" "${reason#error: }" "$HINT" | tee -a "$LOG"

@@ -656,9 +656,10 @@ def _overrides(cfg, info: Conversion, train_cfg: dict, loader: dict, ckpt: dict,
     if 'save_begin' in ckpt:
         ck['save_begin'] = math.ceil(Fraction(ckpt['save_begin']) * k / length)
     backends = list(_plain((cfg.get('visualizer') or {}).get('vis_backends') or []))
-    for want in ('LocalVisBackend', 'TensorboardVisBackend'):
-        if want not in [b.get('type') for b in backends]:
-            backends.append(dict(type=want))
+    # TensorBoard is segkit's TensorboardHook (one run per work dir), not a backend
+    backends = [b for b in backends if b.get('type') != 'TensorboardVisBackend']
+    if 'LocalVisBackend' not in [b.get('type') for b in backends]:
+        backends.append(dict(type='LocalVisBackend'))
     return dict(train_cfg=tc, train_dataloader=dict(batch_size=_Ref('samples_per_gpu'),
                                                     sampler=samp),
                 checkpoint=ck, vis_backends=backends)

@@ -164,7 +164,7 @@ class TensorboardHook(Hook):
             if metrics and key in metrics:
                 self.writer.add_scalar(f'val/{key}', float(metrics[key]), step)
         for k, img in enumerate(self._images):
-            self.writer.add_image(f'val_images/{k}', img, step, dataformats='HWC')
+            self.writer._get_file_writer().add_summary(image_summary(f'val_images/{k}', img), step)
         self._images = []
         self.writer.flush()
 
@@ -211,31 +211,49 @@ class TensorboardHook(Hook):
                 'Multiline', [f'^{re.escape("val_IoU/" + c)}$' for c in weakest]]
         self.writer._get_file_writer().add_summary(custom_scalars(layout), step)
 
-def panel(sample, palette, max_height: int = 192) -> np.ndarray:
+def panel(sample, palette, max_height: int = 160) -> np.ndarray:
     """image | ground truth | prediction (RGB, HWC uint8), masks blended on the image
-    in the dataset palette; shrunk to ``max_height`` so event files stay small."""
+    in the dataset palette, at most ``max_height`` pixels high (cheap to draw and to
+    store: everything is shrunk first, the JPEG decoded at reduced size)."""
     import cv2
-    import mmcv
-    img = mmcv.imread(sample.img_path, channel_order='rgb')
     pred = sample.pred_sem_seg.data.squeeze(0).cpu().numpy()
     gt = sample.gt_sem_seg.data.squeeze(0).cpu().numpy() if 'gt_sem_seg' in sample else None
     h, w = pred.shape
-    if img.shape[:2] != (h, w):
-        img = cv2.resize(img, (w, h))
+    scale = min(1.0, max_height / h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    reduce = next((f for f in (8, 4, 2) if h / f >= size[1]), 1)
+    flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
+            4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
+    img = cv2.imread(sample.img_path, flag)
+    img = np.zeros((size[1], size[0], 3), np.uint8) if img is None else \
+        cv2.resize(img, size, interpolation=cv2.INTER_AREA)[..., ::-1]
+    ys = (np.arange(size[1]) * h // size[1])[:, None]
+    xs = (np.arange(size[0]) * w // size[0])[None, :]
     n = int(max(pred.max(), 0 if gt is None else gt[gt < 255].max(initial=0))) + 1
-    pal = np.asarray(palette if palette is not None and len(palette) >= n else
-                     np.random.RandomState(42).randint(0, 255, (max(n, 256), 3)), np.uint8)
+    if palette is None or len(palette) < n:
+        palette = np.random.RandomState(42).randint(0, 255, (max(n, 256), 3))
+    pal = np.asarray(palette, np.uint8)
 
     def overlay(mask):
-        out = img.copy()
-        valid = mask < len(pal)
-        out[valid] = (0.4 * img[valid] + 0.6 * pal[mask[valid]]).astype(np.uint8)
+        mask = mask[ys, xs]
+        out = cv2.addWeighted(np.ascontiguousarray(img), 0.4,
+                              pal[np.minimum(mask, len(pal) - 1)], 0.6, 0)
+        ignored = mask >= len(pal)
+        out[ignored] = img[ignored]
         return out
 
-    parts = [img, overlay(gt) if gt is not None else np.zeros_like(img), overlay(pred)]
-    sep = np.full((h, max(2, w // 64), 3), 255, np.uint8)
-    row = np.concatenate([parts[0], sep, parts[1], sep, parts[2]], axis=1)
-    if h > max_height:
-        row = cv2.resize(row, (row.shape[1] * max_height // h, max_height),
-                         interpolation=cv2.INTER_AREA)
-    return row
+    sep = np.full((size[1], max(2, size[0] // 64), 3), 255, np.uint8)
+    return np.concatenate([img, sep, overlay(gt) if gt is not None else np.zeros_like(img),
+                           sep, overlay(pred)], axis=1)
+
+
+def image_summary(tag: str, rgb: np.ndarray):
+    """A TensorBoard image summary, PNG-encoded by OpenCV at low compression (PIL's
+    encoder, which torch's add_image uses, costs several times more)."""
+    import cv2
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    ok, png = cv2.imencode('.png', np.ascontiguousarray(rgb[..., ::-1]),
+                           [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    return Summary(value=[Summary.Value(tag=tag, image=Summary.Image(
+        height=rgb.shape[0], width=rgb.shape[1], colorspace=3,
+        encoded_image_string=png.tobytes()))])
