@@ -58,7 +58,7 @@ def test_killed_and_resumed_run_reads_as_one_run(demo_data, tmp_path):
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
     killed_steps = {e.step for e in EventFileLoader(str(files[0])).Load()
                     for v in e.summary.value if v.tag == 'train/loss'}
-    assert killed_steps == set(range(1, 8))  # the killed run got to iteration 7
+    assert set(range(1, 7)) <= killed_steps  # the killed run logged past its checkpoint
     acc = _accumulate(work / 'tensorboard')
     tags = acc.Tags()
     for tag in tags['scalars']:

@@ -93,7 +93,9 @@ class TensorboardHook(Hook):
     # ------------------------------------------------------------ train points
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        if self.writer is None or not self.every_n_train_iters(runner, self.interval):
+        # every `interval` iterations and at the end of each epoch (as mmengine's LoggerHook)
+        if self.writer is None or not (self.every_n_train_iters(runner, self.interval) or
+                                       self.end_of_epoch(runner.train_dataloader, batch_idx)):
             return
         step = runner.iter + 1
         hub, n = runner.message_hub, self.interval
@@ -118,6 +120,7 @@ class TensorboardHook(Hook):
         scalars['progress/epoch'] = step / max(1, len(runner.train_dataloader))
         for tag, value in scalars.items():
             self.writer.add_scalar(tag, float(value), step)
+        self.writer.flush()  # every logged point on disk: a crash loses none of them
 
     def _param_group_names(self, runner) -> list:
         """Per optimizer param group: the top-level module most of its params are in."""
