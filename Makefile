@@ -33,7 +33,7 @@ test-fast: install-dev ## the tests without the slow end-to-end ones
 doctor: install ## check this machine's stack (GPU, nvcc, mmcv ops, ...)
 	@$(PY) tools/doctor.py
 
-tensorboard: install ## TensorBoard on work_dirs/ (PORT=6006)
+tensorboard: install ## TensorBoard on work_dirs/: one run per experiment (PORT=6006)
 	@bash scripts/tensorboard.sh work_dirs $(PORT)
 
 clean: ## remove caches (keeps data/, checkpoints/, work_dirs/)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# TensorBoard on a run's (or all runs') logs.
+# TensorBoard on a work dir (its one run, <work_dir>/tensorboard) or on all of work_dirs/
+# (one run per experiment, overlaid).
 #   scripts/tensorboard.sh [LOGDIR=work_dirs] [PORT=6006, or a free one if taken]
 # Env: TB_HOST=127.0.0.1 (listen address; 0.0.0.0 to serve the network).
 # On a remote server: ssh -L PORT:localhost:PORT server, then open http://localhost:PORT

@@ -70,7 +70,7 @@ def run_demo(model: str = 'segformer', epochs: int | None = None,
     if not best:
         raise SegkitError(f'no best_mIoU checkpoint in {work_dir}: training did not '
                           'validate (see the log above)')
-    logs = sorted(work_dir.glob('*/vis_data'))  # training's; the test below adds its own
+    logs = work_dir / 'tensorboard'  # the run's one TensorBoard run (train + resumes)
     metrics_json = work_dir / 'demo_test_metrics.json'
     _run([python, 'tools/test.py', config, best[-1], '--work-dir', work_dir,
           '--metrics-json', metrics_json, '--cfg-options', opts[2]], root)
@@ -82,8 +82,8 @@ def run_demo(model: str = 'segformer', epochs: int | None = None,
     print(f'[demo] work dir:         {work_dir}')
     print(f'[demo] best checkpoint:  {best[-1]}')
     print(f'[demo] metrics JSON:     {metrics_json}')
-    if logs:
-        print(f'[demo] TensorBoard logs: {logs[-1]}')
+    if logs.is_dir():
+        print(f'[demo] TensorBoard logs: {logs}')
     print(f'[demo] open TensorBoard: scripts/tensorboard.sh {work_dir}   '
           '(then http://localhost:6006)')
     print(f'[demo] read the run:     python tools/analyze_run.py {work_dir}')

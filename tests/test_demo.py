@@ -105,8 +105,8 @@ def test_make_demo_flow(tmp_path, capsys):
         acc = EventAccumulator(str(ev))
         acc.Reload()
         tags |= set(acc.Tags()['scalars'])
-    assert {'loss', 'lr', 'mIoU'} <= tags
-    assert {f'IoU_per_class/{c}' for c in ('background', 'disk')} <= tags
+    assert {'train/loss', 'train/lr', 'val/mIoU'} <= tags
+    assert {f'val_IoU/{c}' for c in ('background', 'disk')} <= tags
     # the run's JSON log holds the per-class values of every validation
     lines = [json.loads(x) for x in next(work.glob('*/vis_data/2*.json')).read_text().split('\n')
              if x.strip()]

@@ -258,7 +258,7 @@ def test_port_in_use(tmp_path):
         s.bind(('', 0))
         s.listen(1)
         port = s.getsockname()[1]
-        proc = subprocess.run([str(ROOT / 'tools/dist_train.sh'), DEMO_CONFIG, '1'], cwd=ROOT,
+        proc = subprocess.run([str(ROOT / 'tools/dist_train.sh'), DEMO_CONFIG, '2'], cwd=ROOT,
                               env=dict(os.environ, PORT=str(port)), capture_output=True,
                               text=True, timeout=120)
     assert proc.returncode == 2

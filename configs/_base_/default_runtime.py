@@ -13,7 +13,9 @@ env_cfg = dict(
     # rank waits on the others before giving up (torch's default: 30 min)
     dist_cfg=dict(backend='nccl', timeout=600),
 )
-vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
+# text/JSON logs in <timestamp>/vis_data; TensorBoard is TensorboardHook's (below): one
+# run per work dir in <work_dir>/tensorboard, stepped by iteration, resumed in place
+vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(by_epoch=True)  # mmseg: by_epoch=False (iteration runs)
 default_hooks = dict(
@@ -29,6 +31,8 @@ default_hooks = dict(
     visualization=dict(type='SegVisualizationHook'))
 custom_hooks = [
     dict(type='PerClassMetricsHook'),  # per-class IoU / Acc -> TensorBoard, JSON log
+    # train/ val/ val_IoU/ perf/ tags, a layout, num_images val predictions (0: off)
+    dict(type='TensorboardHook', num_images=4),
     dict(type='NonFiniteLossHook'),  # stop at a NaN/Inf loss, before saving it
     dict(type='ScheduleFollowsConfigHook'),  # resume with a longer schedule: follow it
 ]

@@ -547,10 +547,12 @@ def _render(cfg, info: Conversion, train_cfg: dict, loader: dict, ckpt: dict,
               **({'rule': rule} if rule else {}))
     if 'save_begin' in ckpt:
         ck['save_begin'] = math.ceil(Fraction(ckpt['save_begin']) * k / L)
-    backends = list(_plain((cfg.get('visualizer') or {}).get('vis_backends') or []))
+    # TensorBoard is segkit's TensorboardHook (one run per work dir), not a backend
+    backends = [b for b in _plain((cfg.get('visualizer') or {}).get('vis_backends') or [])
+                if b.get('type') != 'TensorboardVisBackend']
+    backends += [dict(type='LocalVisBackend')] * ('LocalVisBackend' not in
+                                                 [x.get('type') for x in backends])
     auto = cfg.get('auto_scale_lr') or {}
-    backends += [dict(type=want) for want in ('LocalVisBackend', 'TensorboardVisBackend')
-                 if want not in [x.get('type') for x in backends]]
     derived = [f'train_cfg = {_fmt(tc)}',
                f'train_dataloader = dict(batch_size=samples_per_gpu, sampler={_fmt(samp)})']
     if info.lr is not None:

@@ -61,7 +61,5 @@ def epoch_invariant_errors(cfg) -> list[str]:
         errors.append('default_hooks.logger.log_metric_by_epoch must be True')
     if (cfg.get('log_processor') or {}).get('by_epoch') is not True:
         errors.append('log_processor.by_epoch must be True')
-    backends = [b.get('type') for b in (cfg.get('visualizer') or {}).get('vis_backends', [])]
-    if 'TensorboardVisBackend' not in backends:
-        errors.append(f'visualizer.vis_backends {backends} has no TensorboardVisBackend')
+    # TensorBoard: segkit's TensorboardHook (tools/train.py adds it to every config)
     return errors

@@ -57,6 +57,8 @@ def prepare_config(args):
         if not any(h.get('type') == needed for h in hooks):
             hooks.append(dict(type=needed))
     cfg.custom_hooks = hooks
+    from segkit.plugins.tensorboard import adopt
+    adopt(cfg)  # one TensorBoard run per work dir (foreign configs too)
     ckpt = (cfg.get('default_hooks') or {}).get('checkpoint')
     if ckpt and ckpt.get('type') == 'CheckpointHook':
         ckpt['type'] = 'SafeCheckpointHook'  # atomic saves, resumable best
@@ -141,11 +143,11 @@ def guard_fresh_run(work_dir: str) -> None:
 
 
 def build_runner(cfg):
-    from mmengine.runner import Runner
+    from segkit.plugins.runner import PlainRunner  # quiet console
     if 'runner_type' in cfg:
         from mmseg.registry import RUNNERS
         return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+    return PlainRunner.from_cfg(cfg)
 
 
 # ------------------------------------------------------------------ train
@@ -175,6 +177,9 @@ def train(args) -> int:
         preflight(cfg, mode='train', launcher=args.launcher)
     runner = build_runner(cfg)
     if runner.rank == 0:
+        from segkit.engine.console import header
+        for line in header(runner, args.config, world):
+            log(line)
         from segkit.engine.run_record import write_run_record
         write_run_record(runner.log_dir, cfg, extra={'mode': 'train',
                                                       'resumed_from': load_from})
@@ -217,8 +222,7 @@ def summarize_train(runner) -> None:
     log(f'work dir:    {work_dir}')
     if best:
         log(f'best:        {best[-1]}')
-    log(f'TensorBoard: {Path(runner.log_dir) / "vis_data"}  '
-        f'(scripts/tensorboard.sh {work_dir})')
+    log(f'TensorBoard: {work_dir / "tensorboard"}  (scripts/tensorboard.sh {work_dir})')
 
 
 # ------------------------------------------------------------------ test

@@ -3,6 +3,7 @@ registries on import: configs need one ``custom_imports`` entry, ``'segkit.plugi
 
 hooks/        SafeCheckpointHook, NonFiniteLossHook, ScheduleFollowsConfigHook
 per_class     PerClassIoUMetric + PerClassMetricsHook (per-class IoU to TensorBoard)
+tensorboard   TensorboardHook (one run per work dir, grouped tags, layout, images)
 models/       losses, MobileNetV3OS32, fp32 deformable attention under AMP
 transforms    faster data transforms
 optim         SegkitAmpOptimWrapper (AMP on CPU and GPU, overflow-aware)
@@ -11,4 +12,5 @@ and mmdet's models (Mask2Former's head, pixel decoder and losses live in mmdet).
 """
 import mmdet.models  # noqa: F401
 
-from segkit.plugins import hooks, models, optim, per_class, runner, transforms  # noqa: F401
+from segkit.plugins import (hooks, models, optim, per_class, runner, tensorboard,  # noqa: F401
+                            transforms)

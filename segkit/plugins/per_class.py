@@ -19,6 +19,9 @@ INFO_KEY = 'segkit_per_class'
 
 @METRICS.register_module()
 class PerClassIoUMetric(IoUMetric):
+    # keys stay 'mIoU', ... (save_best='mIoU'); '' also silences mmengine's
+    # "The prefix is not set" warning
+    default_prefix = ''
 
     def process(self, data_batch, data_samples) -> None:
         before = len(self.results)
@@ -62,9 +65,10 @@ class PerClassIoUMetric(IoUMetric):
 
 @HOOKS.register_module()
 class PerClassMetricsHook(Hook):
-    """Writes ``IoU_per_class/<class>`` and ``Acc_per_class/<class>`` scalars (one
-    TensorBoard group each, so the scalar page stays readable) and the same values
-    as one line of ``vis_data/<timestamp>.json``. Needs :class:`PerClassIoUMetric`.
+    """Writes ``IoU_per_class/<class>`` and ``Acc_per_class/<class>`` as one line of
+    ``vis_data/<timestamp>.json`` (step = epoch, read by ``tools/analyze_run.py``) and,
+    through :class:`~segkit.plugins.tensorboard.TensorboardHook`, ``val_IoU/<class>``
+    and ``val_Acc/<class>`` at the validation's iteration. Needs :class:`PerClassIoUMetric`.
     """
     priority = 'BELOW_NORMAL'  # after LoggerHook has written the summary line
 
@@ -84,4 +88,8 @@ class PerClassMetricsHook(Hook):
         step = runner.epoch if by_epoch else runner.iter
         runner.visualizer.add_scalars(scalars, step=step,
                                       file_path=f'{runner.timestamp}.json')
+        from segkit.plugins import tensorboard
+        board = tensorboard.find(runner)
+        if board is not None:
+            board.write_per_class(runner, info)
         hub.update_info(INFO_KEY, None)

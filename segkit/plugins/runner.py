@@ -12,8 +12,21 @@ from segkit.engine.fast_paths import (RUNNER, FastPaths, apply_model_fast_paths,
                                       set_backend_flags, set_fused_optimizer)
 
 
+class QuietConsole:
+    """The config / environment / paramwise dumps to the log file, not the console."""
+
+    def build_logger(self, *args, **kwargs):
+        from segkit.engine.console import quiet_console
+        return quiet_console(super().build_logger(*args, **kwargs))
+
+
+@RUNNERS.register_module()
+class PlainRunner(QuietConsole, Runner):
+    """mmengine's Runner with a quiet console (configs without a runner_type)."""
+
+
 @RUNNERS.register_module(name=RUNNER, force=True)
-class SegkitRunner(Runner):
+class SegkitRunner(QuietConsole, Runner):
     """mmengine's Runner plus ``cfg.fast_paths``: fused optimizer and backend flags
     resolved for the device, model switches applied before DDP wraps the model."""
 
