@@ -231,3 +231,20 @@ def test_gpu_focal_loss_kernel_and_pytorch_path_agree(monkeypatch):
     out_p, (grad_p,) = _grads(lambda p: loss(p, label).reshape(1), pred)
     torch.testing.assert_close(out_p, out_k, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(grad_p, grad_k, rtol=1e-3, atol=1e-6)
+
+
+# ------------------------------------------------------------------ doctor
+
+
+def test_doctor_shows_the_path_per_op():
+    from segkit import doctor
+    cpu = doctor.Facts(op_paths=ops_routing.paths('cpu'))
+    rows = {r.name: r for r in doctor.op_path_rows(cpu)}
+    assert set(rows) == {'op msda on cpu', 'op sigmoid_focal_loss on cpu'}
+    assert all(r.status == doctor.PASS and 'PyTorch path' in r.detail for r in rows.values())
+    # a GPU whose mmcv has no CUDA kernels: the same decisions, on cuda:0
+    gpu = doctor.Facts(op_paths=[ops_routing.Decision(x.op, 'cuda:0', x.path, x.reason)
+                                 for x in cpu.op_paths])
+    rows = doctor.op_path_rows(gpu)
+    assert [r.status for r in rows] == [doctor.WARN, doctor.WARN]
+    assert 'MMCV_REBUILD=1 make install' in rows[0].fix and 'slower' in rows[0].detail
