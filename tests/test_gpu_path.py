@@ -248,3 +248,19 @@ def test_doctor_shows_the_path_per_op():
     rows = doctor.op_path_rows(gpu)
     assert [r.status for r in rows] == [doctor.WARN, doctor.WARN]
     assert 'MMCV_REBUILD=1 make install' in rows[0].fix and 'slower' in rows[0].detail
+
+
+def test_benchmark_inference_autocasts_as_the_val_loop_does():
+    """_amp recipes train in bf16 but mmengine's ValLoop runs fp32 unless val_cfg.fp16;
+    the benchmark measures inference the same way, and never autocasts on CPU (bf16
+    autocast there cost 1.3-1.45x fp32's CPU time for SegFormer-B2)."""
+    from mmengine.config import Config
+
+    from segkit.bench.train_bench import inference_amp
+    cfg = Config(dict(val_cfg=dict(type='ValLoop')))
+    assert inference_amp(cfg, 'bf16', 'cpu') is None
+    assert inference_amp(cfg, 'bf16', 'cuda') is None
+    cfg = Config(dict(val_cfg=dict(type='ValLoop', fp16=True)))
+    assert inference_amp(cfg, 'bf16', 'cuda:0') == 'bf16'
+    assert inference_amp(cfg, 'bf16', 'cpu') is None
+    assert inference_amp(cfg, None, 'cuda') is None

@@ -1,15 +1,16 @@
 """make wheelhouse, then an offline make install into a fresh virtualenv.
 
-The fresh env plays a GPU machine that already has torch, numpy and opencv: a .pth
-gives it those (and torch's own needs) from this test env's site-packages, so the
-wheelhouse leaves them out and only segkit's stack comes from it. The install runs
+The fresh env plays the GPU machine: a .pth gives it what that machine already has
+(scripts/gpu_check.have: torch, numpy, opencv, scipy, ...) from this test env's
+site-packages, so the wheelhouse leaves those out (EXCLUDE) and only segkit's own
+stack (mmengine, mmseg, mmdet, mmcv, ...) comes from it. The install runs
 with the index unreachable (PIP_INDEX_URL=http://127.0.0.1:9/, and install.sh passes
 --no-index). Building the wheelhouse needs the package index (like make install).
 """
 import os
+import re
 import subprocess
 import sys
-import sysconfig
 import venv
 from pathlib import Path
 
@@ -17,11 +18,25 @@ import pytest
 
 from conftest import ROOT
 
-HAVE = ('torch', 'torchgen', 'functorch', 'numpy', 'numpy.libs', 'cv2', 'opencv_python.libs',
-        'typing_extensions.py', 'filelock', 'sympy', 'mpmath', 'networkx', 'jinja2',
-        'markupsafe', 'fsspec')
-HAVE_DIST = ('torch-', 'numpy-', 'opencv_python-', 'typing_extensions-', 'filelock-',
-             'sympy-', 'mpmath-', 'networkx-', 'jinja2-', 'markupsafe-', 'fsspec-')
+# what the GPU machine already has (scripts/gpu_check.have), plus torch's own needs
+HAVE_FILE = ROOT / 'scripts' / 'gpu_check.have'
+TORCH_NEEDS = ('filelock', 'sympy', 'mpmath', 'networkx', 'jinja2', 'fsspec', 'opencv-python')
+
+
+def _norm(name):
+    return re.sub(r'[-_.]+', '-', name).lower()
+
+
+def link_have(have: Path, names: set) -> None:
+    """Symlink every top-level file/folder of this env's distributions in ``names``."""
+    from importlib import metadata
+    for dist in metadata.distributions():
+        if _norm(dist.metadata['Name']) not in names:
+            continue
+        for top in {Path(str(f)).parts[0] for f in dist.files or ()}:
+            src = Path(dist.locate_file(top))
+            if src.exists() and not top.startswith('..') and not (have / top).exists():
+                (have / top).symlink_to(src)
 
 
 def _run(cmd, env, timeout=1200):
@@ -34,12 +49,14 @@ def _run(cmd, env, timeout=1200):
 @pytest.mark.slow
 def test_wheelhouse_then_offline_install(tmp_path):
     shared_wheels = ROOT.parent / 'shared' / 'wheels'
-    site = Path(sysconfig.get_paths()['purelib'])
     base = dict(os.environ)
     for key in ('VIRTUAL_ENV', 'CONDA_PREFIX', 'PYTHON', 'PYTHONPATH', 'SEGKIT_WHEELS'):
         base.pop(key, None)
     house = tmp_path / 'house'
-    env = dict(base, WHEELHOUSE=str(house), EXCLUDE='numpy opencv', PYTHON=sys.executable)
+    have_names = [n for line in HAVE_FILE.read_text().splitlines()
+                  if not line.startswith('#') for n in line.split()]
+    env = dict(base, WHEELHOUSE=str(house), EXCLUDE=' '.join(have_names),
+               PYTHON=sys.executable)
     if shared_wheels.is_dir():  # CI's prebuilt mmcv for this Python and torch
         env['SEGKIT_WHEELS'] = str(shared_wheels)
     out = _run(['bash', 'scripts/wheelhouse.sh'], env)
@@ -49,7 +66,7 @@ def test_wheelhouse_then_offline_install(tmp_path):
     names = [line.split('==')[0] for line in lock.splitlines() if '==' in line]
     for pkg in ('mmengine', 'mmsegmentation', 'mmdet', 'setuptools', 'addict'):
         assert pkg in names
-    for pkg in ('torch', 'numpy', 'opencv-python', 'opencv-python-headless'):
+    for pkg in ('torch', 'numpy', 'opencv-python', 'opencv-python-headless', 'scipy'):
         assert pkg not in names
     assert not [f for f in files if f.lower().startswith(('torch-', 'numpy-', 'opencv'))]
     assert any(f.startswith('mmcv-2.1.0') for f in files)
@@ -57,9 +74,7 @@ def test_wheelhouse_then_offline_install(tmp_path):
     # a fresh env that already has torch, numpy, opencv (linked, not copied)
     have = tmp_path / 'have'
     have.mkdir()
-    for entry in site.iterdir():
-        if entry.name in HAVE or entry.name.startswith(HAVE_DIST):
-            (have / entry.name).symlink_to(entry)
+    link_have(have, {_norm(n) for n in have_names + list(TORCH_NEEDS)})
     env_dir = tmp_path / 'env'
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / 'bin' / 'python'
