@@ -215,6 +215,9 @@ else
     LOG=$ENV_DIR/segkit-mmcv-build.log
     start=$SECONDS
     ( export MMCV_WITH_OPS=1 MAX_JOBS=$jobs
+      # mmcv's setup.py compiles CUDA kernels whenever torch sees a GPU: hide the GPUs
+      # from the CPU-ops build (else tens of minutes, or a failure without nvcc)
+      [[ $WITH_CUDA == 1 ]] || export CUDA_VISIBLE_DEVICES="" FORCE_CUDA=0
       exec "${PIP[@]}" wheel -v --no-deps --no-build-isolation "$SRC/mmcv-$MMCV_VERSION" -w "$SRC/dist"
     ) >"$LOG" 2>&1 &
     pid=$!

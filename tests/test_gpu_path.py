@@ -187,20 +187,32 @@ def test_focal_pytorch_path_matches_kernel_arithmetic(alpha, class_weight, class
 # ------------------------------------------------------------------ GPU
 
 
-@pytest.mark.gpu
-def test_gpu_msda_kernel_and_pytorch_path_agree(monkeypatch):
-    d = ops_routing.decide('msda', 'cuda')
-    if d.path != KERNEL:
-        pytest.skip(f'mmcv has no CUDA kernel here ({d.reason}); the routed path ran')
-    value, shapes, start, loc, weights = ops_check.msda_inputs('cuda', seed=5)
+def _msda_on(device, seed=5):
+    value, shapes, start, loc, weights = ops_check.msda_inputs(device, seed=seed)
+    loc = loc * 1.4 - 0.2
     fn = amp_safe.Fp32MultiScaleDeformableAttnFunction.apply
-    out_k, grads_k = _grads(lambda v, lc, w: fn(v, shapes, start, lc, w, 64),
-                            value, loc, weights)
+    out, grads = _grads(lambda v, lc, w: fn(v, shapes, start, lc, w, 64), value, loc, weights)
+    return out.cpu(), [g.cpu() for g in grads]
+
+
+@pytest.mark.gpu
+def test_gpu_msda_routed_matches_cpu_and_kernel_matches_pytorch_path(monkeypatch):
+    """Whatever path CUDA takes here (kernel, or PyTorch without kernels) agrees with
+    the CPU PyTorch path; where the kernel exists, it agrees with the forced PyTorch
+    path on CUDA too. Without the kernel, one warning was logged."""
+    d = ops_routing.decide('msda', 'cuda')
+    out, grads = _msda_on('cuda')
+    ref, ref_grads = _msda_on('cpu')
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-3, atol=1e-4)
+    if d.path == PYTORCH:
+        assert 'msda' in ops_routing._warned
+        return
     monkeypatch.setenv(ops_routing.ENV, 'pytorch')
-    out_p, grads_p = _grads(lambda v, lc, w: fn(v, shapes, start, lc, w, 64),
-                            value, loc, weights)
-    torch.testing.assert_close(out_p, out_k, rtol=1e-4, atol=1e-5)
-    for p, k in zip(grads_p, grads_k):
+    out_p, grads_p = _msda_on('cuda')
+    torch.testing.assert_close(out_p, out, rtol=1e-4, atol=1e-5)
+    for p, k in zip(grads_p, grads):
         torch.testing.assert_close(p, k, rtol=1e-3, atol=1e-4)
 
 
@@ -215,22 +227,27 @@ def test_gpu_msda_runs_under_bf16_autocast_either_way(monkeypatch):
         assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
 
 
-@pytest.mark.gpu
-def test_gpu_focal_loss_kernel_and_pytorch_path_agree(monkeypatch):
-    from mmseg.models.losses import FocalLoss
-    d = ops_routing.decide('sigmoid_focal_loss', 'cuda')
-    if d.path != KERNEL:
-        pytest.skip(f'mmcv has no CUDA kernel here ({d.reason})')
+def _focal_on(device, path, monkeypatch):
+    from segkit.plugins.models.losses import IgnoreSafeFocalLoss
+    monkeypatch.setenv(ops_routing.ENV, path)
     g = torch.Generator().manual_seed(1)
-    pred = (torch.randn(2, 5, 8, 8, generator=g) * 2).cuda()
-    label = torch.randint(0, 5, (2, 8, 8), generator=g).cuda()
+    pred = (torch.randn(2, 5, 8, 8, generator=g) * 2).to(device)
+    label = torch.randint(0, 5, (2, 8, 8), generator=g).to(device)
     label[0, :2] = 255
-    loss = FocalLoss(use_sigmoid=True, gamma=2.0, alpha=0.5)
-    out_k, (grad_k,) = _grads(lambda p: loss(p, label).reshape(1), pred)
-    monkeypatch.setenv(ops_routing.ENV, 'pytorch')
-    out_p, (grad_p,) = _grads(lambda p: loss(p, label).reshape(1), pred)
-    torch.testing.assert_close(out_p, out_k, rtol=1e-4, atol=1e-6)
-    torch.testing.assert_close(grad_p, grad_k, rtol=1e-3, atol=1e-6)
+    loss = IgnoreSafeFocalLoss(use_sigmoid=True, gamma=2.0, alpha=0.5)
+    out, (grad,) = _grads(lambda p: loss(p, label).reshape(1), pred)
+    return out.cpu(), grad.cpu()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('path', ['auto', 'pytorch'])
+def test_gpu_focal_loss_matches_cpu(path, monkeypatch):
+    """IgnoreSafeFocalLoss on CUDA (mmseg's CUDA branch: the kernel, or the routed
+    PyTorch path) equals its CPU path, loss and gradient."""
+    out, grad = _focal_on('cuda', path, monkeypatch)
+    ref, ref_grad = _focal_on('cpu', 'auto', monkeypatch)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-3, atol=1e-6)
 
 
 # ------------------------------------------------------------------ doctor
