@@ -5,12 +5,15 @@
 # recorded in OUT/gpu_check.json + OUT/summary.md (+ OUT/logs.tar.gz).
 #
 #   scripts/gpu_check.sh [--wheels DIR] [--out DIR] [--dry-run] [--skip STEP,...]
-#                        [--epochs N] [--iters N] [--max-batch N] [--cuda-kernels]
+#                        [--epochs N] [--iters N] [--max-batch N] [--budget S] [--cuda-kernels]
 #
 #   --wheels DIR    the wheelhouse, default wheelhouse/; for the H200 (Python 3.12, 64 MiB carry):
 #                   make wheelhouse PY_VERSION=3.12 PLATFORM=manylinux_2_28_x86_64 \
 #                     EXCLUDE="$(cat scripts/gpu_check.have)"
-#   --out DIR       results (default: $OUT if set, else work_dirs/gpu_check)
+#   --out DIR       results (default work_dirs/gpu_check); gpu_check.json, summary.md and
+#                   logs.tar.gz are also copied to $OUT when it is set (the device tool's folder)
+#   --budget S      wall-clock budget in seconds (default 540): each step gets what is left
+#                   (timeout), later steps are skipped once it is spent; the record is always written
 #   --dry-run       check the wheelhouse and print every step; runs nothing heavy (CPU ok)
 #   --skip STEPS    any of: install,doctor,tests,demo,bench,maxbatch,hf,ops
 #   --epochs N      demo training epochs (default 3); --iters N benchmark iterations (20)
@@ -22,7 +25,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-WHEELS=wheelhouse RESULTS=${OUT:-work_dirs/gpu_check} DRY=0 SKIP="" EPOCHS=3 ITERS=20 MAXB=64 KERNELS=0
+WHEELS=wheelhouse RESULTS=work_dirs/gpu_check BUDGET=540 DRY=0 SKIP="" EPOCHS=3 ITERS=20 MAXB=64 KERNELS=0
 die() { printf 'gpu_check: error: %s\n' "$*" >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -33,13 +36,14 @@ while [[ $# -gt 0 ]]; do
     --epochs) EPOCHS=${2:?}; shift ;;
     --iters) ITERS=${2:?}; shift ;;
     --max-batch) MAXB=${2:?}; shift ;;
+    --budget) BUDGET=${2:?}; shift ;;
     --cuda-kernels) KERNELS=1 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
   shift
 done
-for n in "$EPOCHS" "$ITERS" "$MAXB"; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "'$n' is not a positive number"; done
+for n in "$EPOCHS" "$ITERS" "$MAXB" "$BUDGET"; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "'$n' is not a positive number"; done
 for s in ${SKIP//,/ }; do
   [[ " install doctor tests demo bench maxbatch hf ops " == *" $s "* ]] || die "--skip $s: use install,doctor,tests,demo,bench,maxbatch,hf,ops"
 done
@@ -76,9 +80,13 @@ step() {  # step NAME CMD...: run (or print), time, log, record; never stop the 
   if [[ $DRY == 1 ]]; then
     printf '== %s: %s\n' "$name" "$(printf '%q ' "$@")"; printf '%s\tdry-run\t0\t\n' "$name" >>"$STEPS"; return 0
   fi
-  echo "== $name ($(( SECONDS - START )) s in)"
+  local left=$(( BUDGET - (SECONDS - START) ))
+  if (( left < 10 )); then
+    printf '%s\tskipped (budget)\t0\t\n' "$name" >>"$STEPS"; echo "== $name: skipped (budget spent)"; return 0
+  fi
+  echo "== $name ($(( SECONDS - START )) s in, $left s left)"
   local t0=$SECONDS rc=0 log=$RESULTS/logs/$name.log
-  "$@" >"$log" 2>&1 || rc=$?
+  timeout -k 10 "$left" "$@" >"$log" 2>&1 || rc=$?
   tail -n 4 "$log" | sed 's/^/   /'
   printf '%s\t%s\t%s\t%s\n' "$name" "$rc" "$(( SECONDS - t0 ))" "$log" >>"$STEPS"
   echo "   -> rc $rc in $(( SECONDS - t0 )) s"
@@ -117,3 +125,6 @@ if [[ $DRY == 1 ]]; then
 fi
 "$PY" -m segkit.bench.gpu_report "$RESULTS" --total-s $(( SECONDS - START ))
 tar -czf "$RESULTS/logs.tar.gz" -C "$RESULTS" logs steps.tsv bench 2>/dev/null || true
+if [[ -n ${OUT:-} && -d ${OUT:-} && $(cd "$OUT" && pwd) != "$RESULTS" ]]; then
+  cp "$RESULTS/gpu_check.json" "$RESULTS/summary.md" "$RESULTS/logs.tar.gz" "$OUT/"
+fi

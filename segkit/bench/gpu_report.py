@@ -26,7 +26,7 @@ def read_steps(results: Path) -> list:
     steps = []
     for line in (results / 'steps.tsv').read_text().splitlines():
         name, rc, secs, log = (line.split('\t') + [''] * 4)[:4]
-        step = {'name': name, 'status': rc if rc in ('skipped', 'dry-run') else
+        step = {'name': name, 'status': rc if not rc.lstrip('-').isdigit() else
                 ('ok' if rc == '0' else f'failed (rc {rc})'), 'seconds': int(secs or 0),
                 'log': log}
         if name.startswith('demo-') and log and Path(log).is_file():
