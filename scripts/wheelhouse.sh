@@ -22,7 +22,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-case "${1:-}" in -h|--help) sed -n '2,22p' "$0"; exit 0 ;; "") ;;
+case "${1:-}" in -h|--help) sed -n '2,20p' "$0"; exit 0 ;; "") ;;
   *) echo "wheelhouse.sh: no arguments (use WHEELHOUSE= PY_VERSION= PLATFORM= EXCLUDE=)" >&2; exit 2 ;; esac
 say() { printf '[wheelhouse] %s\n' "$*"; }
 die() { printf '[wheelhouse] error: %s\n' "$*" >&2; exit 2; }
