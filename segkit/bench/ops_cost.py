@@ -1,7 +1,7 @@
 """Cost of the routed ops' PyTorch paths against mmcv's kernels (segkit.plugins.models.
-ops_routing): Mask2Former's pixel-decoder deformable attention at a 512 crop (levels
-64², 32², 16², 8 heads x 32 channels, 4 points, 6 layers' worth of calls per step is
-up to the reader: one call here), forward + backward, fp32 as amp_safe runs it.
+ops_routing): one call of Mask2Former's pixel-decoder deformable attention at a 512
+crop (levels 64², 32², 16²; 8 heads x 32 channels, 4 points; the decoder makes 6 such
+calls per step), forward + backward, in fp32 as amp_safe runs it.
 
     python -m segkit.bench.ops_cost --batch 4 --size 512 [--json out.json]
 """
