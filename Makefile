@@ -8,12 +8,12 @@ MODEL ?= segformer
 GPUS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: help install install-dev demo test test-fast doctor tensorboard clean
+.PHONY: help install install-dev demo test test-fast doctor tensorboard clean wheelhouse gpu-check
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
 	  awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: MODEL=segformer|mask2former (demo), SEGKIT_WHEELS=DIR (install), PYTEST_ARGS=..."
+	@echo "  variables: MODEL=segformer|mask2former (demo), SEGKIT_WHEELS=DIR (install; offline if made by make wheelhouse), PYTEST_ARGS=..."
 
 install: ## install the stack into the active env or .venv (idempotent)
 	@bash scripts/install.sh
@@ -29,6 +29,12 @@ test: install-dev ## run the test suite (CPU; real tiny runs)
 
 test-fast: install-dev ## the tests without the slow end-to-end ones
 	@$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+wheelhouse: ## wheels + sdists for an offline make install (WHEELHOUSE=DIR PY_VERSION=3.12 PLATFORM=manylinux_2_28_x86_64 EXCLUDE="numpy opencv")
+	@bash scripts/wheelhouse.sh
+
+gpu-check: ## one-shot GPU check: install from WHEELS=DIR, doctor, gpu tests, demos, benchmarks (ARGS=--dry-run)
+	@bash scripts/gpu_check.sh $(ARGS)
 
 doctor: install ## check this machine's stack (GPU, nvcc, mmcv ops, ...)
 	@$(PY) tools/doctor.py

@@ -11,9 +11,14 @@
 #
 # Environment:
 #   SEGKIT_WHEELS=DIR  extra wheel folder passed to pip as --find-links (CI: ../shared/wheels,
-#                      a prebuilt CPU mmcv for Python 3.11 + torch 2.13.0); optional
+#                      a prebuilt CPU mmcv for Python 3.11 + torch 2.13.0); optional. A
+#                      folder made by `make wheelhouse` (it holds segkit-wheelhouse.txt)
+#                      installs offline: pip --no-index, the lock's packages --no-deps,
+#                      mmcv from its wheel or built from its sdist there, torch kept
 #   MMCV_REBUILD=1     rebuild mmcv even if the installed one works
-#   MMCV_CPU_ONLY=1    on a GPU machine, accept an mmcv without CUDA kernels
+#   MMCV_CPU_ONLY=1    on a GPU machine, build mmcv's CPU ops only (minutes, not tens of
+#                      minutes); also what happens without a matching nvcc. Training then
+#                      takes the PyTorch path for the ops without kernels (make doctor)
 #   PYTHON=python3.11  interpreter for a new .venv
 #   MAX_JOBS=N         parallel compile jobs (default: number of cores)
 set -euo pipefail
@@ -24,7 +29,7 @@ DEV=0
 for arg in "$@"; do
   case "$arg" in
     --dev) DEV=1 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument '$arg' (use --dev)" >&2; exit 2 ;;
   esac
 done
@@ -71,20 +76,34 @@ say "installing into the $ENV_KIND: $ENV_DIR"
 
 PIP=("$PY" -m pip --disable-pip-version-check)
 FIND_LINKS=()
+OFFLINE=()   # a wheelhouse (make wheelhouse): no index at all
 if [[ -n ${SEGKIT_WHEELS:-} ]]; then
   [[ -d $SEGKIT_WHEELS ]] || die "SEGKIT_WHEELS=$SEGKIT_WHEELS is not a folder: unset it or point it at a wheel folder"
-  FIND_LINKS=(--find-links "$(cd "$SEGKIT_WHEELS" && pwd)")
+  SEGKIT_WHEELS=$(cd "$SEGKIT_WHEELS" && pwd)
+  FIND_LINKS=(--find-links "$SEGKIT_WHEELS")
+  LOCK=$SEGKIT_WHEELS/segkit-wheelhouse.txt
+  if [[ -f $LOCK ]]; then
+    OFFLINE=(--no-index --no-deps)
+    say "offline: installing from the wheelhouse $SEGKIT_WHEELS ($(sed -n 's/^# target: //p' "$LOCK"))"
+  fi
 fi
 # pip, quiet, minus one machine-specific warning about configured index folders
 pipq() {
   local out rc=0
-  out=$("${PIP[@]}" install -q "$@" 2>&1) || rc=$?
+  out=$("${PIP[@]}" install -q ${OFFLINE[@]+"${OFFLINE[@]}"} "$@" 2>&1) || rc=$?
   printf '%s\n' "$out" | grep -v -e "^WARNING: Location '.*' is ignored" -e '^$' >&2 || true
   return $rc
 }
 
 # ----------------------------------------------------------- build tooling
-pipq "setuptools$SETUPTOOLS" wheel ninja psutil numpy || die "could not install setuptools/ninja (network to PyPI?)"
+if [[ ${#OFFLINE[@]} -gt 0 ]]; then
+  # the whole lock first (build tools and the pinned stack); --no-deps: what the target
+  # already has (torch, numpy, opencv, ...) was left out of it on purpose
+  pipq "${FIND_LINKS[@]}" -r <(grep -v '^#' "$LOCK") \
+    || die "pip could not install the wheelhouse's packages: was it made for this Python ($("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])'))? (make wheelhouse PY_VERSION=... PLATFORM=...)"
+else
+  pipq "setuptools$SETUPTOOLS" wheel ninja psutil numpy || die "could not install setuptools/ninja (network to PyPI?)"
+fi
 
 # ------------------------------------------------------------------- torch
 torch_ok() {
@@ -100,6 +119,7 @@ EOF
 if tv=$(torch_ok); then
   say "keeping torch $tv (supported: $TORCH_MIN <= torch < $TORCH_MAX)"
 else
+  [[ ${#OFFLINE[@]} -eq 0 ]] || die "offline install needs a torch ($TORCH_MIN <= torch < $TORCH_MAX) in this env${tv:+ (found $tv)}: the wheelhouse leaves torch out"
   if [[ -n $tv ]]; then say "torch $tv is outside $TORCH_MIN <= torch < $TORCH_MAX: installing torch==$TORCH_DEFAULT"
   else say "installing torch==$TORCH_DEFAULT"; fi
   pipq "torch==$TORCH_DEFAULT" || die "pip could not install torch==$TORCH_DEFAULT"
@@ -126,12 +146,18 @@ if [[ $GPU_ARCHS != none ]]; then
   if [[ -n $nvcc_ver && ${nvcc_ver%%.*} == "${TORCH_CUDA%%.*}" ]]; then
     WITH_CUDA=1
     export CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$NVCC")")}
-  elif [[ -n ${MMCV_CPU_ONLY:-} ]]; then
-    say "WARNING: GPU present but building mmcv without CUDA kernels (MMCV_CPU_ONLY=1)"
-  elif [[ -z $nvcc_ver ]]; then
-    die "GPU found but no nvcc: mmcv's CUDA kernels need the CUDA $TORCH_CUDA toolkit (conda install -c nvidia cuda-nvcc=$TORCH_CUDA, or module load cuda/$TORCH_CUDA; then export CUDA_HOME), or set MMCV_CPU_ONLY=1"
-  else
-    die "nvcc $nvcc_ver does not match torch's CUDA $TORCH_CUDA: put a CUDA ${TORCH_CUDA%%.*}.x nvcc first on PATH (and CUDA_HOME), or install the torch built for CUDA ${nvcc_ver%%.*}"
+  fi
+  if [[ $WITH_CUDA == 1 && -n ${MMCV_CPU_ONLY:-} ]]; then
+    WITH_CUDA=0
+    say "GPU present, MMCV_CPU_ONLY=1: mmcv gets its CPU ops only (minutes instead of tens of minutes)"
+  elif [[ $WITH_CUDA == 0 ]]; then
+    if [[ -z $nvcc_ver ]]; then why="no nvcc found (CUDA_HOME or PATH)"
+    else why="nvcc $nvcc_ver does not match torch's CUDA $TORCH_CUDA"; fi
+    say "GPU present but $why: building mmcv with CPU ops only (minutes)."
+    say "  Training still runs on the GPU: deformable attention and focal loss take their PyTorch"
+    say "  paths there (make doctor shows the path per op; expect Mask2Former ~10-30% slower)."
+    say "  For the CUDA kernels: the CUDA ${TORCH_CUDA%%.*}.x toolkit (conda install -c nvidia cuda-nvcc=$TORCH_CUDA,"
+    say "  or module load cuda/$TORCH_CUDA), export CUDA_HOME, then MMCV_REBUILD=1 make install"
   fi
 fi
 
@@ -155,7 +181,8 @@ else
     pipq -c "$CONSTRAINTS" "$CACHE"/mmcv-*.whl && mmcv_works && installed=1
   fi
   # 2. SEGKIT_WHEELS: a prebuilt CPU wheel, kept only if its ops load with this torch
-  if [[ $installed == 0 && ${#FIND_LINKS[@]} -gt 0 && $WITH_CUDA == 0 ]]; then
+  if [[ $installed == 0 && ${#FIND_LINKS[@]} -gt 0 && $WITH_CUDA == 0 ]] \
+     && compgen -G "$SEGKIT_WHEELS/mmcv-*.whl" >/dev/null; then
     if pipq -c "$CONSTRAINTS" "${FIND_LINKS[@]}" --only-binary mmcv "mmcv==$MMCV_VERSION" && mmcv_works; then
       say "installed the prebuilt mmcv from $SEGKIT_WHEELS"
       installed=1
@@ -177,12 +204,20 @@ else
     fi
     SRC=$(mktemp -d)
     trap 'rm -rf "$CONSTRAINTS" "$SRC"' EXIT
-    "${PIP[@]}" download -q --no-deps --no-binary :all: "mmcv==$MMCV_VERSION" -d "$SRC" >/dev/null 2>&1 \
-      || die "could not download mmcv $MMCV_VERSION's source from PyPI"
+    if [[ -n ${SEGKIT_WHEELS:-} && -f $SEGKIT_WHEELS/mmcv-$MMCV_VERSION.tar.gz ]]; then
+      cp "$SEGKIT_WHEELS/mmcv-$MMCV_VERSION.tar.gz" "$SRC/"
+    else
+      [[ ${#OFFLINE[@]} -eq 0 ]] || die "offline: the wheelhouse has no mmcv-$MMCV_VERSION.tar.gz (make wheelhouse again)"
+      "${PIP[@]}" download -q --no-deps --no-binary :all: "mmcv==$MMCV_VERSION" -d "$SRC" >/dev/null 2>&1 \
+        || die "could not download mmcv $MMCV_VERSION's source from PyPI"
+    fi
     tar -xzf "$SRC/mmcv-$MMCV_VERSION.tar.gz" -C "$SRC"
     LOG=$ENV_DIR/segkit-mmcv-build.log
     start=$SECONDS
     ( export MMCV_WITH_OPS=1 MAX_JOBS=$jobs
+      # mmcv's setup.py compiles CUDA kernels whenever torch sees a GPU: hide the GPUs
+      # from the CPU-ops build (else tens of minutes, or a failure without nvcc)
+      [[ $WITH_CUDA == 1 ]] || export CUDA_VISIBLE_DEVICES="" FORCE_CUDA=0
       exec "${PIP[@]}" wheel -v --no-deps --no-build-isolation "$SRC/mmcv-$MMCV_VERSION" -w "$SRC/dist"
     ) >"$LOG" 2>&1 &
     pid=$!
@@ -203,11 +238,17 @@ else
 fi
 
 # ------------------------------------------------------------ the pinned rest
-say "installing requirements.txt$([[ $DEV == 1 ]] && echo ' and requirements-dev.txt')"
-reqs=(-r requirements.txt)
-[[ $DEV == 1 ]] && reqs+=(-r requirements-dev.txt)
-pipq -c "$CONSTRAINTS" ${FIND_LINKS[@]+"${FIND_LINKS[@]}"} "${reqs[@]}" \
-  || die "pip could not install requirements (see the messages above)"
+if [[ ${#OFFLINE[@]} -gt 0 ]]; then
+  say "requirements.txt: installed from the wheelhouse's lock"
+  [[ $DEV == 0 ]] || "$PY" -c 'import pytest' 2>/dev/null \
+    || say "WARNING: offline, the test tools (requirements-dev.txt) are not in the wheelhouse and pytest is missing"
+else
+  say "installing requirements.txt$([[ $DEV == 1 ]] && echo ' and requirements-dev.txt')"
+  reqs=(-r requirements.txt)
+  [[ $DEV == 1 ]] && reqs+=(-r requirements-dev.txt)
+  pipq -c "$CONSTRAINTS" ${FIND_LINKS[@]+"${FIND_LINKS[@]}"} "${reqs[@]}" \
+    || die "pip could not install requirements (see the messages above)"
+fi
 
 # ---------------------------------------------------------------- torchvision
 # PyPI's torchvision is a CUDA build: with a CPU torch it fails to import, and a
@@ -218,7 +259,7 @@ if "$PY" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("torchvision"
     "${PIP[@]}" uninstall -y -q torchvision
     say "removed a torchvision that does not import with torch $tv (it would stop mmengine's Runner)"
   fi
-elif [[ $TORCH_CUDA != none ]]; then
+elif [[ $TORCH_CUDA != none && ${#OFFLINE[@]} -eq 0 ]]; then
   if pipq -c "$CONSTRAINTS" torchvision && tv_imports; then say "installed torchvision (imports)"
   else "${PIP[@]}" uninstall -y -q torchvision >/dev/null 2>&1 || true
        say "torchvision skipped: no build for torch $tv imports here (segkit does not need it; it is only the MobileNetV3 converter's reference in the tests)"

@@ -47,6 +47,7 @@ class Facts:
     mmcv_ext_error: Optional[str] = 'not probed'
     mmcv_cuda_kernel_error: Optional[str] = None  # None: passed or not probed
     mmcv_cuda_probed: bool = False
+    op_paths: list = field(default_factory=list)  # ops_routing.Decision per op
     mmseg_error: Optional[str] = 'not probed'
     mmdet_error: Optional[str] = 'not probed'
     setuptools_version: Optional[str] = None
@@ -192,6 +193,13 @@ def probe(work_dir: str = 'work_dirs') -> Facts:
         f.mmcv_cuda_kernel_error = _try(probe_msda_cuda)
     f.mmseg_error = _try(lambda: importlib.import_module('mmseg.models'))
     f.mmdet_error = _try(lambda: importlib.import_module('mmdet.models'))
+    if f.mmcv_ext_error is None and f.mmseg_error is None:
+        try:  # which path each routed op takes on this machine's training device
+            import segkit.plugins  # noqa: F401  (applies the routing patches)
+            from segkit.plugins.models.ops_routing import paths
+            f.op_paths = paths('cuda' if f.cuda_available else 'cpu')
+        except Exception:  # noqa: BLE001 - doctor reports, never crashes
+            f.op_paths = []
     f.setuptools_version = _version('setuptools')
     with warnings.catch_warnings():  # pkg_resources warns about its own removal
         warnings.simplefilter('ignore')
@@ -344,11 +352,28 @@ def check_mmcv_cuda_kernels(f: Facts) -> Check:
     if not f.mmcv_cuda_probed:
         return Check(name, SKIP, 'no GPU' if not f.cuda_available else 'mmcv._ext missing')
     if f.mmcv_cuda_kernel_error:
-        return Check(name, FAIL, f.mmcv_cuda_kernel_error,
-                     'mmcv was built without CUDA kernels: MMCV_REBUILD=1 make install '
-                     '(with nvcc on PATH; it sets FORCE_CUDA=1)')
+        return Check(name, WARN, f.mmcv_cuda_kernel_error + ' (training takes the '
+                     'PyTorch paths listed below)',
+                     "mmcv was built without CUDA kernels: an nvcc of torch's CUDA major "
+                     'on PATH, then MMCV_REBUILD=1 make install (it sets FORCE_CUDA=1)')
     return Check(name, PASS, 'MultiScaleDeformableAttention ran on CUDA and matches '
                  'the PyTorch reference')
+
+
+def op_path_rows(f: Facts) -> list[Check]:
+    """One row per op that segkit routes (kernel or PyTorch path on the training device)."""
+    from segkit.plugins.models.ops_routing import FIX, OPS, PYTORCH
+    rows = []
+    for d in f.op_paths:
+        op = OPS[d.op]
+        name = f'op {d.op} on {d.device.split(":")[0]}'
+        if d.path != PYTORCH:
+            rows.append(Check(name, PASS, f'compiled kernel ({d.reason})'))
+        elif d.device.startswith('cuda'):
+            rows.append(Check(name, WARN, f'PyTorch path: {op.pytorch}; {op.cost}', FIX))
+        else:  # mmcv compiles neither op for CPU: the PyTorch path is the CPU path
+            rows.append(Check(name, PASS, 'PyTorch path (mmcv has no CPU kernel)'))
+    return rows
 
 
 def check_mmseg(f: Facts) -> Check:
@@ -434,7 +459,9 @@ CHECKS = [check_python, check_torch, check_torch_cuda, check_visible_devices,
 
 
 def run_checks(f: Facts) -> list[Check]:
-    return [check(f) for check in CHECKS]
+    rows = [check(f) for check in CHECKS]
+    at = CHECKS.index(check_mmcv_cuda_kernels) + 1
+    return rows[:at] + op_path_rows(f) + rows[at:]
 
 
 def main(config: Optional[str] = None, work_dir: str = 'work_dirs',

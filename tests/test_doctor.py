@@ -42,7 +42,7 @@ BROKEN = [
      d.FAIL, '_ext'),
     (d.check_mmcv_cuda_kernels, dict(
         mmcv_cuda_kernel_error='RuntimeError: ms_deform_attn_impl_forward: implementation '
-        'for device cuda:0 not found.'), d.FAIL, 'not found'),
+        'for device cuda:0 not found.'), d.WARN, 'not found'),
     (d.check_mmseg, dict(mmseg_error='AssertionError: MMCV==2.2.0 is used but incompatible'),
      d.FAIL, 'incompatible'),
     (d.check_mmdet, dict(mmdet_error="ModuleNotFoundError: No module named 'mmdet'"),
@@ -109,7 +109,8 @@ def test_mmcv_window_read_from_installed_packages():
 def test_doctor_tool_passes_on_this_machine():
     proc = run_py('tools/doctor.py', '--json')
     rows = json.loads(proc.stdout)
-    assert len(rows) == 17
+    assert len(rows) == 17 + 2  # + the path of each routed op (ops_routing)
+    assert {'op msda on cpu', 'op sigmoid_focal_loss on cpu'} <= {r['name'] for r in rows}
     assert all(r['status'] in (d.PASS, d.WARN, d.SKIP) for r in rows), rows
 
 

@@ -12,7 +12,8 @@ Importing this module patches, once (idempotent), and only what runs under autoc
    it cannot overflow that dtype). Patched: the names
    ``MultiScaleDeformableAttnFunction`` and ``multi_scale_deformable_attn_pytorch`` in
    ``mmcv.ops.multi_scale_deform_attn``, which ``MultiScaleDeformableAttention.forward``
-   looks up when it runs (CUDA kernel on GPU, PyTorch reference path on CPU). The
+   looks up when it runs (CUDA kernel on GPU, PyTorch reference path on CPU; on a GPU
+   whose mmcv has no CUDA kernels the PyTorch path too, see ``ops_routing``). The
    module class, its parameters and its state dict are untouched.
 2. Mask2Former's loss (``MaskFormerHead.loss_by_feat`` of mmdet, which mmseg's head
    inherits): Hungarian matching costs and point-sampled mask/dice losses in fp32
@@ -48,18 +49,26 @@ def _no_autocast(device_type: str):
 
 class Fp32MultiScaleDeformableAttnFunction:
     """Drop-in for mmcv's ``MultiScaleDeformableAttnFunction`` (only ``apply`` is
-    used): runs mmcv's kernel in fp32, returns ``value``'s dtype."""
+    used; mmcv calls it for CUDA tensors): runs mmcv's kernel in fp32 where it runs on
+    this device, else mmcv's PyTorch path in fp32 (:mod:`.ops_routing`: an mmcv built
+    without CUDA kernels); returns ``value``'s dtype."""
     _segkit_amp_safe = True
+    _segkit_kernel = None  # mmcv's class (ops_check probes it), set by patch()
 
     @staticmethod
     @_disable_dynamo
     def apply(value, value_spatial_shapes, value_level_start_index, sampling_locations,
               attention_weights, im2col_step):
+        from segkit.plugins.models.ops_routing import use_kernel
         dtype = value.dtype
         with _no_autocast(value.device.type):
-            out = _ORIG['function'].apply(
-                _fp32(value), value_spatial_shapes, value_level_start_index,
-                _fp32(sampling_locations), _fp32(attention_weights), im2col_step)
+            if use_kernel('msda', value.device):
+                out = _ORIG['function'].apply(
+                    _fp32(value), value_spatial_shapes, value_level_start_index,
+                    _fp32(sampling_locations), _fp32(attention_weights), im2col_step)
+            else:
+                out = _ORIG['pytorch'](_fp32(value), value_spatial_shapes,
+                                       _fp32(sampling_locations), _fp32(attention_weights))
         return out.to(dtype)
 
 
@@ -100,9 +109,11 @@ def patch() -> None:
     msda = importlib.import_module(_MSDA)
     if not getattr(msda.MultiScaleDeformableAttnFunction, '_segkit_amp_safe', False):
         _ORIG['function'] = msda.MultiScaleDeformableAttnFunction
+        Fp32MultiScaleDeformableAttnFunction._segkit_kernel = _ORIG['function']
         msda.MultiScaleDeformableAttnFunction = Fp32MultiScaleDeformableAttnFunction
     if not getattr(msda.multi_scale_deformable_attn_pytorch, '_segkit_amp_safe', False):
         _ORIG['pytorch'] = msda.multi_scale_deformable_attn_pytorch
+        fp32_multi_scale_deformable_attn_pytorch._segkit_orig = _ORIG['pytorch']
         msda.multi_scale_deformable_attn_pytorch = fp32_multi_scale_deformable_attn_pytorch
     try:
         from mmdet.models.dense_heads.maskformer_head import MaskFormerHead

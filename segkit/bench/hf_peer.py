@@ -1,0 +1,120 @@
+"""Hugging Face transformers peers of segkit's recipes: the same model built from its
+config (random weights), bf16 autocast, the same batch and crop; training images/s
+and peak memory, to set beside ``tools/benchmark.py``'s numbers.
+
+    python -m segkit.bench.hf_peer segformer --batch 6 --size 512 --json out.json
+    python -m segkit.bench.hf_peer mask2former --batch 4 --size 512
+
+``segformer``: ``SegformerForSemanticSegmentation`` with MiT-B2's sizes (21 classes,
+VOC). ``mask2former``: ``Mask2FormerForUniversalSegmentation`` with a Swin-T backbone
+(150 classes, ADE20K; 10 masks per image, like tools/benchmark.py's synthetic
+labels). AdamW (fused on CUDA). Needs transformers (not a segkit dependency).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from segkit.errors import SegkitError
+
+MODELS = ('segformer', 'mask2former')
+
+
+def build(name: str):
+    try:
+        import transformers as tf
+    except ImportError as err:
+        raise SegkitError('the Hugging Face peer needs transformers: pip install transformers') from err
+    if name == 'segformer':  # MiT-B2 (nvidia/mit-b2's config)
+        cfg = tf.SegformerConfig(depths=[3, 4, 6, 3], hidden_sizes=[64, 128, 320, 512],
+                                 decoder_hidden_size=768, num_labels=21)
+        return tf.SegformerForSemanticSegmentation(cfg), 21
+    if name == 'mask2former':  # Swin-T backbone, ADE20K head
+        swin = tf.SwinConfig(embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24],
+                             window_size=7, drop_path_rate=0.3,
+                             out_features=['stage1', 'stage2', 'stage3', 'stage4'])
+        cfg = tf.Mask2FormerConfig(backbone_config=swin, num_labels=150)
+        return tf.Mask2FormerForUniversalSegmentation(cfg), 150
+    raise SegkitError(f'unknown model {name!r}: one of {", ".join(MODELS)}')
+
+
+def batch_of(name: str, classes: int, batch: int, size: int, device: str, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    pixels = torch.randn(batch, 3, size, size, generator=g).to(device)
+    if name == 'segformer':
+        return dict(pixel_values=pixels,
+                    labels=torch.randint(0, classes, (batch, size, size), generator=g).to(device))
+    masks, labels = [], []
+    for _ in range(batch):  # 10 classes per image, each a random region
+        cls = torch.randperm(classes, generator=g)[:10]
+        region = torch.randint(0, 10, (size // 32, size // 32), generator=g)
+        region = region.repeat_interleave(32, 0).repeat_interleave(32, 1)
+        masks.append((region[None] == torch.arange(10)[:, None, None]).float().to(device))
+        labels.append(cls.to(device))
+    return dict(pixel_values=pixels, mask_labels=masks, class_labels=labels)
+
+
+def run(name: str, batch: int, size: int, iters: int = 20, warmup: int = 5,
+        device: str = 'cuda', amp: bool = True) -> dict:
+    torch.manual_seed(0)
+    model, classes = build(name)
+    model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=6e-5,
+                            fused=device.startswith('cuda'))
+    data = batch_of(name, classes, batch, size, device)
+    cuda = device.startswith('cuda')
+    times = []
+    for i in range(warmup + iters):
+        if i == warmup and cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        with torch.autocast(device.split(':')[0], dtype=torch.bfloat16, enabled=amp):
+            loss = model(**data).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if cuda:
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    out = {'label': f'hf-{name}', 'model': type(model).__name__, 'batch': batch,
+           'size': [size, size], 'amp': 'bf16' if amp else None, 'iters': iters,
+           'train': {'img_per_s': batch / statistics.median(times),
+                     'iter_s_median': statistics.median(times)},
+           'loss_last': float(loss.detach()),
+           'memory': {'peak_bytes': torch.cuda.max_memory_allocated() if cuda else None}}
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('model', choices=MODELS)
+    p.add_argument('--batch', type=int, default=2)
+    p.add_argument('--size', type=int, default=512)
+    p.add_argument('--iters', type=int, default=20)
+    p.add_argument('--warmup', type=int, default=5)
+    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    p.add_argument('--fp32', action='store_true', help='no autocast')
+    p.add_argument('--json', help='write the result here')
+    args = p.parse_args(argv)
+    res = run(args.model, args.batch, args.size, args.iters, args.warmup, args.device,
+              amp=not args.fp32)
+    peak = res['memory']['peak_bytes']
+    print(f"{res['label']} ({res['model']}, batch {args.batch}, {args.size}px, "
+          f"{res['amp'] or 'fp32'}): {res['train']['img_per_s']:.2f} img/s train"
+          + (f', peak {peak / 2**30:.2f} GiB' if peak else ''))
+    if args.json:
+        from segkit.io import atomic_write_bytes
+        atomic_write_bytes(args.json, json.dumps(res, indent=1).encode())
+    return 0
+
+
+if __name__ == '__main__':
+    from segkit.engine.cli import run_tool
+    run_tool(main)
