@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -302,7 +303,8 @@ def print_comparison(comp: Comparison, console=None) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
-    console = console or Console()
+    if console is None:  # not a terminal (a log): wide enough for the tables
+        console = Console() if sys.stdout.isatty() else Console(width=160)
     t = Table(title=f'compared with {escape(comp.base.name)} (last validation)')
     for h in SUMMARY_HEAD:
         t.add_column(h, no_wrap=True)

@@ -27,7 +27,7 @@ from segkit.errors import SegkitError
 
 DEFAULT_ITERS = 200
 START_FACTOR = 1e-2  # default start: the config's lr / 100
-END_FACTOR = 1e2  # default end: the config's lr x 100
+END_FACTOR = 1e4  # default end: the config's lr x 10,000 (AdamW diverges late)
 SMOOTHING = 0.9  # EMA weight of the past (about the last 10 iterations)
 DIVERGE_FACTOR = 4.0  # stop when the smoothed loss > 4 x its best
 SKIP_START = 0.1  # the first 10% of the sweep are too noisy for the suggestion
@@ -49,6 +49,7 @@ class LRCurve:
     loss: list = field(default_factory=list)  # raw (mean over processes)
     smoothed: list = field(default_factory=list)
     lr_mult: list = field(default_factory=list)  # group lr / optimizer lr, per group
+    group_lr: list = field(default_factory=list)  # each group's lr at the last step
     stopped: str = ''  # why the sweep ended
     suggested_lr: Optional[float] = None
     rule: str = RULE
@@ -196,7 +197,7 @@ def run_range_test(cfg, config: str, start_lr: Optional[float] = None,
         s = avg / (1 - SMOOTHING ** (i + 1))
         curve.smoothed.append(s)
         best = min(best, s)
-        if progress and (i % 20 == 0 or i == iters - 1):
+        if progress and (i % max(1, iters // 10) == 0 or i == iters - 1):
             progress(f'step {i + 1}/{iters}  lr {lr:.3g}  loss {loss:.4f}  '
                      f'smoothed {s:.4f}')
         if i > SKIP_START * iters and s > DIVERGE_FACTOR * best:
@@ -207,6 +208,7 @@ def run_range_test(cfg, config: str, start_lr: Optional[float] = None,
         curve.stopped = (f'reached --end-lr {end:.3g} without diverging (the loss never '
                          f'exceeded {DIVERGE_FACTOR:g} x its best): try a higher --end-lr')
     curve.seconds = time.time() - t0
+    curve.group_lr = [g['lr'] for g in groups]  # read back: the ratios held
     curve.suggested_lr, curve.min_loss_lr = suggest(curve.lr, curve.smoothed)
     return curve
 

@@ -78,7 +78,7 @@ def plan_variants(base: str, suffixes: list, specs: list) -> list:
     out += [options_variant(base, s) for s in specs]
     names = [v.name for v in out]
     for v in out:
-        if not _NAME_OK.match(v.name):
+        if not _NAME_OK.match(v.name) or v.name == 'compare':  # compare/: the comparison
             raise SegkitError(f'variant name {v.name!r}: use letters, digits, . _ + -')
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
