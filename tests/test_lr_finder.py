@@ -78,5 +78,5 @@ def test_two_processes_average_the_loss(demo_data, tmp_path):
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     curve = json.loads((out / 'lr_finder.json').read_text())
     assert curve['world_size'] == 2 and len(curve['loss']) == 12
-    assert 'batch 4' in proc.stdout  # 2 processes x 2 images
+    assert 'total batch 4 = 2 x 2' in proc.stdout  # 2 processes x 2 images
     assert proc.stdout.count('[lr_finder] 12 steps') == 1  # rank 0 speaks

@@ -54,7 +54,8 @@ def main() -> int:
                               args.launcher, progress=lambda m: say(f'[lr_finder] {m}'))
     if sk_dist.rank() != 0:
         return 0
-    say(f'[lr_finder] {len(curve.lr)} steps in {curve.seconds:.0f}s, lr '
+    say(f'[lr_finder] {len(curve.lr)} steps in {curve.seconds:.0f}s (total batch '
+        f'{curve.total_batch} = {curve.world_size} x {curve.batch_per_process}), lr '
         f'{curve.start_lr:.3g} -> {curve.lr[-1] if curve.lr else curve.start_lr:.3g}; '
         f'{curve.stopped}')
     js, png = lf.write_outputs(curve, Path(args.out or lf.default_out_dir(args.config)))
