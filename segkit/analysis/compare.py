@@ -7,10 +7,11 @@ resumed sub-runs merged): mIoU / mAcc and per-class IoU of the **last validation
 mIoU beside it. Deltas are against the first run (the base).
 
 Noise: the spread of a run's metric is the standard deviation of its last
-``NOISE_K`` validations (fewer when it has fewer; unknown with one). A delta counts
-as real when it exceeds ``NOISE_Z`` x sqrt(sd_base^2 + sd_variant^2), and at least
-``MIN_POINTS``; otherwise it is "within noise". On a still-rising curve that spread
-also holds the trend, so it errs on the side of "within noise".
+``NOISE_K`` validations around their least-squares line (the residuals, so a steady
+rise is not noise; with two validations their plain std; unknown with one). A delta
+counts as real when it exceeds ``NOISE_Z`` x sqrt(sd_base^2 + sd_variant^2), and at
+least ``MIN_POINTS``; otherwise it is "within noise". Few validations make a loose
+estimate: two seeds per variant measure it better.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from typing import Optional
 
 import numpy as np
 
-NOISE_K = 3
+NOISE_K = 5
 NOISE_Z = 2.0
 MIN_POINTS = 0.1  # deltas below 0.1 point are never called real
 
@@ -56,8 +57,16 @@ class Comparison:
 
 
 def _std(values: list) -> Optional[float]:
+    """The spread of the last validations around their least-squares line (so a
+    steady rise is not counted as noise); with two values, their plain std."""
     vals = [v for v in values if v is not None]
-    return float(np.std(vals, ddof=1)) if len(vals) >= 2 else None
+    if len(vals) < 2:
+        return None
+    if len(vals) == 2:
+        return float(np.std(vals, ddof=1))
+    x = np.arange(len(vals), dtype=float)
+    resid = np.asarray(vals) - np.polyval(np.polyfit(x, vals, 1), x)
+    return float(np.sqrt((resid ** 2).sum() / (len(vals) - 2)))
 
 
 def summarize(name: str, run, reading=None) -> RunSummary:
@@ -184,9 +193,10 @@ def verdicts(comp: Comparison) -> list:
     if b.miou is None:
         return [f'The base run {b.name} never validated: nothing to compare against.']
     out.append(f'Noise: the spread (standard deviation) of the last {NOISE_K} validations '
-               f'of each run (here {n}); a delta counts when larger than {NOISE_Z:g} x '
-               'sqrt(sd_base^2 + sd_variant^2). On a still-rising curve the spread holds '
-               'the trend too; two seeds per variant measure it better.')
+               f'of each run around their trend line (here {n} validations; 2: their '
+               f'plain spread); a delta counts when larger than {NOISE_Z:g} x '
+               'sqrt(sd_base^2 + sd_variant^2). Few validations give a loose estimate; '
+               'two seeds per variant measure it better.')
     better = []
     for s in comp.runs[1:]:
         if s.miou is None:
