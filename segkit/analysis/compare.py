@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -313,8 +312,9 @@ def print_comparison(comp: Comparison, console=None) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
-    if console is None:  # not a terminal (a log): wide enough for the tables
-        console = Console() if sys.stdout.isatty() else Console(width=160)
+    console = console or Console()
+    if not console.is_terminal and console.width < 160:  # a log, a pipe: never truncate
+        console = Console(width=160, file=console.file, no_color=console.no_color)
     t = Table(title=f'compared with {escape(comp.base.name)} (last validation)')
     for h in SUMMARY_HEAD:
         t.add_column(h, no_wrap=True)
