@@ -69,3 +69,18 @@ def test_bad_variants_are_one_line_errors(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
     proc = run_py('tools/sweep.py', DEMO_CONFIG, '--variant', 'oops', check=False)
     assert proc.returncode == 2 and 'NAME:key=value' in proc.stderr
+
+
+def test_gpu_slots():
+    import torch
+
+    from segkit.engine.sweep import gpu_slots
+    from segkit.errors import SegkitError
+    assert gpu_slots(None, 2) == [None]
+    with pytest.raises(SegkitError, match='does not divide'):
+        gpu_slots('0,1,2', 2)
+    if torch.cuda.device_count() >= 2:
+        assert gpu_slots('0,1', 1) == ['0', '1']
+    elif not torch.cuda.is_available():
+        with pytest.raises(SegkitError, match='no CUDA GPU'):
+            gpu_slots('0,1', 1)

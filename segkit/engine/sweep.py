@@ -97,11 +97,13 @@ def gpu_slots(gpus: Optional[str], per_run: int) -> list:
         raise SegkitError(f'--gpus-per-run {per_run} does not divide the {len(ids)} GPU(s) '
                           f'of --gpus {gpus}')
     from segkit.engine.launch import gpu_request_error, visible_gpus
-    n = visible_gpus()
-    if n:
-        err = gpu_request_error(max(int(i) for i in ids) + 1)
-        if err:
-            raise SegkitError(f'--gpus {gpus}: {err}')
+    if not visible_gpus():
+        raise SegkitError(f'--gpus {gpus}: torch sees no CUDA GPU here; leave --gpus out '
+                          'to run the variants one after another on CPU (--gpus-per-run N: '
+                          'N CPU processes each)')
+    err = gpu_request_error(max(int(i) for i in ids) + 1)
+    if err:
+        raise SegkitError(f'--gpus {gpus}: {err}')
     return [','.join(ids[i:i + per_run]) for i in range(0, len(ids), per_run)]
 
 
