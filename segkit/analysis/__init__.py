@@ -8,7 +8,8 @@
 Modules: ``logs`` (reading a work dir), ``schedule`` (the LR followed against the
 configured schedule), ``reading`` (verdicts and thresholds), ``words`` (sentences),
 ``next_steps`` and ``advice`` (this repository's commands and config variants),
-``plots`` (PNGs) and ``report`` (report.md and the terminal summary).
+``plots`` (PNGs), ``report`` (report.md and the terminal summary) and ``compare``
+(runs against a base: ``--compare`` here and tools/sweep.py share it).
 """
 from segkit.analysis.logs import Run, SubRun, TestResult, TrainPoint, ValPoint, load_run
 from segkit.analysis.next_steps import NextStep, next_steps

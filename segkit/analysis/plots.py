@@ -172,25 +172,37 @@ def plot_confusion(test, out: Path) -> Optional[Path]:
     return out
 
 
-def plot_compare(runs: list, readings: list, out: Path) -> Optional[Path]:
+def plot_compare(runs: list, names: list, out: Path) -> Optional[Path]:
+    """The runs' curves overlaid: val mIoU by epoch (best starred) and the train
+    loss (mean per epoch)."""
     if not any(run.val for run in runs):
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    for run, r in zip(runs, readings):
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    for run, name in zip(runs, names):
         vals = [v for v in run.val if v.miou is not None]
-        if not vals:
-            continue
-        line, = ax.plot([v.epoch for v in vals], [v.miou for v in vals], '-o', ms=3,
-                        lw=1.2, label=run.name)
-        if r.best_epoch is not None:
-            ax.plot([r.best_epoch], [r.best_miou], '*', ms=12, color=line.get_color(),
-                    mec='black')
-    ax.set_xlabel('epoch')
-    ax.set_ylabel('mIoU (%)')
+        color = None
+        if vals:
+            line, = ax.plot([v.epoch for v in vals], [v.miou for v in vals], '-o', ms=3,
+                            lw=1.2, label=name)
+            color = line.get_color()
+            best = max(vals, key=lambda v: v.miou)
+            ax.plot([best.epoch], [best.miou], '*', ms=12, color=color, mec='black')
+        by_epoch = {}
+        for p in run.train:
+            if p.loss is not None and np.isfinite(p.loss):
+                by_epoch.setdefault(p.epoch, []).append(p.loss)
+        if by_epoch:
+            eps = sorted(by_epoch)
+            ax2.plot(eps, [np.mean(by_epoch[e]) for e in eps], '-', lw=1.2, color=color,
+                     label=name)
+    ax.set_ylabel('val mIoU (%)')
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title('mIoU by epoch (best starred)')
+    ax2.set_xlabel('epoch')
+    ax2.set_ylabel('train loss (epoch mean)')
+    ax2.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)

@@ -14,6 +14,7 @@ from segkit.analysis.advice import short_path
 class Report:
     markdown: Path
     plots: dict = field(default_factory=dict)  # name -> PNG path
+    comparison: object = None  # compare.Comparison with --compare
 
 
 def fmt_seconds(s: Optional[float]) -> str:
@@ -173,19 +174,25 @@ def write_report(run, reading, out_dir, compare: Optional[list] = None) -> Repor
                      fmt_seconds(sr.wall_seconds), sr.source])
     md += _table(['sub-run', 'started', 'resumed from', 'epochs', 'iterations', 'train lines',
                   'validations', 'iters/epoch', 'wall time', 'read from'], rows)
-    if compare:
+    comparison = None
+    if compare:  # the comparison tools/sweep.py prints too (segkit.analysis.compare)
+        from segkit.analysis import compare as cmp
         runs = [run] + [c[0] for c in compare]
         readings = [reading] + [c[1] for c in compare]
         md += ['## Compared runs', '']
         md += _table(COMPARE_HEAD, compare_rows(runs, readings))
-        png = plots.plot_compare(runs, readings, out_dir / 'compare_miou.png')
-        if png:
-            pngs['compare_miou'] = png
+        comparison = cmp.compare([(x.name, x) for x in runs], readings)
+        made = cmp.write(comparison, out_dir)
+        md += cmp.markdown(comparison, f'### Against {run.name}')
+        if 'compare_miou' in made:
+            pngs['compare_miou'] = made['compare_miou']
             md += ['![mIoU of the compared runs](compare_miou.png)', '']
-        md += [f'- {c[0].name}: `{c[0].work_dir}`' for c in compare] + ['']
+        md += [f'- {c[0].name}: `{c[0].work_dir}`' for c in compare]
+        md += [f'- TensorBoard, the runs overlaid: `tensorboard --logdir '
+               f'{short_path(made["tensorboard"])}`', '']
     path = out_dir / 'report.md'
     path.write_text('\n'.join(md))
-    return Report(path, pngs)
+    return Report(path, pngs, comparison)
 
 
 def print_summary(run, reading, report: Optional[Report] = None, compare=None,
@@ -219,6 +226,9 @@ def print_summary(run, reading, report: Optional[Report] = None, compare=None,
         for row in compare_rows(runs, readings):
             table.add_row(*[escape(c) for c in row])
         console.print(table)
+        if report and report.comparison:
+            from segkit.analysis.compare import print_comparison
+            print_comparison(report.comparison, console)
     if report:
         console.print(f'report: {escape(str(report.markdown))}  ({len(report.plots)} plots)',
                       soft_wrap=True)

@@ -1,0 +1,261 @@
+"""A variant sweep behind ``tools/sweep.py``: a base config and its variants, each
+trained by ``tools/train.py`` (``tools/dist_train.sh`` for several GPUs per run) in
+its own work dir ``<root>/sweep_<name>/<variant>``, side by side on disjoint GPU
+subsets (CUDA_VISIBLE_DEVICES) or one after another, then one comparison
+(:mod:`segkit.analysis.compare`).
+
+Resumable: a variant whose work dir holds ``sweep_done.json`` for the same number of
+epochs, or the checkpoint of its last epoch, is skipped; one with checkpoints but
+neither is continued with ``--resume``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from segkit.errors import SegkitError
+
+ROOT = Path(__file__).resolve().parents[2]
+DONE = 'sweep_done.json'
+LOG = 'sweep_train.log'
+_NAME_OK = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.+-]*$')
+
+
+@dataclass
+class Variant:
+    name: str
+    config: str
+    options: list = field(default_factory=list)  # key=value strings for --cfg-options
+
+
+def cfg_options_argv(options: Optional[dict]) -> list:
+    """A parsed --cfg-options dict back to key=value strings (DictAction's syntax)."""
+    def val(v):
+        if isinstance(v, (list, tuple)):
+            inner = ','.join(val(x) for x in v)
+            return f'[{inner}]' if isinstance(v, list) else f'({inner})'
+        return str(v)
+    return [f'{k}={val(v)}' for k, v in (options or {}).items()]
+
+
+def suffix_variant(base: str, suffix: str) -> Variant:
+    """``_focal`` -> the ``<stem>_focal.py`` beside the base config."""
+    from segkit.analysis.advice import base_stem
+    name = suffix.lstrip('_')
+    p = Path(base)
+    cand = p.parent / f'{base_stem(p.stem)}_{name}.py'
+    if not cand.is_file():
+        have = sorted(q.stem[len(base_stem(p.stem)) + 1:]
+                      for q in p.parent.glob(f'{base_stem(p.stem)}_*.py'))
+        raise SegkitError(f'variant {suffix}: no {cand} beside the base config (there: '
+                          f'{", ".join("_" + h for h in have) or "none"}); or name a '
+                          'cfg-options set: --variant NAME:key=value,key=value')
+    return Variant(name, str(cand))
+
+
+def options_variant(base: str, spec: str) -> Variant:
+    """``NAME:key=value,key=value`` -> a variant of the base config."""
+    name, sep, rest = spec.partition(':')
+    if not sep or not rest or '=' not in rest:
+        raise SegkitError(f'--variant {spec}: write NAME:key=value[,key=value...] (e.g. '
+                          'lr3e-3:optim_wrapper.optimizer.lr=3e-3)')
+    # split at commas that start a new key=  (values may hold commas: [1,2])
+    return Variant(name, base, re.split(r',(?=[A-Za-z_][\w.]*=)', rest))
+
+
+def plan_variants(base: str, suffixes: list, specs: list) -> list:
+    out = [Variant('base', base)]
+    out += [suffix_variant(base, s) for s in suffixes]
+    out += [options_variant(base, s) for s in specs]
+    names = [v.name for v in out]
+    for v in out:
+        if not _NAME_OK.match(v.name) or v.name == 'compare':  # compare/: the comparison
+            raise SegkitError(f'variant name {v.name!r}: use letters, digits, . _ + -')
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise SegkitError(f'variant name(s) {", ".join(dup)} given twice: name each once')
+    return out
+
+
+def gpu_slots(gpus: Optional[str], per_run: int) -> list:
+    """CUDA_VISIBLE_DEVICES of each slot ([None]: one slot, the default devices)."""
+    if not gpus:
+        return [None]
+    ids = [g.strip() for g in gpus.split(',') if g.strip()]
+    if not all(i.isdigit() for i in ids) or len(set(ids)) != len(ids):
+        raise SegkitError(f'--gpus {gpus}: list distinct GPU ids, e.g. --gpus 0,1,2,3')
+    if per_run < 1 or len(ids) % per_run:
+        raise SegkitError(f'--gpus-per-run {per_run} does not divide the {len(ids)} GPU(s) '
+                          f'of --gpus {gpus}')
+    from segkit.engine.launch import gpu_request_error, visible_gpus
+    if not visible_gpus():
+        raise SegkitError(f'--gpus {gpus}: torch sees no CUDA GPU here; leave --gpus out '
+                          'to run the variants one after another on CPU (--gpus-per-run N: '
+                          'N CPU processes each)')
+    err = gpu_request_error(max(int(i) for i in ids) + 1)
+    if err:
+        raise SegkitError(f'--gpus {gpus}: {err}')
+    return [','.join(ids[i:i + per_run]) for i in range(0, len(ids), per_run)]
+
+
+def budget_epochs(base_cfg, epochs: Optional[int], fraction: Optional[float]) -> Optional[int]:
+    """The epochs each run trains (None: the configs' own schedule)."""
+    if epochs is not None and fraction is not None:
+        raise SegkitError('give --epochs or --fraction, not both')
+    if epochs is not None:
+        if epochs < 1:
+            raise SegkitError(f'--epochs {epochs}: at least 1')
+        return epochs
+    if fraction is not None:
+        if not 0 < fraction <= 1:
+            raise SegkitError(f'--fraction {fraction}: between 0 and 1 (of the base '
+                              'schedule)')
+        return max(1, round(fraction * base_cfg.train_cfg.max_epochs))
+    return None
+
+
+# ------------------------------------------------------------------ state
+
+
+def finished(work_dir: Path, epochs: Optional[int]) -> Optional[str]:
+    """Why the variant counts as finished, or None."""
+    done = work_dir / DONE
+    if done.is_file():
+        try:
+            info = json.loads(done.read_text())
+        except json.JSONDecodeError:
+            info = {}
+        if info.get('epochs') == epochs:
+            return f'done marker {done.name}'
+    if epochs is not None and (work_dir / f'epoch_{epochs}.pth').is_file():
+        from segkit.engine.resume import checkpoint_problem
+        if checkpoint_problem(work_dir / f'epoch_{epochs}.pth') is None:
+            return f'its last checkpoint epoch_{epochs}.pth'
+    return None
+
+
+def has_checkpoints(work_dir: Path) -> bool:
+    return any(work_dir.glob('epoch_*.pth')) or (work_dir / 'last_checkpoint').is_file()
+
+
+def train_command(v: Variant, work_dir: Path, epochs: Optional[int], procs: int,
+                  common: list, resume: bool) -> list:
+    if procs > 1:
+        cmd = ['bash', str(ROOT / 'tools' / 'dist_train.sh'), v.config, str(procs)]
+    else:
+        cmd = [sys.executable, str(ROOT / 'tools' / 'train.py'), v.config]
+    cmd += ['--work-dir', str(work_dir)]
+    if epochs is not None:
+        cmd += ['--max-epochs', str(epochs)]
+    if resume:
+        cmd += ['--resume']
+    opts = list(common) + list(v.options)
+    if opts:
+        cmd += ['--cfg-options', *opts]
+    return cmd
+
+
+@dataclass
+class Outcome:
+    variant: Variant
+    work_dir: Path
+    status: str  # 'skipped', 'trained', 'resumed', 'failed'
+    why: str = ''
+    seconds: float = 0.0
+
+
+def run_variant(v: Variant, work_dir: Path, epochs: Optional[int], procs: int,
+                common: list, cvd: Optional[str], say) -> Outcome:
+    why = finished(work_dir, epochs)
+    if why:
+        say(f'{v.name}: finished ({why}), skipped')
+        return Outcome(v, work_dir, 'skipped', why)
+    resume = has_checkpoints(work_dir)
+    cmd = train_command(v, work_dir, epochs, procs, common, resume)
+    env = dict(os.environ)
+    if cvd is not None:
+        env['CUDA_VISIBLE_DEVICES'] = cvd
+    work_dir.mkdir(parents=True, exist_ok=True)
+    log = work_dir / LOG
+    where = f'GPU {cvd}' if cvd is not None else ('CPU' if not _cuda() else 'default GPU')
+    say(f'{v.name}: {"resuming" if resume else "training"} on {where} -> {log}')
+    t0 = time.time()
+    with open(log, 'a') as f:
+        f.write(f'\n$ {" ".join(cmd)}\n')
+        f.flush()
+        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=os.getcwd())
+    dt = time.time() - t0
+    if rc != 0:
+        tail = _last_error(log)
+        say(f'{v.name}: FAILED (exit {rc}) after {dt:.0f}s: {tail}')
+        return Outcome(v, work_dir, 'failed', f'exit {rc}: {tail}', dt)
+    from segkit.io import atomic_write
+    info = {'variant': v.name, 'config': v.config, 'options': v.options, 'epochs': epochs,
+            'command': cmd, 'seconds': round(dt, 1),
+            'finished': time.strftime('%Y-%m-%d %H:%M:%S')}
+    atomic_write(str(work_dir / DONE),
+                 lambda tmp: Path(tmp).write_text(json.dumps(info, indent=1) + '\n'))
+    say(f'{v.name}: done in {dt:.0f}s')
+    return Outcome(v, work_dir, 'resumed' if resume else 'trained', seconds=dt)
+
+
+def _cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def _last_error(log: Path) -> str:
+    lines = [ln.strip() for ln in log.read_text(errors='replace').splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if ln.startswith('error:') or 'Error' in ln:
+            return ln[:200]
+    return lines[-1][:200] if lines else '(no output)'
+
+
+def run_sweep(variants: list, sweep_dir: Path, epochs: Optional[int], slots: list,
+              procs: int, common: list, say=print) -> list:
+    """Train every variant (skip / resume as they stand); returns Outcome per variant,
+    in the variants' order."""
+    lock = threading.Lock()
+    free = list(slots)
+
+    def one(v):
+        with lock:
+            cvd = free.pop(0)
+        try:
+            return run_variant(v, sweep_dir / v.name, epochs, procs, common, cvd, say)
+        finally:
+            with lock:
+                free.append(cvd)
+
+    with ThreadPoolExecutor(max_workers=len(slots)) as pool:
+        return list(pool.map(one, variants))
+
+
+def compare_sweep(variants: list, sweep_dir: Path, console=None):
+    """The comparison of the variants that logged, the base first; writes
+    ``sweep_dir/compare/`` and prints it."""
+    from segkit.analysis import compare as cmp
+    from segkit.analysis.logs import load_run
+    named = []
+    for v in variants:
+        try:
+            named.append((v.name, load_run(sweep_dir / v.name)))
+        except SegkitError as err:
+            print(f'[sweep] {v.name}: left out of the comparison ({err})')
+    if not named or named[0][0] != 'base':
+        raise SegkitError(f'the base run in {sweep_dir / "base"} has no logs: nothing to '
+                          'compare against (rerun the sweep)')
+    comp = cmp.compare(named)
+    made = cmp.write(comp, sweep_dir / 'compare')
+    cmp.print_comparison(comp, console)
+    return comp, made
