@@ -153,17 +153,24 @@ def build_runner(cfg):
 # ------------------------------------------------------------------ train
 
 
+def _refuse_bad_types(cfg) -> None:
+    """Wrong-typed or empty values: one line naming the key, before any arithmetic."""
+    from segkit.engine.config_types import type_rows
+    from segkit.engine.preflight import raise_first_failure
+    raise_first_failure(type_rows(cfg))
+
+
 def train(args) -> int:
     cfg = prepare_config(args, 'train')
+    _refuse_bad_types(cfg)
     apply_perf_flags(cfg, args)
     sk_dist.setup_distributed(cfg, args.launcher)
     world = sk_dist.world_size()
+    from segkit.engine import workdir_lock
+    if sk_dist.rank() == 0:  # a live run there: say so before anything else
+        workdir_lock.check_unlocked(cfg.work_dir)
     if getattr(args, 'max_epochs', None):
         apply_max_epochs(cfg, args.max_epochs, world)
-    if sk_dist.rank() == 0 and os.path.isdir(cfg.work_dir):
-        from segkit.io import remove_stale_temporaries
-        for stale in remove_stale_temporaries(cfg.work_dir):
-            log(f'removed {stale}: a partial save from a killed run')
     resume, load_from = resolve_resume(args.resume, cfg.work_dir, logger=log)
     if resume:
         cfg.resume, cfg.load_from = True, load_from
@@ -175,7 +182,19 @@ def train(args) -> int:
         apply_auto_scale_lr(cfg, args.config, world)
     if not getattr(args, 'no_preflight', False):
         from segkit.engine.preflight import preflight
-        preflight(cfg, mode='train', launcher=args.launcher)
+        preflight(cfg, mode='train', launcher=args.launcher, world=world,
+                  partial_weights=args.partial_weights)
+    if getattr(args, 'preflight_only', False):
+        log('preflight passed')
+        return 0
+    # preflight passed: only now is anything written into the work dir
+    if sk_dist.rank() == 0:
+        workdir_lock.acquire(cfg.work_dir)
+        from segkit.io import remove_stale_temporaries
+        for stale in remove_stale_temporaries(cfg.work_dir):
+            log(f'removed {stale}: a partial save from a killed run')
+    from segkit.engine.cli import set_resume_hint
+    set_resume_hint(cfg.work_dir)
     runner = build_runner(cfg)
     if runner.rank == 0:
         from segkit.engine.run_record import write_run_record
@@ -183,6 +202,7 @@ def train(args) -> int:
                                                       'resumed_from': load_from})
     with distributed_errors():
         runner.train()
+    set_resume_hint(None)
     if runner.rank == 0:
         summarize_train(runner)
     return 0
@@ -242,6 +262,7 @@ def _trigger_visualization(cfg, args) -> None:
 
 def test(args) -> int:
     cfg = prepare_config(args, 'test')
+    _refuse_bad_types(cfg)
     if not os.path.isfile(args.checkpoint):
         raise SegkitError(f'checkpoint {args.checkpoint} does not exist')
     problem = checkpoint_problem(Path(args.checkpoint))
@@ -256,13 +277,18 @@ def test(args) -> int:
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if args.out is not None:
-        os.makedirs(args.out, exist_ok=True)
         for ev in _walk_evaluators(cfg):
             ev['output_dir'] = args.out
             ev['keep_results'] = True
     sk_dist.setup_distributed(cfg, args.launcher)
     from segkit.engine.preflight import preflight
-    preflight(cfg, mode='test', launcher=args.launcher)
+    preflight(cfg, mode='test', launcher=args.launcher, world=sk_dist.world_size(),
+              partial_weights=args.partial_weights)
+    if getattr(args, 'preflight_only', False):
+        log('preflight passed')
+        return 0
+    if args.out is not None:
+        os.makedirs(args.out, exist_ok=True)
     runner = build_runner(cfg)
     with distributed_errors():
         metrics = runner.test()
