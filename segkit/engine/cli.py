@@ -132,8 +132,9 @@ def build_parser(mode: str) -> argparse.ArgumentParser:
         p.add_argument('--tf32', action=argparse.BooleanOptionalAction, default=None,
                        help='TF32 matmuls/convolutions on Ampere+ GPUs')
         p.add_argument('--auto-scale-lr', action='store_true',
-                       help='scale the LR linearly from the batch in the config name '
-                       '(GxbB) to the actual GPUs x batch')
+                       help="scale the LR linearly: lr x (GPUs x batch of this launch) / "
+                       "auto_scale_lr.base_batch_size (the batch the LR was tuned for; "
+                       "else the config name's GxbB)")
         p.add_argument('--max-epochs', type=int, metavar='N',
                        help='train N epochs, stretching the LR schedule with it')
         p.add_argument('--no-preflight', action='store_true',

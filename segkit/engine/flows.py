@@ -80,37 +80,42 @@ def apply_perf_flags(cfg, args) -> None:
 
 
 def check_launch_batch(cfg, config_path: str, world: int) -> None:
-    """Warn when GPUs x batch differs from what the config name (or its knob) says."""
+    """Warn when the launch differs from what the config name's GxbB or its
+    ``num_gpus`` knob says (warnings only: a launch may differ on purpose)."""
     batch = cfg.train_dataloader.get('batch_size', 1)
-    name = parse_config_name(config_path)
-    planned = name.total_batch if name else None
-    label = f'{name.gpus}x{name.batch}' if name else None
-    if planned is None and cfg.get('num_gpus'):
-        planned, label = cfg.num_gpus * batch, f'{cfg.num_gpus}x{batch}'
     actual = world * batch
-    if planned and planned != actual:
+    name = parse_config_name(config_path)
+    if name and name.total_batch != actual:
         log(f'WARNING: this launch trains {world} process(es) x {batch} images = {actual} '
-            f'per iteration, but the config is named for {label} = {planned}: each '
-            f'epoch takes {planned / actual:.2f}x the iterations and the LR was chosen '
-            f'for {planned} (add --auto-scale-lr to scale it linearly)')
+            f'per iteration, but the config is named for {name.gpus}x{name.batch} = '
+            f'{name.total_batch}: each epoch takes {name.total_batch / actual:.2f}x the '
+            'iterations (add --auto-scale-lr to scale the LR to this batch)')
+    knob = cfg.get('num_gpus')
+    if knob and knob != world:
+        log(f'WARNING: the config sets num_gpus = {knob} but this launch runs {world} '
+            'process(es): launch with that many (tools/dist_train.sh CONFIG '
+            f'{knob}), or set num_gpus to match')
 
 
 def apply_auto_scale_lr(cfg, config_path: str, world: int) -> None:
-    """Linear rule: lr x actual batch / the batch in the config name."""
+    """mmengine's meaning: lr x actual total batch / ``auto_scale_lr.base_batch_size``
+    (the batch the LR was tuned for); without it, the config name's GxbB."""
     name = parse_config_name(config_path)
-    if name:
-        base = name.total_batch
-    elif cfg.get('auto_scale_lr', {}).get('base_batch_size'):
-        base = cfg.auto_scale_lr.base_batch_size
+    base = (cfg.get('auto_scale_lr') or {}).get('base_batch_size')
+    if base:
+        source = 'auto_scale_lr.base_batch_size'
+    elif name:
+        base, source = name.total_batch, f"the config name's {name.gpus}x{name.batch}"
     else:
-        raise SegkitError('--auto-scale-lr: the config name has no GxbB and the config '
-                          'sets no auto_scale_lr.base_batch_size; add one of them')
+        raise SegkitError('--auto-scale-lr: the config sets no auto_scale_lr.base_batch_size '
+                          '(the batch its LR was tuned for) and its name has no GxbB; add '
+                          'auto_scale_lr = dict(enable=False, base_batch_size=N)')
     actual = world * cfg.train_dataloader.get('batch_size', 1)
     lr = cfg.optim_wrapper.get('optimizer', {}).get('lr')
-    cfg.auto_scale_lr = dict(enable=True, base_batch_size=base)
+    cfg.auto_scale_lr = dict(enable=True, base_batch_size=base)  # mmengine scales it
     new = f'{lr * actual / base:.4g}' if lr is not None else '?'
-    log(f'--auto-scale-lr: batch {actual} (this launch) / {base} (config) -> lr x '
-        f'{actual / base:.4g}: {lr} -> {new}')
+    log(f'--auto-scale-lr: batch {actual} (this launch: {world} x '
+        f'{actual // world}) / {base} ({source}) -> lr x {actual / base:.4g}: {lr} -> {new}')
 
 
 def apply_max_epochs(cfg, epochs: int, world: int) -> None:
