@@ -81,6 +81,12 @@ CKPT_OVERHEAD = 1.05  # pickle, message hub, scheduler state (demo: 10.83 MB vs 
 DISK_MARGIN = 1.25
 
 
+def checkpoint_bytes(cfg, n_params: int) -> float:
+    """One checkpoint: fp32 parameters + the optimizer's copies + overhead."""
+    opt = ((cfg.get('optim_wrapper') or {}).get('optimizer') or {}).get('type', 'AdamW')
+    return 4 * n_params * (1 + _OPT_COPIES.get(str(opt), 2)) * CKPT_OVERHEAD
+
+
 def disk_need(cfg, n_params: int, mode: str) -> tuple[float, str]:
     """(bytes this run will write at most, how that was counted): a checkpoint is
     the fp32 parameters plus the optimizer's state; kept are max_keep_ckpts (else
@@ -88,8 +94,7 @@ def disk_need(cfg, n_params: int, mode: str) -> tuple[float, str]:
     if mode != 'train' or not n_params:
         return LOG_MARGIN * DISK_MARGIN, ''
     opt = ((cfg.get('optim_wrapper') or {}).get('optimizer') or {}).get('type', 'AdamW')
-    copies = 1 + _OPT_COPIES.get(str(opt), 2)
-    ckpt_bytes = 4 * n_params * copies * CKPT_OVERHEAD
+    ckpt_bytes = checkpoint_bytes(cfg, n_params)
     hook = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
     keep = hook.get('max_keep_ckpts', -1)
     if not isinstance(keep, int) or keep <= 0:

@@ -79,18 +79,25 @@ def part_shapes(model: dict, part: str) -> dict:
     return {k[len(part) + 1:]: v for k, v in model.items() if k.startswith(part + '.')}
 
 
-def layout_hint(sd: dict) -> str:
+_KIND_NAMES = {'mit': 'MiT', 'swin': 'Swin', 'mobilenetv3': 'MobileNetV3'}
+
+
+def layout_hint(sd: dict, path: str) -> str:
     """What a file of another layout looks like: '' or '; the file looks like ...'."""
+    import os
+    import shlex
     try:
         from segkit.convert.weights import detect_format
         kind, layout = detect_format(sd)
     except Exception:  # noqa: BLE001 - unknown layout
         kind, layout = None, None
     if kind and layout != 'mmseg':
-        name = {'official': 'an unconverted', 'hf': 'a Hugging Face',
-                'torchvision': 'a torchvision'}.get(layout, 'an unconverted')
-        return (f'; the file looks like {name} {kind.upper() if kind != "mobilenetv3" else kind}'
-                f' checkpoint: python tools/convert_weights.py {kind} SRC DST')
+        name = {'hf': 'a Hugging Face', 'torchvision': 'a torchvision'}.get(
+            layout, 'an unconverted')
+        dst = os.path.splitext(path)[0] + '_mmseg.pth'
+        from segkit.engine.cli import shell_command
+        return (f'; the file looks like {name} {_KIND_NAMES.get(kind, kind)} checkpoint: '
+                + shell_command(['python', 'tools/convert_weights.py', kind, path, dst]))
     if any(k.startswith('backbone.') for k in sd):
         return '; the file is a whole segmentor (keys start with backbone.): use it as load_from'
     return ''
@@ -135,4 +142,4 @@ def problem(path: str, where: str, model: dict, exact: bool = False) -> Optional
     shape = f' ({len(wrong)} differ in shape, e.g. {wrong[0]}: file {ckpt[wrong[0]]} vs ' \
             f'model {target[wrong[0]]})' if wrong else ''
     return (f'{where} {path}: {matched} of {total} {label}parameters match{shape}'
-            f'{layout_hint(ckpt)}')
+            f'{layout_hint(ckpt, path)}')
