@@ -471,5 +471,6 @@ def main(dataset: str, src: Optional[str] = None, voc: Optional[str] = None,
     config = ('configs/mask2former/mask2former_swin-t_3xb4-200e_ade20k-512x512.py'
               if dataset == 'ade20k' else
               'configs/segformer/segformer_mit-b2_3xb6-200e_voc12aug-512x512.py')
-    print(f'next: python tools/validate_dataset.py {config}')
+    from segkit.engine.cli import shell_command
+    print(f'next: {shell_command(["python", "tools/validate_dataset.py", config])}')
     return 0

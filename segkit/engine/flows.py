@@ -245,8 +245,9 @@ def summarize_train(runner) -> None:
     log(f'work dir:    {work_dir}')
     if best:
         log(f'best:        {best[-1]}')
+    from segkit.engine.cli import shell_command
     log(f'TensorBoard: {Path(runner.log_dir) / "vis_data"}  '
-        f'(scripts/tensorboard.sh {work_dir})')
+        f'({shell_command(["scripts/tensorboard.sh", work_dir])})')
 
 
 # ------------------------------------------------------------------ test

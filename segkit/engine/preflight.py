@@ -220,10 +220,12 @@ def weights_rows(cfg, mode: str, partial_ok: bool = False, shapes: dict | None =
                  ) -> list[Check]:
     """Every weight file the run loads fits the part of the model it loads into."""
     from segkit.engine.weights_fit import OPT_OUT, problem
-    files = [(w, p) for w, p in pretrained_paths(cfg) if os.path.isfile(p)]
+    resume = mode == 'train' and cfg.get('resume')
+    # a test or a resume overwrites the init weights with load_from: only it counts
+    files = [(w, p) for w, p in pretrained_paths(cfg) if os.path.isfile(p) and
+             (w == 'load_from' or (mode == 'train' and not resume))]
     if not files or shapes is None:
         return []
-    resume = mode == 'train' and cfg.get('resume')
     rows = []
     for where, path in files:
         exact = resume and where == 'load_from'
