@@ -270,3 +270,28 @@ def test_dist_train_refusal_ends_with_the_one_line(where, demo_data, kept_work_d
     refused(proc, 'train_cfg.max_epochs', 'positive integer')
     assert 'ChildFailedError' not in proc.stderr
     assert snapshot(kept_work_dir) == before
+
+
+# --------------------------------------------------------------- 3. preflight never raises
+
+
+@pytest.mark.parametrize('option', [
+    'train_dataloader.dataset.data_prefix=5',
+    'default_hooks.checkpoint=3',
+    'param_scheduler=7',
+    'train_dataloader=5',
+])
+def test_values_of_unexpected_shape_give_one_line(option, demo_data, kept_work_dir):
+    """In-process: whatever the config holds, the checks end in a SegkitError."""
+    from segkit.engine.cli import parse_args
+    from segkit.engine.flows import train as train_flow
+    from segkit.errors import SegkitError
+    before = snapshot(kept_work_dir)
+    args = parse_args('train', [DEMO_CONFIG, '--work-dir', str(kept_work_dir), '--cfg-options',
+                                *map(str, demo_options(demo_data)), option])
+    with pytest.raises(SegkitError) as err:
+        train_flow(args)
+    assert '\n' not in str(err.value)
+    assert f"config key {option.split('=')[0]} is" in str(err.value)
+    print(f'error: {err.value}')
+    assert snapshot(kept_work_dir) == before

@@ -35,6 +35,10 @@ KINDS = {
     'str': ('a non-empty string', lambda v: isinstance(v, str) and v != ''),
     'opt_str': ('a path (string) or None', lambda v: v is None or
                 (isinstance(v, str) and v != '')),
+    'dict': ('a dict(...)', lambda v: isinstance(v, dict)),
+    'opt_dict': ('a dict(...) or None', lambda v: v is None or isinstance(v, dict)),
+    'dicts': ('a dict(...) or a list of them', lambda v: isinstance(v, dict) or (
+        isinstance(v, (list, tuple)) and all(isinstance(x, dict) for x in v))),
     'size2': ('two positive integers, e.g. (512, 512)', lambda v: isinstance(v, (list, tuple))
               and len(v) == 2 and all(_is_int(x) and x >= 1 for x in v)),
 }
@@ -44,6 +48,14 @@ _HEADS = ('model.decode_head', 'model.decode_head.*', 'model.auxiliary_head',
           'model.auxiliary_head.*')
 
 TYPED_KEYS: tuple = (
+    # the sections everything below reads
+    ('model', 'dict'), ('train_cfg', 'opt_dict'), ('optim_wrapper', 'dict'),
+    ('optim_wrapper.optimizer', 'dict'), ('param_scheduler', 'dicts'),
+    ('default_hooks', 'dict'), ('default_hooks.*', 'opt_dict'), ('custom_hooks', 'dicts'),
+    *((ld, 'opt_dict') for ld in _LOADERS), *((f'{ld}.dataset', 'dict') for ld in _LOADERS),
+    *((f'{ld}.sampler', 'dict') for ld in _LOADERS),
+    *((f'{ld}.dataset.data_prefix', 'dict') for ld in _LOADERS),
+    ('val_evaluator', 'dicts'), ('test_evaluator', 'dicts'), ('env_cfg', 'dict'),
     # the knobs at the top of segkit's leaf configs
     ('num_gpus', 'pos_int'), ('samples_per_gpu', 'pos_int'), ('max_epochs', 'pos_int'),
     ('warmup_epochs', 'nonneg_num'), ('val_interval', 'pos_int'),
@@ -87,6 +99,9 @@ def _items(node: Any, parts: list, where: str) -> Iterator[tuple]:
         if isinstance(node, (list, tuple)):
             for i, v in enumerate(node):
                 yield from _items(v, rest, f'{where}[{i}]')
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                yield from _items(v, rest, f'{where}.{k}')
         return
     if isinstance(node, dict) and head in node:
         yield from _items(node[head], rest, f'{where}.{head}' if where else head)

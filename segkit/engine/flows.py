@@ -165,7 +165,32 @@ def _refuse_bad_types(cfg) -> None:
     raise_first_failure(type_rows(cfg))
 
 
+class config_errors:
+    """Everything before the Runner exists: an exception other than SegkitError (a
+    config value of a shape nothing checked) becomes one line, never a traceback."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or isinstance(exc, (SegkitError, KeyboardInterrupt, SystemExit)):
+            return False
+        first = (str(exc).strip().splitlines() or [''])[0][:200]
+        raise SegkitError(f'the config cannot be used ({type(exc).__name__}: {first}): a '
+                          'value of an unexpected type or shape? python tools/doctor.py '
+                          'CONFIG checks it') from None
+
+
 def train(args) -> int:
+    with config_errors():
+        cfg, load_from = _train_checks(args)
+    if getattr(args, 'preflight_only', False):
+        log('preflight passed')
+        return 0
+    return _train_run(args, cfg, load_from)
+
+
+def _train_checks(args):
     cfg = prepare_config(args, 'train')
     _refuse_bad_types(cfg)
     apply_perf_flags(cfg, args)
@@ -189,10 +214,12 @@ def train(args) -> int:
         from segkit.engine.preflight import preflight
         preflight(cfg, mode='train', launcher=args.launcher, world=world,
                   partial_weights=args.partial_weights)
-    if getattr(args, 'preflight_only', False):
-        log('preflight passed')
-        return 0
+    return cfg, load_from
+
+
+def _train_run(args, cfg, load_from) -> int:
     # preflight passed: only now is anything written into the work dir
+    from segkit.engine import workdir_lock
     if sk_dist.rank() == 0:
         workdir_lock.acquire(cfg.work_dir)
         from segkit.io import remove_stale_temporaries
@@ -267,29 +294,30 @@ def _trigger_visualization(cfg, args) -> None:
 
 
 def test(args) -> int:
-    cfg = prepare_config(args, 'test')
-    _refuse_bad_types(cfg)
-    if not os.path.isfile(args.checkpoint):
-        raise SegkitError(f'checkpoint {args.checkpoint} does not exist')
-    problem = checkpoint_problem(Path(args.checkpoint))
-    if problem:
-        raise SegkitError(f'checkpoint {args.checkpoint} is {problem}')
-    cfg.load_from = args.checkpoint
-    cfg.resume = False
-    if args.show or args.show_dir:
-        _trigger_visualization(cfg, args)
-    if args.tta:
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
-    if args.out is not None:
-        for ev in _walk_evaluators(cfg):
-            ev['output_dir'] = args.out
-            ev['keep_results'] = True
-    sk_dist.setup_distributed(cfg, args.launcher)
-    from segkit.engine.preflight import preflight
-    preflight(cfg, mode='test', launcher=args.launcher, world=sk_dist.world_size(),
-              partial_weights=args.partial_weights)
+    with config_errors():
+        cfg = prepare_config(args, 'test')
+        _refuse_bad_types(cfg)
+        if not os.path.isfile(args.checkpoint):
+            raise SegkitError(f'checkpoint {args.checkpoint} does not exist')
+        problem = checkpoint_problem(Path(args.checkpoint))
+        if problem:
+            raise SegkitError(f'checkpoint {args.checkpoint} is {problem}')
+        cfg.load_from = args.checkpoint
+        cfg.resume = False
+        if args.show or args.show_dir:
+            _trigger_visualization(cfg, args)
+        if args.tta:
+            cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+            cfg.tta_model.module = cfg.model
+            cfg.model = cfg.tta_model
+        if args.out is not None:
+            for ev in _walk_evaluators(cfg):
+                ev['output_dir'] = args.out
+                ev['keep_results'] = True
+        sk_dist.setup_distributed(cfg, args.launcher)
+        from segkit.engine.preflight import preflight
+        preflight(cfg, mode='test', launcher=args.launcher, world=sk_dist.world_size(),
+                  partial_weights=args.partial_weights)
     if getattr(args, 'preflight_only', False):
         log('preflight passed')
         return 0

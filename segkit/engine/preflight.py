@@ -279,8 +279,8 @@ def all_rows(cfg, mode: str = 'train', launcher: str = 'none', data_sample: bool
     shapes = _model_shapes(cfg, rows)
     if work_dir and cfg.get('work_dir'):
         n_params = sum(_prod(s) for s in (shapes or {}).values())
-        need, what = disk_need(cfg, n_params, mode)
-        rows += _guarded('work dir', work_dir_rows, cfg.work_dir, need, what)
+        rows += _guarded('work dir', lambda: work_dir_rows(
+            cfg.work_dir, *disk_need(cfg, n_params, mode)))
     data = _guarded('data', data_rows, cfg, splits)
     rows += data
     if data_sample and data and not any(r.status == FAIL for r in data):
