@@ -59,8 +59,23 @@ def train(data, work, *extra, options=(), epochs=2, check=False, env=None):
 # --------------------------------------------------------------- 3. types, epochs
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize('option, phrases', [
+def refused_in_process(work, *argv) -> str:
+    """tools/train.py's flow in this process (cheaper than a process per case):
+    the one-line SegkitError, and the work dir untouched."""
+    from segkit.engine.cli import parse_args
+    from segkit.engine.flows import train as train_flow
+    from segkit.errors import SegkitError
+    before = snapshot(work)
+    with pytest.raises(SegkitError) as err:
+        train_flow(parse_args('train', [DEMO_CONFIG, '--work-dir', str(work),
+                                        *map(str, argv)]))
+    assert '\n' not in str(err.value)
+    assert snapshot(work) == before
+    print(f'error: {err.value}')
+    return str(err.value)
+
+
+TYPE_CASES = [
     ('train_cfg.max_epochs=abc', ['train_cfg.max_epochs', "'abc'", 'positive integer']),
     ('model.decode_head.num_classes=', ['model.decode_head.num_classes', 'empty']),
     ('optim_wrapper.optimizer.lr=(0.006,)', ['optim_wrapper.optimizer.lr', 'tuple',
@@ -69,7 +84,11 @@ def train(data, work, *extra, options=(), epochs=2, check=False, env=None):
     ('train_cfg.val_interval=[1,2]', ['train_cfg.val_interval', 'list']),
     ('default_hooks.checkpoint.max_keep_ckpts=x', ['max_keep_ckpts', 'an integer']),
     ('train_dataloader.drop_last=maybe', ['train_dataloader.drop_last', 'True or False']),
-])
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('option, phrases', TYPE_CASES[:2])
 def test_wrong_typed_or_empty_values_name_the_key(option, phrases, demo_data,
                                                   kept_work_dir):
     before = snapshot(kept_work_dir)
@@ -78,19 +97,28 @@ def test_wrong_typed_or_empty_values_name_the_key(option, phrases, demo_data,
     assert snapshot(kept_work_dir) == before
 
 
+@pytest.mark.parametrize('option, phrases', TYPE_CASES[2:])
+def test_more_wrong_types_in_process(option, phrases, demo_data, kept_work_dir):
+    msg = refused_in_process(kept_work_dir, '--cfg-options', *demo_options(demo_data), option)
+    assert 'config key' in msg and all(p in msg for p in phrases), msg
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize('options, phrases', [
-    # 16 train images, batch 20, drop_last: mmengine's "epoch_length ... got 0"
-    (['train_dataloader.batch_size=20', 'train_dataloader.drop_last=True'],
-     ['0 iterations', '16 images', 'batch 20', 'drop_last']),
-    # warmup to epoch 10 of a 4-epoch run: mmengine's "begin=10, end=4" in iterations
-    (['train_cfg.max_epochs=4', 'param_scheduler.0.end=10', 'param_scheduler.1.begin=10',
-      'param_scheduler.1.end=4'], ['epochs 10..4', 'max_epochs=4', 'warmup_epochs']),
-])
-def test_schedule_arithmetic_in_epochs(options, phrases, demo_data, kept_work_dir):
+def test_zero_length_epoch_in_images_and_batch(demo_data, kept_work_dir):
+    """16 train images, batch 20, drop_last: mmengine's "epoch_length ... got 0"."""
     before = snapshot(kept_work_dir)
-    refused(train(demo_data, kept_work_dir, options=options), *phrases)
+    proc = train(demo_data, kept_work_dir, options=['train_dataloader.batch_size=20',
+                                                    'train_dataloader.drop_last=True'])
+    refused(proc, '0 iterations', '16 images', 'batch 20', 'drop_last')
     assert snapshot(kept_work_dir) == before
+
+
+def test_warmup_beyond_the_end_in_epochs(demo_data, kept_work_dir):
+    """Warmup to epoch 10 of a 4-epoch run: mmengine's "begin=10, end=4" (iterations)."""
+    msg = refused_in_process(kept_work_dir, '--cfg-options', *demo_options(demo_data),
+                             'train_cfg.max_epochs=4', 'param_scheduler.0.end=10',
+                             'param_scheduler.1.begin=10', 'param_scheduler.1.end=4')
+    assert all(p in msg for p in ('epochs 10..4', 'max_epochs=4', 'warmup_epochs')), msg
 
 
 # --------------------------------------------------------------- 2. weights
@@ -282,16 +310,6 @@ def test_dist_train_refusal_ends_with_the_one_line(where, demo_data, kept_work_d
     'train_dataloader=5',
 ])
 def test_values_of_unexpected_shape_give_one_line(option, demo_data, kept_work_dir):
-    """In-process: whatever the config holds, the checks end in a SegkitError."""
-    from segkit.engine.cli import parse_args
-    from segkit.engine.flows import train as train_flow
-    from segkit.errors import SegkitError
-    before = snapshot(kept_work_dir)
-    args = parse_args('train', [DEMO_CONFIG, '--work-dir', str(kept_work_dir), '--cfg-options',
-                                *map(str, demo_options(demo_data)), option])
-    with pytest.raises(SegkitError) as err:
-        train_flow(args)
-    assert '\n' not in str(err.value)
-    assert f"config key {option.split('=')[0]} is" in str(err.value)
-    print(f'error: {err.value}')
-    assert snapshot(kept_work_dir) == before
+    """Sections of the wrong shape: named, never a traceback."""
+    msg = refused_in_process(kept_work_dir, '--cfg-options', *demo_options(demo_data), option)
+    assert f"config key {option.split('=')[0]} is" in msg, msg

@@ -40,6 +40,7 @@ def prepare_config(args, mode: str):
     """Load the config and apply what every segkit run needs."""
     import segkit.plugins.hooks  # noqa: F401  registers PerClassMetricsHook + PerClassIoUMetric
     cfg = load_config(args.config, args.cfg_options)
+    _refuse_bad_types(cfg)  # before anything computes with the values
     resolve_class_weight_files(cfg.model)
     if args.work_dir is not None:  # mmseg's rule: CLI > config > work_dirs/<stem>
         cfg.work_dir = args.work_dir
@@ -192,7 +193,6 @@ def train(args) -> int:
 
 def _train_checks(args):
     cfg = prepare_config(args, 'train')
-    _refuse_bad_types(cfg)
     apply_perf_flags(cfg, args)
     sk_dist.setup_distributed(cfg, args.launcher)
     world = sk_dist.world_size()
@@ -296,7 +296,6 @@ def _trigger_visualization(cfg, args) -> None:
 def test(args) -> int:
     with config_errors():
         cfg = prepare_config(args, 'test')
-        _refuse_bad_types(cfg)
         if not os.path.isfile(args.checkpoint):
             raise SegkitError(f'checkpoint {args.checkpoint} does not exist')
         problem = checkpoint_problem(Path(args.checkpoint))
