@@ -205,8 +205,8 @@ def epoch_rows(cfg, world: int = 1) -> list[Check]:
                 'or an earlier phase runs past the end of training'),
                 'make warmup_epochs smaller than max_epochs (the knobs), or use '
                 '--max-epochs N, which stretches the schedule'))
-        elif max_epochs and begin >= max_epochs:
-            rows.append(Check('schedule', FAIL, f'{name} begins at epoch {begin}, after '
+        elif isinstance(max_epochs, int) and begin > max_epochs:  # never runs: a warning
+            rows.append(Check('schedule', WARN, f'{name} begins at epoch {begin}, after '
                               f'training ends (max_epochs={max_epochs})',
                               'make warmup_epochs smaller than max_epochs'))
     from segkit.engine.epoch_checks import epoch_invariant_errors
