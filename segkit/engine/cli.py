@@ -25,10 +25,24 @@ def shell_command(argv) -> str:
     return shlex.join(str(a) for a in argv)
 
 
+_interrupted = False
+
+
+def _on_sigint(signum, frame):
+    global _interrupted
+    _interrupted = True  # a library may turn the KeyboardInterrupt into another error
+    raise KeyboardInterrupt
+
+
 def set_resume_hint(work_dir: Optional[str]) -> None:
     """While a training runs, Ctrl-C and crashes end with the command that resumes it."""
     global _resume_work_dir
     _resume_work_dir = work_dir
+    if work_dir:
+        import signal
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, _on_sigint)
 
 
 def resume_command(work_dir: str, argv=None) -> str:
@@ -76,11 +90,10 @@ def run_tool(main: Callable[[], int | None]) -> None:
         _report(f'error: {err}')
         sys.exit(2)
     except KeyboardInterrupt:
-        hint = (f': continue with {resume_command(_resume_work_dir)}'
-                if _resume_work_dir else '')
-        _report(f'interrupted{hint}')
-        sys.exit(130)
+        _interrupted_exit()
     except BaseException:
+        if _interrupted:
+            _interrupted_exit()
         if _resume_work_dir and not isinstance(sys.exc_info()[1], SystemExit):
             import traceback
             traceback.print_exc()
@@ -89,6 +102,12 @@ def run_tool(main: Callable[[], int | None]) -> None:
             sys.exit(1)
         raise
     sys.exit(code or 0)
+
+
+def _interrupted_exit() -> None:
+    hint = f': continue with {resume_command(_resume_work_dir)}' if _resume_work_dir else ''
+    _report(f'interrupted{hint}')
+    sys.exit(130)
 
 
 def add_cfg_options(p: argparse.ArgumentParser, example: str = 'train_dataloader.'
