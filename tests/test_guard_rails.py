@@ -36,6 +36,7 @@ def refused(proc, *phrases):
     assert last.startswith('error: '), last
     for phrase in phrases:
         assert phrase in last, (phrase, last)
+    print(last)  # pytest -s shows what each bad input prints
     return last
 
 
