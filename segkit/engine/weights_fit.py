@@ -82,7 +82,7 @@ def part_shapes(model: dict, part: str) -> dict:
 _KIND_NAMES = {'mit': 'MiT', 'swin': 'Swin', 'mobilenetv3': 'MobileNetV3'}
 
 
-def layout_hint(sd: dict, path: str) -> str:
+def layout_hint(sd: dict, path: str, part: str = '') -> str:
     """What a file of another layout looks like: '' or '; the file looks like ...'."""
     import os
     import shlex
@@ -98,8 +98,9 @@ def layout_hint(sd: dict, path: str) -> str:
         from segkit.engine.cli import shell_command
         return (f'; the file looks like {name} {_KIND_NAMES.get(kind, kind)} checkpoint: '
                 + shell_command(['python', 'tools/convert_weights.py', kind, path, dst]))
-    if any(k.startswith('backbone.') for k in sd):
-        return '; the file is a whole segmentor (keys start with backbone.): use it as load_from'
+    if part and any(k.startswith('backbone.') for k in sd):
+        return ('; the file is a whole segmentor (keys start with backbone.): load it with '
+                'load_from, or set the init_cfg prefix')
     return ''
 
 
@@ -142,4 +143,4 @@ def problem(path: str, where: str, model: dict, exact: bool = False) -> Optional
     shape = f' ({len(wrong)} differ in shape, e.g. {wrong[0]}: file {ckpt[wrong[0]]} vs ' \
             f'model {target[wrong[0]]})' if wrong else ''
     return (f'{where} {path}: {matched} of {total} {label}parameters match{shape}'
-            f'{layout_hint(ckpt, path)}')
+            f'{layout_hint(ckpt, path, part)}')
