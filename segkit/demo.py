@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from segkit.engine.cli import shell_command
 from segkit.errors import SegkitError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,9 +85,10 @@ def run_demo(model: str = 'segformer', epochs: int | None = None,
     print(f'[demo] metrics JSON:     {metrics_json}')
     if logs.is_dir():
         print(f'[demo] TensorBoard logs: {logs}')
-    print(f'[demo] open TensorBoard: scripts/tensorboard.sh {work_dir}   '
+    print(f'[demo] open TensorBoard: {shell_command(["scripts/tensorboard.sh", work_dir])}   '
           '(then http://localhost:6006)')
-    print(f'[demo] read the run:     python tools/analyze_run.py {work_dir}')
+    print(f'[demo] read the run:     '
+          f'{shell_command(["python", "tools/analyze_run.py", work_dir])}')
     if miou < spec['bar']:
         print(f'[demo] FAIL: mIoU {miou:.2f} is below the demo bar {spec["bar"]}: the '
               'pipeline is not learning; run make doctor', file=sys.stderr)

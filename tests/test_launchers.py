@@ -227,7 +227,8 @@ def test_auto_scale_lr_and_batch_warning(demo_data, tmp_path):
                   '--cfg-options', *demo_options(demo_data, epochs=1))
     out = proc.stdout + proc.stderr
     assert 'the config is named for 1x8 = 8' in out
-    assert '--auto-scale-lr: batch 4 (this launch) / 8 (config) -> lr x 0.5: 0.006 -> 0.003' in out
+    assert ("--auto-scale-lr: batch 4 (this launch: 1 x 4) / 8 (the config name's 1x8) "
+            '-> lr x 0.5: 0.006 -> 0.003') in out
     from segkit.safe_load import safe_load
     groups = safe_load(work / 'epoch_1.pth')['optimizer']['param_groups']
     assert groups[0]['initial_lr'] == pytest.approx(0.003)

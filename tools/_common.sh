@@ -38,6 +38,9 @@ launch_preflight() {
     die "PORT=$PORT is already in use on this machine (another job?): unset PORT to pick a free one, or choose another"
   fi
 }
+# runs the torchrun command "$@" (from torchrun_cmd) after one --preflight-only of
+# its tool; a refusal's one line stays last with exit 2 (no ChildFailedError wall)
+exec_ranks() { exec "$PYTHON" -m segkit.engine.launch torchrun "$@"; }
 # srun's settings, like mmseg's slurm scripts: sets SRUN (srun and its options) for
 # PARTITION JOB_NAME; mmengine falls back to port 29500 for every job, so each job
 # gets its own MASTER_PORT

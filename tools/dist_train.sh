@@ -30,4 +30,4 @@ if [[ -n ${DRY_RUN:-} ]]; then
   exit 0
 fi
 launch_preflight "$GPUS"
-exec "${CMD[@]}"
+exec_ranks "${CMD[@]}"

@@ -44,7 +44,7 @@ def main() -> int:
     from segkit.engine.flows import prepare_config
     # train.py's config preparation; its work_dir is only named, never written
     cfg = prepare_config(argparse.Namespace(config=args.config, cfg_options=args.cfg_options,
-                                            work_dir=None), 'train')
+                                            work_dir=None))
 
     def say(msg):
         if sk_dist.rank() == 0:

@@ -20,6 +20,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from segkit.engine.cli import shell_command
 from segkit.errors import SegkitError
 from segkit.data.archives import copy_selected, iter_members, manifest_done, write_manifest
 from segkit.data.labels import read_label_png, save_label_png, sbd_segmentation
@@ -371,5 +372,6 @@ def main(dataset: str, src: Optional[str] = None, voc: Optional[str] = None,
     else:
         result = prepare_voc_aug(voc, sbd, out, allow_partial, workers)
     print_result(result)
-    print(f'next: python tools/validate_dataset.py {_NEXT_CONFIG[dataset]}')
+    check = shell_command(['python', 'tools/validate_dataset.py', _NEXT_CONFIG[dataset]])
+    print(f'next: {check}')
     return 0

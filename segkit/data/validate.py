@@ -38,6 +38,7 @@ labels are 0..num_classes-1 and the ignore index.
 """
 from __future__ import annotations
 
+import collections
 import copy
 import os
 import random
@@ -395,24 +396,61 @@ def _classes_of_cfg(leaf) -> list:
     return list(getattr(ds_cls, 'METAINFO', {}).get('classes') or [])
 
 
+def _stems(root, suffix) -> dict:
+    found = {}
+    for d, _, names in os.walk(root):
+        for n in names:
+            if n.endswith(suffix) and not n.startswith('.'):
+                rel = os.path.relpath(os.path.join(d, n), root)
+                found[rel[:-len(suffix)]] = os.path.join(d, n)
+    return found
+
+
+def _common_tail(names, bases) -> Optional[str]:
+    """The tail most ``names`` have after a name in ``bases`` ('_mask' for
+    'a_mask' with base 'a'), if at least half of them share it."""
+    tails = collections.Counter()
+    for n in names:
+        for i in range(len(n) - 1, 0, -1):
+            if n[i] in '_-.' and n[:i] in bases:
+                tails[n[i:]] += 1
+                break
+    if tails:
+        tail, count = tails.most_common(1)[0]
+        if count * 2 >= len(names):
+            return tail
+    return None
+
+
+def suffix_hint(images: dict, masks: dict, img_suffix: str, seg_suffix: str) -> str:
+    """'' or the suffix setting the names on disk ask for (masks named NAME_mask.png:
+    seg_map_suffix='_mask.png')."""
+    alone = [m for m in masks if m not in images]
+    tail = _common_tail(alone, images) if alone else None
+    if tail:
+        return (f"masks are named like IMAGE{tail}{seg_suffix}: set seg_map_suffix="
+                f"'{tail}{seg_suffix}' in the dataset config (now '{seg_suffix}')")
+    alone = [i for i in images if i not in masks]
+    tail = _common_tail(alone, masks) if alone else None
+    if tail:
+        return (f"images are named like MASK{tail}{img_suffix}: set img_suffix="
+                f"'{tail}{img_suffix}' in the dataset config (now '{img_suffix}')")
+    return ''
+
+
 def _orphans(img_dir: str, seg_dir: str, img_suffix: str, seg_suffix: str,
-             with_ann_file: bool, label: str) -> list:
-    """Masks (``*seg_suffix`` under seg_dir) whose image is not under img_dir."""
-    def stems(root, suffix):
-        found = {}
-        for d, _, names in os.walk(root):
-            for n in names:
-                if n.endswith(suffix) and not n.startswith('.'):
-                    rel = os.path.relpath(os.path.join(d, n), root)
-                    found[rel[:-len(suffix)]] = os.path.join(d, n)
-        return found
-    masks = stems(seg_dir, seg_suffix)
-    images = stems(img_dir, img_suffix) if os.path.isdir(img_dir) else {}
+             with_ann_file: bool, label: str) -> tuple[list, str]:
+    """Masks (``*seg_suffix`` under seg_dir) whose image is not under img_dir, and
+    the suffix hint when the names differ by a common tail."""
+    masks = _stems(seg_dir, seg_suffix)
+    images = _stems(img_dir, img_suffix) if os.path.isdir(img_dir) else {}
+    hint = suffix_hint(images, masks, img_suffix, seg_suffix)
     severity = WARNING if with_ann_file else ERROR
+    fix = hint or ('add the image or move the mask out (a different image suffix or name '
+                   'also does this)')
     return [Finding('orphan_mask', path, f'mask has no image {stem}{img_suffix} in {img_dir}: '
-                    'add the image or move the mask out (a different image suffix or name '
-                    'also does this)', severity, split=label)
-            for stem, path in sorted(masks.items()) if stem not in images]
+                    f'{fix}', severity, split=label)
+            for stem, path in sorted(masks.items()) if stem not in images], hint
 
 
 def _check_chunk(task) -> tuple:
@@ -482,7 +520,7 @@ def validate(cfg, splits: Sequence[str] = ('train', 'val'), sample: Optional[int
                     config_findings=config_findings)
 
     rng = random.Random(seed)
-    tasks, scanned = [], set()
+    tasks, scanned, hints = [], set(), {}
     for index, (leaf, ds, rep, found) in enumerate(built):
         report.splits.append(rep)
         rep.findings += found
@@ -523,8 +561,9 @@ def validate(cfg, splits: Sequence[str] = ('train', 'val'), sample: Optional[int
         key = (rep.img_dir, rep.seg_dir, ds.img_suffix, ds.seg_map_suffix)
         if rep.seg_dir and os.path.isdir(rep.seg_dir) and key not in scanned:
             scanned.add(key)
-            rep.findings += _orphans(rep.img_dir, rep.seg_dir, ds.img_suffix,
-                                     ds.seg_map_suffix, bool(rep.ann_file), rep.split)
+            orphans, hints[index] = _orphans(rep.img_dir, rep.seg_dir, ds.img_suffix,
+                                             ds.seg_map_suffix, bool(rep.ann_file), rep.split)
+            rep.findings += orphans
 
     total = sum(len(t[2]) for t in tasks)
     with progress_bar(f'checking {total:,} pairs ({workers} workers)', total,
@@ -537,6 +576,8 @@ def validate(cfg, splits: Sequence[str] = ('train', 'val'), sample: Optional[int
             rep.present += present
             for f in findings:
                 f.split = rep.split
+                if f.kind == 'missing_mask' and hints.get(index):
+                    f.message = f'mask {os.path.basename(f.path)} does not exist: {hints[index]}'
             rep.findings += findings
             bar.advance(n)
     return report

@@ -8,10 +8,78 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
-from typing import Callable
+from typing import Callable, Optional
 
 from segkit.errors import SegkitError
+
+# set by a launcher (segkit.engine.launch torchrun): where a rank leaves its one-line
+# error, so the launcher can print it last instead of torchrun's ChildFailedError
+ERROR_DIR_ENV = 'SEGKIT_ERROR_DIR'
+_resume_work_dir: Optional[str] = None
+
+
+def shell_command(argv) -> str:
+    """The one way a command is printed: every word shell-quoted."""
+    return shlex.join(str(a) for a in argv)
+
+
+_interrupted = False
+
+
+def _on_sigint(signum, frame):
+    global _interrupted
+    _interrupted = True  # a library may turn the KeyboardInterrupt into another error
+    raise KeyboardInterrupt
+
+
+def set_resume_hint(work_dir: Optional[str]) -> None:
+    """While a training runs, Ctrl-C and crashes end with the command that resumes it."""
+    global _resume_work_dir
+    _resume_work_dir = work_dir
+    if work_dir:
+        import signal
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, _on_sigint)
+
+
+def resume_command(work_dir: str, argv=None) -> str:
+    """This process's own command line, with ``--work-dir WORK_DIR --resume``."""
+    argv = list(sys.argv if argv is None else argv)
+    out, skip = [], 0
+    for i, a in enumerate(argv):
+        if skip:
+            skip -= 1
+            continue
+        if a in ('--work-dir', '--launcher', '--local-rank', '--local_rank'):
+            skip = 1
+        elif a == '--resume':
+            if i + 1 < len(argv) and not argv[i + 1].startswith('-') and \
+                    argv[i + 1].endswith('.pth'):
+                skip = 1
+        elif not a.startswith(('--work-dir=', '--resume=', '--launcher=', '--local-rank=',
+                               '--local_rank=')):
+            out.append(a)
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    tool = os.path.relpath(out[0]) if out else 'tools/train.py'
+    if world > 1:  # started by tools/dist_train.sh CONFIG GPUS
+        cmd = ['tools/dist_train.sh', out[1], str(world), *out[2:]]
+    else:
+        cmd = ['python', tool, *out[1:]]
+    return shell_command(cmd + ['--work-dir', work_dir, '--resume'])
+
+
+def _report(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+    folder = os.environ.get(ERROR_DIR_ENV)
+    if folder:
+        try:
+            with open(os.path.join(folder, f"rank{os.environ.get('RANK', '0')}"), 'w') as f:
+                f.write(line + '\n')
+        except OSError:
+            pass
 
 
 def run_tool(main: Callable[[], int | None]) -> None:
@@ -19,12 +87,27 @@ def run_tool(main: Callable[[], int | None]) -> None:
     try:
         code = main()
     except SegkitError as err:
-        print(f'error: {err}', file=sys.stderr)
+        _report(f'error: {err}')
         sys.exit(2)
     except KeyboardInterrupt:
-        print('interrupted', file=sys.stderr)
-        sys.exit(130)
+        _interrupted_exit()
+    except BaseException:
+        if _interrupted:
+            _interrupted_exit()
+        if _resume_work_dir and not isinstance(sys.exc_info()[1], SystemExit):
+            import traceback
+            traceback.print_exc()
+            _report(f'error: training crashed (traceback above); after fixing the '
+                    f'cause, continue with {resume_command(_resume_work_dir)}')
+            sys.exit(1)
+        raise
     sys.exit(code or 0)
+
+
+def _interrupted_exit() -> None:
+    hint = f': continue with {resume_command(_resume_work_dir)}' if _resume_work_dir else ''
+    _report(f'interrupted{hint}')
+    sys.exit(130)
 
 
 def add_cfg_options(p: argparse.ArgumentParser, example: str = 'train_dataloader.'
@@ -79,8 +162,9 @@ def build_parser(mode: str) -> argparse.ArgumentParser:
                        'loads; or a checkpoint path')
         add_speed_flags(p)
         p.add_argument('--auto-scale-lr', action='store_true',
-                       help='scale the LR linearly from the batch in the config name '
-                       '(GxbB) to the actual GPUs x batch')
+                       help="scale the LR linearly: lr x (GPUs x batch of this launch) / "
+                       "auto_scale_lr.base_batch_size (the batch the LR was tuned for; "
+                       "else the config name's GxbB)")
         p.add_argument('--max-epochs', type=int, metavar='N',
                        help='train N epochs, stretching the LR schedule with it')
         p.add_argument('--no-preflight', action='store_true',
@@ -94,6 +178,12 @@ def build_parser(mode: str) -> argparse.ArgumentParser:
         p.add_argument('--tta', action='store_true', help='test-time augmentation')
         p.add_argument('--metrics-json', help='write the metrics here (default: '
                        '<work_dir>/<timestamp>/test_metrics.json)')
+    p.add_argument('--partial-weights', action='store_true',
+                   help='allow loading weights that fit under 90%% of the part they load '
+                   'into (a deliberate partial load); resume still needs an exact fit')
+    p.add_argument('--preflight-only', action='store_true',
+                   help='run the checks, write nothing and exit (the launchers run this '
+                   'once before starting the processes)')
     add_cfg_options(p)
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                    default='none', help='job launcher (dist_train.sh sets pytorch)')

@@ -63,7 +63,11 @@ def load_config(path: str, cfg_options: Optional[dict] = None):
         raise SegkitError(f'config {path} does not load: {type(err).__name__}: '
                           f'{first}') from None
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        try:
+            cfg.merge_from_dict(cfg_options)
+        except Exception as err:  # noqa: BLE001 - a key path that does not fit the config
+            raise SegkitError(f'--cfg-options does not apply to {path}: {type(err).__name__}: '
+                              f'{str(err).strip()[:200]}') from None
     return cfg
 
 

@@ -25,7 +25,8 @@ def world_size() -> int:
 def rank() -> int:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank()
-    return int(os.environ.get('RANK', '0'))
+    # before init: torchrun sets RANK, srun SLURM_PROCID (mmengine copies it later)
+    return int(os.environ.get('RANK') or os.environ.get('SLURM_PROCID') or '0')
 
 
 def replace_syncbn(node):

@@ -42,6 +42,7 @@ def prepare_config(args):
     """Load the config and apply what every segkit run needs."""
     import segkit.plugins  # noqa: F401  registers segkit's hooks, metric, models (mmseg is heavy: here, not at import)
     cfg = load_config(args.config, args.cfg_options)
+    _refuse_bad_types(cfg)  # before anything computes with the values
     resolve_class_weight_files(cfg.model)
     if args.work_dir is not None:  # mmseg's rule: CLI > config > work_dirs/<stem>
         cfg.work_dir = args.work_dir
@@ -81,37 +82,42 @@ def apply_perf_flags(cfg, args) -> None:
 
 
 def check_launch_batch(cfg, config_path: str, world: int) -> None:
-    """Warn when GPUs x batch differs from what the config name (or its knob) says."""
+    """Warn when the launch differs from what the config name's GxbB or its
+    ``num_gpus`` knob says (warnings only: a launch may differ on purpose)."""
     batch = cfg.train_dataloader.get('batch_size', 1)
-    name = parse_config_name(config_path)
-    planned = name.total_batch if name else None
-    label = f'{name.gpus}x{name.batch}' if name else None
-    if planned is None and cfg.get('num_gpus'):
-        planned, label = cfg.num_gpus * batch, f'{cfg.num_gpus}x{batch}'
     actual = world * batch
-    if planned and planned != actual:
+    name = parse_config_name(config_path)
+    if name and name.total_batch != actual:
         log(f'WARNING: this launch trains {world} process(es) x {batch} images = {actual} '
-            f'per iteration, but the config is named for {label} = {planned}: each '
-            f'epoch takes {planned / actual:.2f}x the iterations and the LR was chosen '
-            f'for {planned} (add --auto-scale-lr to scale it linearly)')
+            f'per iteration, but the config is named for {name.gpus}x{name.batch} = '
+            f'{name.total_batch}: each epoch takes {name.total_batch / actual:.2f}x the '
+            'iterations (add --auto-scale-lr to scale the LR to this batch)')
+    knob = cfg.get('num_gpus')
+    if knob and knob != world:
+        log(f'WARNING: the config sets num_gpus = {knob} but this launch runs {world} '
+            'process(es): launch with that many (tools/dist_train.sh CONFIG '
+            f'{knob}), or set num_gpus to match')
 
 
 def apply_auto_scale_lr(cfg, config_path: str, world: int) -> None:
-    """Linear rule: lr x actual batch / the batch in the config name."""
+    """mmengine's meaning: lr x actual total batch / ``auto_scale_lr.base_batch_size``
+    (the batch the LR was tuned for); without it, the config name's GxbB."""
     name = parse_config_name(config_path)
-    if name:
-        base = name.total_batch
-    elif cfg.get('auto_scale_lr', {}).get('base_batch_size'):
-        base = cfg.auto_scale_lr.base_batch_size
+    base = (cfg.get('auto_scale_lr') or {}).get('base_batch_size')
+    if base:
+        source = 'auto_scale_lr.base_batch_size'
+    elif name:
+        base, source = name.total_batch, f"the config name's {name.gpus}x{name.batch}"
     else:
-        raise SegkitError('--auto-scale-lr: the config name has no GxbB and the config '
-                          'sets no auto_scale_lr.base_batch_size; add one of them')
+        raise SegkitError('--auto-scale-lr: the config sets no auto_scale_lr.base_batch_size '
+                          '(the batch its LR was tuned for) and its name has no GxbB; add '
+                          'auto_scale_lr = dict(enable=False, base_batch_size=N)')
     actual = world * cfg.train_dataloader.get('batch_size', 1)
     lr = cfg.optim_wrapper.get('optimizer', {}).get('lr')
-    cfg.auto_scale_lr = dict(enable=True, base_batch_size=base)
+    cfg.auto_scale_lr = dict(enable=True, base_batch_size=base)  # mmengine scales it
     new = f'{lr * actual / base:.4g}' if lr is not None else '?'
-    log(f'--auto-scale-lr: batch {actual} (this launch) / {base} (config) -> lr x '
-        f'{actual / base:.4g}: {lr} -> {new}')
+    log(f'--auto-scale-lr: batch {actual} (this launch: {world} x '
+        f'{actual // world}) / {base} ({source}) -> lr x {actual / base:.4g}: {lr} -> {new}')
 
 
 def apply_max_epochs(cfg, epochs: int, world: int) -> None:
@@ -153,16 +159,48 @@ def build_runner(cfg):
 # ------------------------------------------------------------------ train
 
 
+def _refuse_bad_types(cfg) -> None:
+    """Wrong-typed or empty values: one line naming the key, before any arithmetic."""
+    from segkit.engine.config_types import type_rows
+    from segkit.engine.preflight import raise_first_failure
+    raise_first_failure(type_rows(cfg))
+
+
+class config_errors:
+    """Everything before the Runner exists: an exception other than SegkitError (a
+    config value of a shape nothing checked) becomes one line, never a traceback."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or isinstance(exc, (SegkitError, KeyboardInterrupt, SystemExit)):
+            return False
+        first = (str(exc).strip().splitlines() or [''])[0][:200]
+        raise SegkitError(f'the config cannot be used ({type(exc).__name__}: {first}): a '
+                          'value of an unexpected type or shape? python tools/doctor.py '
+                          'CONFIG checks it') from None
+
+
 def train(args) -> int:
+    with config_errors():
+        cfg, load_from = _train_checks(args)
+    if getattr(args, 'preflight_only', False):
+        log('preflight passed')
+        return 0
+    return _train_run(args, cfg, load_from)
+
+
+def _train_checks(args):
     cfg = prepare_config(args)
     apply_perf_flags(cfg, args)
     sk_dist.setup_distributed(cfg, args.launcher)
     world = sk_dist.world_size()
+    from segkit.engine import workdir_lock
+    if sk_dist.rank() == 0:  # a live run there: say so before anything else
+        workdir_lock.check_unlocked(cfg.work_dir)
     if getattr(args, 'max_epochs', None):
         apply_max_epochs(cfg, args.max_epochs, world)
-    if sk_dist.rank() == 0 and os.path.isdir(cfg.work_dir):
-        for stale in remove_stale_temporaries(cfg.work_dir):
-            log(f'removed {stale}: a partial save from a killed run')
     resume, load_from = resolve_resume(args.resume, cfg.work_dir, logger=log)
     if resume:
         cfg.resume, cfg.load_from = True, load_from
@@ -174,17 +212,32 @@ def train(args) -> int:
         apply_auto_scale_lr(cfg, args.config, world)
     if not getattr(args, 'no_preflight', False):
         from segkit.engine.preflight import preflight
-        preflight(cfg, mode='train', launcher=args.launcher)
+        preflight(cfg, mode='train', launcher=args.launcher, world=world,
+                  partial_weights=args.partial_weights)
+    return cfg, load_from
+
+
+def _train_run(args, cfg, load_from) -> int:
+    # preflight passed: only now is anything written into the work dir
+    from segkit.engine import workdir_lock
+    if sk_dist.rank() == 0:
+        workdir_lock.acquire(cfg.work_dir)
+        from segkit.io import remove_stale_temporaries
+        for stale in remove_stale_temporaries(cfg.work_dir):
+            log(f'removed {stale}: a partial save from a killed run')
+    from segkit.engine.cli import set_resume_hint
+    set_resume_hint(cfg.work_dir)
     runner = build_runner(cfg)
     if runner.rank == 0:
         from segkit.engine.console import header
-        for line in header(runner, args.config, world):
+        for line in header(runner, args.config, sk_dist.world_size()):
             log(line)
         from segkit.engine.run_record import write_run_record
         write_run_record(runner.log_dir, cfg, extra={'mode': 'train',
                                                       'resumed_from': load_from})
     with distributed_errors():
         runner.train()
+    set_resume_hint(None)
     if runner.rank == 0:
         summarize_train(runner)
     return 0
@@ -222,7 +275,9 @@ def summarize_train(runner) -> None:
     log(f'work dir:    {work_dir}')
     if best:
         log(f'best:        {best[-1]}')
-    log(f'TensorBoard: {work_dir / "tensorboard"}  (scripts/tensorboard.sh {work_dir})')
+    from segkit.engine.cli import shell_command
+    log(f'TensorBoard: {work_dir / "tensorboard"}  '
+        f'({shell_command(["scripts/tensorboard.sh", work_dir])})')
 
 
 # ------------------------------------------------------------------ test
@@ -242,28 +297,34 @@ def _trigger_visualization(cfg, args) -> None:
 
 
 def test(args) -> int:
-    cfg = prepare_config(args)
-    if not os.path.isfile(args.checkpoint):
-        raise SegkitError(f'checkpoint {args.checkpoint} does not exist')
-    problem = checkpoint_problem(Path(args.checkpoint))
-    if problem:
-        raise SegkitError(f'checkpoint {args.checkpoint} is {problem}')
-    cfg.load_from = args.checkpoint
-    cfg.resume = False
-    if args.show or args.show_dir:
-        _trigger_visualization(cfg, args)
-    if args.tta:
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
+    with config_errors():
+        cfg = prepare_config(args)
+        if not os.path.isfile(args.checkpoint):
+            raise SegkitError(f'checkpoint {args.checkpoint} does not exist')
+        problem = checkpoint_problem(Path(args.checkpoint))
+        if problem:
+            raise SegkitError(f'checkpoint {args.checkpoint} is {problem}')
+        cfg.load_from = args.checkpoint
+        cfg.resume = False
+        if args.show or args.show_dir:
+            _trigger_visualization(cfg, args)
+        if args.tta:
+            cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+            cfg.tta_model.module = cfg.model
+            cfg.model = cfg.tta_model
+        if args.out is not None:
+            for ev in _walk_evaluators(cfg):
+                ev['output_dir'] = args.out
+                ev['keep_results'] = True
+        sk_dist.setup_distributed(cfg, args.launcher)
+        from segkit.engine.preflight import preflight
+        preflight(cfg, mode='test', launcher=args.launcher, world=sk_dist.world_size(),
+                  partial_weights=args.partial_weights)
+    if getattr(args, 'preflight_only', False):
+        log('preflight passed')
+        return 0
     if args.out is not None:
         os.makedirs(args.out, exist_ok=True)
-        for ev in _walk_evaluators(cfg):
-            ev['output_dir'] = args.out
-            ev['keep_results'] = True
-    sk_dist.setup_distributed(cfg, args.launcher)
-    from segkit.engine.preflight import preflight
-    preflight(cfg, mode='test', launcher=args.launcher)
     runner = build_runner(cfg)
     with distributed_errors():
         metrics = runner.test()

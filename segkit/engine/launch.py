@@ -3,6 +3,9 @@
     python -m segkit.engine.launch free-port          # prints a free TCP port
     python -m segkit.engine.launch port-free PORT     # exit 0 if PORT can be bound
     python -m segkit.engine.launch check-gpus N       # exit 2 with a one-line error if N > visible
+    python -m segkit.engine.launch torchrun TORCHRUN [ARGS...] TOOL [TOOL ARGS...]
+        # the shell launchers' torchrun: TOOL --preflight-only once, then torchrun; a
+        # rank's one-line error (SegkitError) ends the output, exit 2, no ChildFailedError
 """
 from __future__ import annotations
 
@@ -57,7 +60,59 @@ def gpu_request_error(requested: int, visible: int | None = None,
     return None
 
 
+def _torchrun_args(argv: list[str]) -> list[str]:
+    """Drop the torchrun command words (``/x/torchrun`` or ``python -m torch.distributed.run``)."""
+    if argv and argv[0].endswith('torchrun'):
+        return argv[1:]
+    if argv[1:3] == ['-m', 'torch.distributed.run']:
+        return argv[3:]
+    return argv
+
+
+def preflight_once(args) -> int:
+    """TOOL --preflight-only in one plain process, with the launch's world size (and
+    its node's first rank: only global rank 0 checks the work dir's lock)."""
+    import subprocess
+    script_args = [a for a in args.training_script_args if a not in ('--launcher', 'pytorch')
+                   and not a.startswith('--launcher=')]
+    nproc = int(args.nproc_per_node) if str(args.nproc_per_node).isdigit() else 1
+    nnodes = int(str(args.nnodes).split(':')[-1])
+    env = dict(os.environ, WORLD_SIZE=str(nproc * nnodes),
+               RANK=str(int(args.node_rank) * nproc), LOCAL_RANK='0')
+    # stdout: rank 0 repeats every line; stderr: the one-line error
+    return subprocess.run([sys.executable, args.training_script, *script_args,
+                           '--preflight-only'], env=env, stdout=subprocess.DEVNULL).returncode
+
+
+def torchrun(argv: list[str]) -> int:
+    import tempfile
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    from segkit.engine.cli import ERROR_DIR_ENV
+    args = parse_args(_torchrun_args(argv))
+    if os.environ.get('SEGKIT_SKIP_PREFLIGHT') != '1':
+        code = preflight_once(args)
+        if code:
+            return 2 if code == 2 else code
+    with tempfile.TemporaryDirectory(prefix='segkit-errors-') as folder:
+        os.environ[ERROR_DIR_ENV] = folder
+        try:
+            run(args)
+        except ChildFailedError:
+            lines = sorted(os.listdir(folder), key=lambda n: int(n[4:] or 0))
+            if not lines:
+                raise  # a real crash: torchrun's report names the rank and traceback
+            with open(os.path.join(folder, lines[0])) as f:
+                print(f.read().strip(), file=sys.stderr, flush=True)
+            return 2
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ['torchrun']:
+        return torchrun(argv[1:])
     if argv[:1] == ['free-port']:
         print(free_port())
         return 0

@@ -13,7 +13,6 @@ import difflib
 import inspect
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from segkit.checks import FAIL, PASS, WARN, Check
@@ -50,7 +49,8 @@ def typo_rows(cfg) -> list[Check]:
     return rows
 
 
-def work_dir_rows(work_dir: str, min_free_gb: float = MIN_FREE_GB) -> list[Check]:
+def work_dir_rows(work_dir: str, need_bytes: float = MIN_FREE_GB * 1e9,
+                  need_what: str = '') -> list[Check]:
     path = Path(work_dir)
     existing = path
     while not existing.exists() and existing != existing.parent:
@@ -58,17 +58,52 @@ def work_dir_rows(work_dir: str, min_free_gb: float = MIN_FREE_GB) -> list[Check
     if not existing.is_dir():
         return [Check('work dir', FAIL, f'work dir {work_dir} cannot be created: {existing} '
                       'is a file', 'pass --work-dir to a folder you can write')]
-    try:
-        with tempfile.NamedTemporaryFile(dir=existing, prefix='.segkit-write-test-'):
-            pass
-    except OSError as err:
+    if not os.access(existing, os.W_OK | os.X_OK):  # writes nothing (byte-identical)
         return [Check('work dir', FAIL, f'work dir {work_dir} is not writable '
-                      f'({err.strerror or err})', 'pass --work-dir to a folder you can write')]
-    free = shutil.disk_usage(existing).free / 1e9
-    if free < min_free_gb:
-        return [Check('work dir', FAIL, f'only {free:.2f} GB free for work dir {work_dir}',
+                      f'({existing}: permission denied)',
+                      'pass --work-dir to a folder you can write')]
+    free = shutil.disk_usage(existing).free
+    if free < need_bytes:
+        return [Check('work dir', FAIL, f'only {_mb(free)} free for work dir {work_dir}, '
+                      f'this run needs about {_mb(need_bytes)}{need_what}',
                       'free disk space or pass --work-dir on another disk')]
-    return [Check('work dir', PASS, f'{work_dir} ({free:.0f} GB free)')]
+    return [Check('work dir', PASS, f'{work_dir} ({_mb(free)} free, needs ~{_mb(need_bytes)})')]
+
+
+def _mb(n: float) -> str:
+    return f'{n / 1e9:.2f} GB' if n >= 1e9 else f'{n / 1e6:.0f} MB'
+
+
+# optimizer state per parameter, in copies of the parameters (mmengine saves it)
+_OPT_COPIES = {'AdamW': 2, 'Adam': 2, 'SGD': 1, 'RMSprop': 2, 'Adagrad': 1}
+LOG_MARGIN = 50e6
+CKPT_OVERHEAD = 1.05  # pickle, message hub, scheduler state (demo: 10.83 MB vs 10.56 MB)
+DISK_MARGIN = 1.25
+
+
+def checkpoint_bytes(cfg, n_params: int) -> float:
+    """One checkpoint: fp32 parameters + the optimizer's copies + overhead."""
+    opt = ((cfg.get('optim_wrapper') or {}).get('optimizer') or {}).get('type', 'AdamW')
+    return 4 * n_params * (1 + _OPT_COPIES.get(str(opt), 2)) * CKPT_OVERHEAD
+
+
+def disk_need(cfg, n_params: int, mode: str) -> tuple[float, str]:
+    """(bytes this run will write at most, how that was counted): a checkpoint is
+    the fp32 parameters plus the optimizer's state; kept are max_keep_ckpts (else
+    every save), a best and one temporary during a save; plus logs, x DISK_MARGIN."""
+    if mode != 'train' or not n_params:
+        return LOG_MARGIN * DISK_MARGIN, ''
+    opt = ((cfg.get('optim_wrapper') or {}).get('optimizer') or {}).get('type', 'AdamW')
+    ckpt_bytes = checkpoint_bytes(cfg, n_params)
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
+    keep = hook.get('max_keep_ckpts', -1)
+    if not isinstance(keep, int) or keep <= 0:
+        max_epochs = (cfg.get('train_cfg') or {}).get('max_epochs') or 1
+        keep = max(1, int(max_epochs) // max(1, int(hook.get('interval', 1) or 1)))
+    kept = keep + (1 if hook.get('save_best') else 0) + 1
+    need = (ckpt_bytes * kept + LOG_MARGIN) * DISK_MARGIN
+    return need, (f' ({kept} checkpoints x {_mb(ckpt_bytes)}: {n_params / 1e6:.2f} M '
+                  f'parameters + {opt} state, + logs, x{DISK_MARGIN})')
 
 
 def data_rows(cfg, splits) -> list[Check]:
@@ -137,20 +172,133 @@ def schedule_rows(cfg) -> list[Check]:
     return []
 
 
+def epoch_rows(cfg, world: int = 1) -> list[Check]:
+    """The epoch invariants that would stop mmengine, in the user's units."""
+    train_cfg = cfg.get('train_cfg') or {}
+    if train_cfg.get('type', 'EpochBasedTrainLoop') != 'EpochBasedTrainLoop':
+        return []
+    rows = []
+    max_epochs = train_cfg.get('max_epochs')
+    loader = cfg.get('train_dataloader') or {}
+    batch, drop_last = loader.get('batch_size', 1), loader.get('drop_last', False)
+    if drop_last:
+        from segkit.convert.iter2epoch import epoch_length, train_set_size
+        try:
+            n = train_set_size(cfg)[0]
+        except SegkitError:
+            n = None  # data missing: the data rows say so
+        if n is not None and epoch_length(n, world, batch, True) == 0:
+            rows.append(Check('epoch', FAIL, (
+                f'an epoch has 0 iterations: the train set has {n} images, {world} '
+                f'process(es) x batch {batch} = {world * batch} per iteration, and drop_last '
+                'drops the partial batch'), f'lower train_dataloader.batch_size to at most '
+                f'{max(1, n // world)}, or set train_dataloader.drop_last=False'))
+    scheds = cfg.get('param_scheduler') or []
+    for i, s in enumerate([scheds] if isinstance(scheds, dict) else scheds):
+        if not s.get('by_epoch', True):
+            continue
+        begin, end = s.get('begin', 0), s.get('end')
+        name = f"param_scheduler[{i}] ({s.get('type')}, epochs {begin}..{end})"
+        if end is not None and begin >= end:
+            rows.append(Check('schedule', FAIL, (
+                f'{name} ends before it begins; with max_epochs={max_epochs} the warmup '
+                'or an earlier phase runs past the end of training'),
+                'make warmup_epochs smaller than max_epochs (the knobs), or use '
+                '--max-epochs N, which stretches the schedule'))
+        elif isinstance(max_epochs, int) and begin > max_epochs:  # never runs: a warning
+            rows.append(Check('schedule', WARN, f'{name} begins at epoch {begin}, after '
+                              f'training ends (max_epochs={max_epochs})',
+                              'make warmup_epochs smaller than max_epochs'))
+    from segkit.engine.epoch_checks import epoch_invariant_errors
+    for err in epoch_invariant_errors(cfg):
+        if 'val_interval' in err or 'max_epochs must be' in err:
+            rows.append(Check('epoch', FAIL, err, 'fix train_cfg in the config'))
+    return rows
+
+
+def weights_rows(cfg, mode: str, partial_ok: bool = False, shapes: dict | None = None
+                 ) -> list[Check]:
+    """Every weight file the run loads fits the part of the model it loads into."""
+    from segkit.engine.weights_fit import OPT_OUT, problem
+    resume = mode == 'train' and cfg.get('resume')
+    # a test or a resume overwrites the init weights with load_from: only it counts
+    files = [(w, p) for w, p in pretrained_paths(cfg) if os.path.isfile(p) and
+             (w == 'load_from' or (mode == 'train' and not resume))]
+    if not files or shapes is None:
+        return []
+    rows = []
+    for where, path in files:
+        exact = resume and where == 'load_from'
+        if partial_ok and not exact:
+            continue
+        why = problem(path, where, shapes, exact=exact)
+        if why:
+            fix = ('resume only from a checkpoint of this config; start a new run with '
+                   '--work-dir NEW_DIR' if exact else
+                   f'pass the right file, or {OPT_OUT} if a partial load is what you want')
+            rows.append(Check('weights', FAIL, why.replace('load_from', '--resume', 1)
+                              if exact else why, fix))
+        else:
+            rows.append(Check('weights', PASS, f'{where} {path} fits the model'))
+    return rows
+
+
+def _guarded(name: str, fn, *args, **kw) -> list[Check]:
+    """A check that raises becomes a FAIL row: preflight itself never crashes."""
+    try:
+        return fn(*args, **kw)
+    except SegkitError as err:
+        return [Check(name, FAIL, str(err).split(': ', 1)[0], str(err).split(': ', 1)[-1])]
+    except Exception as err:  # noqa: BLE001 - the config holds something unexpected
+        first = (str(err).strip().splitlines() or [''])[0][:200]
+        return [Check(name, FAIL, f'the {name} check cannot run on this config '
+                      f'({type(err).__name__}: {first})',
+                      'check the config values it reads (python tools/doctor.py CONFIG)')]
+
+
+def _model_shapes(cfg, rows: list) -> dict | None:
+    from segkit.engine.weights_fit import build_model_shapes
+    try:
+        return build_model_shapes(cfg)
+    except Exception as err:  # noqa: BLE001 - mmengine raises many kinds
+        first = (str(err).strip().splitlines() or [''])[0][:200]
+        rows.append(Check('model', FAIL, f'the model does not build ({type(err).__name__}: '
+                          f'{first})', 'fix the model section of the config'))
+        return None
+
+
 def all_rows(cfg, mode: str = 'train', launcher: str = 'none', data_sample: bool = True,
-             work_dir: bool = True) -> list[Check]:
+             work_dir: bool = True, world: int = 1, partial_weights: bool = False
+             ) -> list[Check]:
+    from segkit.engine.config_types import type_rows
+    rows = type_rows(cfg)
+    if rows:
+        return rows  # everything below computes with these values
     splits = ('train', 'val') if mode == 'train' else ('test',)
-    rows = typo_rows(cfg)
+    rows = _guarded('config keys', typo_rows, cfg)
+    shapes = _model_shapes(cfg, rows)
     if work_dir and cfg.get('work_dir'):
-        rows += work_dir_rows(cfg.work_dir)
-    data = data_rows(cfg, splits)
+        n_params = sum(_prod(s) for s in (shapes or {}).values())
+        rows += _guarded('work dir', lambda: work_dir_rows(
+            cfg.work_dir, *disk_need(cfg, n_params, mode)))
+    data = _guarded('data', data_rows, cfg, splits)
     rows += data
     if data_sample and data and not any(r.status == FAIL for r in data):
-        rows += sample_rows(cfg, splits)
+        rows += _guarded('data sample', sample_rows, cfg, splits)
     if mode == 'train':
-        rows += pretrained_rows(cfg) + schedule_rows(cfg)
-    rows += gpu_rows(launcher)
+        rows += _guarded('pretrained', pretrained_rows, cfg)
+        rows += _guarded('schedule', schedule_rows, cfg)
+        rows += _guarded('epoch', epoch_rows, cfg, world)
+    rows += _guarded('weights', weights_rows, cfg, mode, partial_weights, shapes)
+    rows += _guarded('GPUs', gpu_rows, launcher)
     return rows
+
+
+def _prod(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
 
 
 def config_checks(config: str, cfg_options=None) -> list[Check]:
@@ -165,9 +313,16 @@ def config_checks(config: str, cfg_options=None) -> list[Check]:
         return [Check('config', FAIL, str(err), 'fix the config')]
 
 
-def preflight(cfg, mode: str = 'train', launcher: str = 'none') -> None:
+def raise_first_failure(rows) -> None:
+    for row in rows:
+        if row.status == FAIL:
+            raise SegkitError(f'{row.detail}: {row.fix}')
+
+
+def preflight(cfg, mode: str = 'train', launcher: str = 'none', world: int = 1,
+              partial_weights: bool = False) -> None:
     """Raise a one-line :class:`SegkitError` for the first problem found."""
-    for row in all_rows(cfg, mode, launcher):
+    for row in all_rows(cfg, mode, launcher, world=world, partial_weights=partial_weights):
         if row.status == FAIL:
             raise SegkitError(f'{row.detail}: {row.fix}')
         if row.status == WARN:

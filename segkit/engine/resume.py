@@ -7,6 +7,7 @@ first. A truncated file (a kill during a save) is skipped with a warning naming 
 from __future__ import annotations
 
 import re
+import shlex
 import zipfile
 from pathlib import Path
 from typing import Optional
@@ -39,7 +40,7 @@ def resume_state_problem(path: Path) -> Optional[str]:
         return (f'{path.name} holds no {" / ".join(missing)} state (mmseg saves best '
                 'checkpoints without it), so training cannot continue from it: resume '
                 "from an epoch_N.pth, or start a new run from its weights with "
-                f'--cfg-options load_from={path}')
+                f'--cfg-options {shlex.quote(f"load_from={path}")}')
     return None
 
 

@@ -18,7 +18,22 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 from mmseg.registry import HOOKS
 
+from segkit.errors import SegkitError
 from segkit.io import atomic_write_bytes, commit, tmp_path
+
+
+def _out_of_space(err: BaseException) -> bool:
+    """ENOSPC, as an OSError or inside torch's zip writer's RuntimeError."""
+    import errno
+    while err is not None:
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(err, RuntimeError) and ('No space left' in str(err) or
+                                              'file write failed' in str(err)):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
 
 @HOOKS.register_module()
 class SafeCheckpointHook(CheckpointHook):
@@ -31,10 +46,24 @@ class SafeCheckpointHook(CheckpointHook):
                                    backend_args=self.backend_args, **kwargs)
             if is_main_process():
                 commit(tmp, osp.join(self.out_dir, filename), durable=True)
-        except BaseException:
+        except BaseException as err:
             if osp.exists(tmp):
                 os.remove(tmp)
+            if _out_of_space(err):
+                raise self._no_space(runner, filename) from None
             raise
+
+    def _no_space(self, runner, filename: str) -> SegkitError:
+        import logging
+        logging.raiseExceptions = False  # the log file cannot be written either
+        last = osp.join(runner.work_dir, 'last_checkpoint')
+        kept = open(last).read().strip() if osp.isfile(last) else 'none yet'
+        from segkit.engine.cli import resume_command
+        return SegkitError(
+            f'no space left on the disk of {self.out_dir} while saving {filename} (the '
+            f'partial file is removed; the last good checkpoint, {kept}, and '
+            'last_checkpoint are intact): free space, then continue with '
+            f'{resume_command(runner.work_dir)}')
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         ckpt_filename = self.filename_tmpl.format(step)
@@ -54,8 +83,13 @@ class SafeCheckpointHook(CheckpointHook):
         if not is_main_process():
             return
         # 2. then last_checkpoint points to it; 3. only then old ones go
-        atomic_write_bytes(osp.join(runner.work_dir, 'last_checkpoint'),
-                           self.last_ckpt.encode(), durable=True)
+        try:
+            atomic_write_bytes(osp.join(runner.work_dir, 'last_checkpoint'),
+                               self.last_ckpt.encode(), durable=True)
+        except OSError as err:
+            if _out_of_space(err):
+                raise self._no_space(runner, 'last_checkpoint') from None
+            raise
         for old in stale:
             path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
             if self.file_backend.isfile(path):
