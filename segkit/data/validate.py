@@ -1,36 +1,14 @@
 """Check a config's dataset the way training reads it. Behind
-``tools/validate_dataset.py``; the preflight check runs the same code on a sample.
+``tools/validate_dataset.py``; preflight runs :func:`validate` on a sample
+(``sample=16, workers=1``: in-process, no pool to start).
 
-API
-    check_pair(img_path, seg_path, num_classes, ignore_index=255,
-               reduce_zero_label=False, label_map=None, *, exif=True,
-               mask_backend='pillow') -> list[Finding]
-        One image/mask pair, fully decoded. ``seg_path=None``: image only.
-    inspect_pair(...same...) -> PairStats
-        The same, plus the mask's label histogram (256 bins, after
-        reduce_zero_label and label_map: the labels the loss sees).
-    validate(cfg, splits=('train', 'val'), sample=None, workers=None,
-             progress=True, seed=0) -> Report
-        Builds each split's dataset through mmseg's DATASETS registry from the
-        config's dataloader (Concat/Repeat wrappers walked), so roots, prefixes,
-        suffixes, ann_file, indices, reduce_zero_label and custom classes are the
-        config's own; checks every pair (or ``sample`` random pairs per split) in
-        ``workers`` processes and scans the mask folders for masks with no image.
-    Report: .ok, .errors, .warnings, .findings, .config_findings, .splits
-        (SplitReport: split, total, checked, findings, 256-bin pixels/images),
-        .class_pixels(split) / .class_images(split) / .ignored_pixels(split)
-    print_report(report, worst=20); main(config, ...) -> exit code (1 on errors)
-
-Preflight: ``validate(cfg, ('train', 'val'), sample=16, workers=1,
-progress=False).errors`` (workers=1 runs in-process: no pool to start).
-
-A :class:`Finding` is (kind, severity, path, message, split, fraction): the
-message is one line saying what is wrong and how to fix it. Kinds (all errors
-unless noted): missing_image, missing_mask, orphan_mask (warning when an
-ann_file picks the names), unreadable_image, unreadable_mask, mask_channels,
-mask_16bit, size_mismatch, label_out_of_range, binary_mask, no_labels
-(warning), empty_split, dataset (the split cannot be built), config (the
-config contradicts itself).
+:func:`validate` builds each split's dataset through mmseg's DATASETS registry
+from the config's dataloader (Concat/Repeat wrappers walked), so roots, prefixes,
+suffixes, ann_file, reduce_zero_label and classes are the config's own; it checks
+every pair (or ``sample`` random pairs per split) in ``workers`` processes and
+scans the mask folders for masks with no image. A :class:`Finding`'s message is
+one line saying what is wrong and how to fix it; every kind is an error except
+no_labels and orphan_mask when an ann_file picks the names.
 
 Label semantics are mmseg's LoadAnnotations: with reduce_zero_label raw 0 ->
 255 and v -> v - 1 (raw 255 stays 255); then the dataset's label_map. Valid
@@ -40,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import os
+from contextlib import contextmanager
 import random
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -51,10 +30,6 @@ from segkit.engine.config import dataset_paths, load_config, split_datasets
 from segkit.errors import SegkitError
 
 ERROR, WARNING = 'error', 'warning'
-KINDS = ('missing_image', 'missing_mask', 'orphan_mask', 'unreadable_image',
-         'unreadable_mask', 'mask_channels', 'mask_16bit', 'size_mismatch',
-         'label_out_of_range', 'binary_mask', 'no_labels', 'empty_split', 'dataset',
-         'config')
 _EXIF_SWAPS = (5, 6, 7, 8)  # orientations that transpose the image
 
 
@@ -95,13 +70,23 @@ def label_lut(reduce_zero_label: bool, label_map: Optional[dict] = None) -> np.n
     return lut
 
 
-def _image_size(path: str, exif: bool) -> tuple:
-    """(W, H) as the loader returns it; decodes every byte (truncation raises)."""
-    from PIL import Image, ImageFile, UnidentifiedImageError
-    old = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
+@contextmanager
+def _open_strict(path: str):
+    """PIL's image of ``path``; a truncated file raises when decoded."""
+    from PIL import Image, ImageFile
+    old, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
         with Image.open(path) as img:
+            yield img
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = old
+
+
+def _image_size(path: str, exif: bool) -> tuple:
+    """(W, H) as the loader returns it; decodes every byte."""
+    from PIL import UnidentifiedImageError
+    try:
+        with _open_strict(path) as img:
             img.load()
             w, h = img.size
             if exif and img.getexif().get(0x0112, 1) in _EXIF_SWAPS:
@@ -113,8 +98,6 @@ def _image_size(path: str, exif: bool) -> tuple:
         if arr is None:
             raise
         return arr.shape[1], arr.shape[0]
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = old
 
 
 def _read_mask(path: str, backend: str) -> tuple:
@@ -125,14 +108,8 @@ def _read_mask(path: str, backend: str) -> tuple:
         if arr is None:
             raise ValueError('cv2 cannot decode it')
         return arr, f'cv2 {arr.dtype}'
-    from PIL import Image, ImageFile
-    old = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
-        with Image.open(path) as img:
-            return np.array(img), img.mode
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = old
+    with _open_strict(path) as img:
+        return np.array(img), img.mode
 
 
 def _hist256(mask: np.ndarray) -> np.ndarray:
@@ -160,7 +137,8 @@ def inspect_pair(img_path: str, seg_path: Optional[str], num_classes: int,
                  ignore_index: int = 255, reduce_zero_label: bool = False,
                  label_map: Optional[dict] = None, *, exif: bool = True,
                  mask_backend: str = 'pillow') -> PairStats:
-    """Findings for one pair plus its label histogram (see module docstring)."""
+    """Findings for one pair (``seg_path=None``: image only) plus its 256-bin
+    histogram of the labels the loss sees (after reduce_zero_label and label_map)."""
     out: list = []
 
     def add(kind, path, message, severity=ERROR, fraction=1.0):
@@ -267,6 +245,10 @@ def check_pair(img_path: str, seg_path: Optional[str], num_classes: int,
 
 # ------------------------------------------------------------------ reports
 
+def _zeros() -> np.ndarray:
+    return np.zeros(256, np.int64)
+
+
 @dataclass
 class SplitReport:
     split: str  # 'train', 'val', 'test', or 'train[1]' inside a ConcatDataset
@@ -277,10 +259,10 @@ class SplitReport:
     reduce_zero_label: bool = False
     total: int = 0  # pairs in the dataset
     checked: int = 0  # pairs checked (all, or the sample)
-    pixels: np.ndarray = field(default_factory=lambda: np.zeros(256, np.int64))
-    images: np.ndarray = field(default_factory=lambda: np.zeros(256, np.int64))
+    pixels: np.ndarray = field(default_factory=lambda: _zeros())
+    images: np.ndarray = field(default_factory=lambda: _zeros())
     # labelled pixels of the images a label appears in (median-frequency weights)
-    present: np.ndarray = field(default_factory=lambda: np.zeros(256, np.int64))
+    present: np.ndarray = field(default_factory=lambda: _zeros())
     findings: list = field(default_factory=list)
 
 
@@ -310,7 +292,7 @@ class Report:
 
     def _sum(self, attr: str, split: str) -> np.ndarray:
         rows = [getattr(s, attr) for s in self.splits if s.split.split('[')[0] == split]
-        return np.sum(rows, axis=0) if rows else np.zeros(256, np.int64)
+        return np.sum(rows, axis=0) if rows else _zeros()
 
     def class_pixels(self, split: str = 'train') -> np.ndarray:
         """(num_classes,) pixels per class over the split's datasets."""
@@ -417,10 +399,7 @@ def _orphans(img_dir: str, seg_dir: str, img_suffix: str, seg_suffix: str,
 
 def _check_chunk(task) -> tuple:
     index, params, pairs = task
-    pixels = np.zeros(256, np.int64)
-    images = np.zeros(256, np.int64)
-    present = np.zeros(256, np.int64)
-    findings = []
+    pixels, images, present, findings = _zeros(), _zeros(), _zeros(), []
     n = params['num_classes']
     for img, seg in pairs:
         st = inspect_pair(img, seg, **params)
@@ -592,17 +571,11 @@ def print_report(report: Report, worst: int = 20, console=None) -> None:
         for s in counted:
             classes.add_column(f'{s.split} px', justify='right')
             classes.add_column(f'{s.split} imgs', justify='right')
-        totals = [int(s.pixels.sum()) for s in counted]
-        for c in range(report.num_classes):
-            row = [str(c), str(report.class_names[c])]
-            for s, tot in zip(counted, totals):
-                row += [_pct(s.pixels[c], tot), f'{int(s.images[c]):,}']
-            classes.add_row(*row)
-        row = ['', f'ignore ({report.ignore_index})']
-        for s, tot in zip(counted, totals):
-            row += [_pct(s.pixels[report.ignore_index], tot),
-                    f'{int(s.images[report.ignore_index]):,}']
-        classes.add_row(*row)
+        lines = [(str(c), str(name), c) for c, name in enumerate(report.class_names)]
+        for cid, name, c in lines + [('', f'ignore ({report.ignore_index})',
+                                      report.ignore_index)]:
+            classes.add_row(cid, name, *[cell for s in counted for cell in (
+                _pct(s.pixels[c], int(s.pixels.sum())), f'{int(s.images[c]):,}')])
         unseen = [str(report.class_names[c]) for c in range(report.num_classes)
                   if all(s.pixels[c] == 0 for s in counted)]
         console.print(classes)
