@@ -25,6 +25,7 @@ from typing import Callable, Optional
 from segkit.checks import FAIL, PASS, SKIP, WARN, Check, render
 from segkit.engine.launch import gpu_request_error
 from segkit.engine.preflight import config_checks
+from segkit.errors import one_line
 from segkit.facts import (MMCV_VERSION, PYTHON_MAX, PYTHON_MIN, SETUPTOOLS, TORCH_DEFAULT,
                           TORCH_MAX, TORCH_MIN)
 
@@ -72,10 +73,6 @@ class Facts:
 
 # --------------------------------------------------------------------- probes
 
-def _one_line(err: BaseException) -> str:
-    return f'{type(err).__name__}: {err}'.strip().splitlines()[0][:200]
-
-
 def _try(fn: Callable[[], object]) -> Optional[str]:
     """Run ``fn``; None if it worked, else its error in one line."""
     try:
@@ -83,7 +80,7 @@ def _try(fn: Callable[[], object]) -> Optional[str]:
     except BaseException as err:  # noqa: BLE001 - a probe must never crash doctor
         if isinstance(err, KeyboardInterrupt):
             raise
-        return _one_line(err)
+        return one_line(err)
     return None
 
 
@@ -173,7 +170,7 @@ def probe(work_dir: str = 'work_dirs') -> Facts:
         import torch.distributed as dist
         f.nccl_available = dist.is_available() and dist.is_nccl_available()
     except BaseException as err:  # noqa: BLE001
-        f.torch_error = _one_line(err)
+        f.torch_error = one_line(err)
     f.mmcv_version = _version('mmcv') or _version('mmcv-lite')
     f.mmcv_windows = {pkg: w for pkg in ('mmseg', 'mmdet') if (w := mmcv_window(pkg))}
     f.mmcv_ext_error = _import('mmcv._ext')

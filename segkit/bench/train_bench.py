@@ -197,7 +197,7 @@ def bench_batch(num_classes: int, batch: int, size, seed: int = 0,
 
 def _data_iter(cfg, batch: int, size, synthetic: bool, num_batches: int = 2,
                classes_per_image: Optional[int] = 10):
-    from segkit.bench.synthetic import num_classes_of
+    from segkit.bench.synthetic import import_custom_modules, num_classes_of
     if synthetic:
         batches = [bench_batch(num_classes_of(cfg), batch, size, seed=i,
                                classes_per_image=classes_per_image)
@@ -213,8 +213,7 @@ def _data_iter(cfg, batch: int, size, synthetic: bool, num_batches: int = 2,
         if root and not os.path.isdir(root):
             raise SegkitError(f'dataset {root} is missing: prepare it (tools/'
                               'prepare_data.py) or benchmark with --synthetic')
-    from mmengine.registry import init_default_scope
-    init_default_scope(cfg.get('default_scope', 'mmseg'))  # the dataset registry is mmseg's
+    import_custom_modules(cfg)  # the dataset registry: mmseg's scope, custom datasets
     loader = Runner.build_dataloader(loader_cfg, seed=0)
     return itertools.chain.from_iterable(itertools.repeat(loader)), f'dataloader ({loader_cfg.get("num_workers", 0)} workers)'
 

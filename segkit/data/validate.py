@@ -27,7 +27,7 @@ import numpy as np
 
 from segkit.data.parallel import chunked, default_workers, parallel_map, progress_bar
 from segkit.engine.config import dataset_paths, load_config, split_datasets
-from segkit.errors import SegkitError
+from segkit.errors import SegkitError, one_line
 
 ERROR, WARNING = 'error', 'warning'
 _EXIF_SWAPS = (5, 6, 7, 8)  # orientations that transpose the image
@@ -122,11 +122,6 @@ def _hist256(mask: np.ndarray) -> np.ndarray:
     return np.bincount(mask.ravel(), minlength=256)
 
 
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f'{type(err).__name__}: {text[0]}' if text else type(err).__name__
-
-
 def _values(vals) -> str:
     vals = [int(v) for v in vals]
     shown = ', '.join(map(str, vals[:8]))
@@ -156,7 +151,7 @@ def inspect_pair(img_path: str, seg_path: Optional[str], num_classes: int,
         try:
             size = _image_size(img_path, exif)
         except Exception as err:  # noqa: BLE001 - any decoder error is the finding
-            add('unreadable_image', img_path, f'image cannot be decoded ({_one_line(err)}): '
+            add('unreadable_image', img_path, f'image cannot be decoded ({one_line(err)}): '
                 'the file is truncated or corrupt; extract or download it again')
     if seg_path is None:
         return PairStats(out)
@@ -167,7 +162,7 @@ def inspect_pair(img_path: str, seg_path: Optional[str], num_classes: int,
     try:
         mask, mode = _read_mask(seg_path, mask_backend)
     except Exception as err:  # noqa: BLE001
-        add('unreadable_mask', seg_path, f'mask cannot be decoded ({_one_line(err)}): the '
+        add('unreadable_mask', seg_path, f'mask cannot be decoded ({one_line(err)}): the '
             'file is truncated or corrupt; extract, convert or download it again')
         return PairStats(out)
 
@@ -355,7 +350,7 @@ def _build(cfg, label: str, leaf) -> tuple:
         ds = DATASETS.build(ds_cfg)
     except Exception as err:  # noqa: BLE001 - mmseg/mmengine raise many kinds
         return None, rep, [Finding('dataset', paths.get('data_root') or label,
-                                   f'the dataset cannot be built ({_one_line(err)}): fix '
+                                   f'the dataset cannot be built ({one_line(err)}): fix '
                                    'the dataset config', split=label)]
     rep.img_dir = ds.data_prefix.get('img_path') or ''
     rep.seg_dir = ds.data_prefix.get('seg_map_path')
