@@ -1,14 +1,7 @@
-"""Training benchmark: real training steps of a config's model.
-
-Each step is the config's own ``model.train_step(data, optim_wrapper)`` (data
-preprocessor incl. host-to-device copy, forward, loss, backward, gradient clipping,
-optimizer step, through the config's optimizer wrapper). Timing: CUDA synchronised
-after every step, warm-up steps excluded, median and mean reported; every step is
-split into *data wait* (time to get the next batch from the dataloader / the synthetic
-batch list) and *step*.
-
-Setups are benchmarked one after the other in one process; the process-wide switches
-(cuDNN benchmark, TF32) are set per setup and restored afterwards.
+"""Training benchmark: the config's own ``model.train_step(data, optim_wrapper)``
+timed (CUDA synchronised after every step, warm-up excluded), each step split into
+*data wait* and *step*. Setups run one after the other in one process; cuDNN benchmark
+and TF32 are set per setup and restored afterwards.
 """
 from __future__ import annotations
 
@@ -28,8 +21,14 @@ from typing import Callable, Optional, Union
 
 import torch
 
+from segkit.bench.flops import achieved_tflops, count_flops, train_flops_per_image
+from segkit.bench.synthetic import (build_model, crop_size_of, import_custom_modules,
+                                    num_classes_of, synthetic_batch)
 from segkit.engine.cli import add_cfg_options, add_speed_flags
 from segkit.engine.config import iter_datasets, load_config
+from segkit.engine.fast_paths import (AMP_WRAPPER, amp_of, apply_model_fast_paths,
+                                      autocast_context, backend_flags, enable_fast_attention,
+                                      resolve_fast_paths, set_amp, set_fused_optimizer)
 from segkit.errors import SegkitError
 from segkit.io import atomic_write
 
@@ -159,13 +158,11 @@ def device_info(device: str) -> dict:
 
 def prepare(setup: Setup, device: str):
     """The config with the setup's switches applied: (cfg, FastPaths, amp, batch, size)."""
-    from segkit.engine.fast_paths import amp_of, resolve_fast_paths, set_amp, set_fused_optimizer
-    from segkit.bench.synthetic import crop_size_of
     cfg = load_config(setup.config, setup.cfg_options)
     fp = resolve_fast_paths(cfg, fused_optimizer=setup.fused,
                             **{k: getattr(setup, k) for k in SETUP_FLAGS[3:]})
     set_amp(cfg, setup.amp, device)
-    if cfg.optim_wrapper.get('type') == 'SegkitAmpOptimWrapper':
+    if cfg.optim_wrapper.get('type') == AMP_WRAPPER:
         cfg.optim_wrapper['device_type'] = device.split(':')[0]
     fp.applied['fused_optimizer'] = set_fused_optimizer(cfg, fp.fused_optimizer,
                                                         device.split(':')[0])
@@ -183,7 +180,6 @@ def bench_batch(num_classes: int, batch: int, size, seed: int = 0,
     map (ADE20K images hold ~10 of its 150 classes; Mask2Former's matching and mask
     losses scale with the classes present, so all 150 in every image would overstate
     the head's share). 0/None: every class."""
-    from segkit.bench.synthetic import synthetic_batch
     data = synthetic_batch(num_classes, batch, size, seed=seed)
     if classes_per_image and classes_per_image < num_classes:
         g = torch.Generator().manual_seed(seed + 7919)
@@ -197,7 +193,6 @@ def bench_batch(num_classes: int, batch: int, size, seed: int = 0,
 
 def _data_iter(cfg, batch: int, size, synthetic: bool, num_batches: int = 2,
                classes_per_image: Optional[int] = 10):
-    from segkit.bench.synthetic import import_custom_modules, num_classes_of
     if synthetic:
         batches = [bench_batch(num_classes_of(cfg), batch, size, seed=i,
                                classes_per_image=classes_per_image)
@@ -242,9 +237,6 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
     from mmengine.optim import build_optim_wrapper
 
     import segkit.plugins.models.amp_safe as amp_safe
-    from segkit.bench.flops import achieved_tflops, count_flops, train_flops_per_image
-    from segkit.engine.fast_paths import apply_model_fast_paths, autocast_context, backend_flags
-    from segkit.bench.synthetic import build_model, num_classes_of
     if iters < 1:
         raise SegkitError('--iters must be >= 1')
     quiet_mmengine()
@@ -269,7 +261,6 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
                 warnings.simplefilter('ignore', UserWarning)
                 model = build_model(cfg, device=device)
             if fp.fast_attention:
-                from segkit.engine.fast_paths import enable_fast_attention
                 enable_fast_attention(model)
             if flops:
                 fl = count_flops(model, cfg, size, device=device, train=True, amp=amp,
@@ -370,8 +361,7 @@ def compare(a: dict, b: dict) -> dict:
 
 def find_max_batch(setup: Setup, device: str = 'cuda', start: Optional[int] = None,
                    cap: int = 256, mem_limit_bytes: Optional[int] = None,
-                   probe_iters: int = 2, probe_warmup: int = 1, iters: int = 10,
-                   warmup: int = 3, synthetic: bool = True,
+                   iters: int = 10, warmup: int = 3, synthetic: bool = True,
                    classes_per_image: Optional[int] = 10, log: Callable = print) -> dict:
     """Largest batch per device that trains: doubling from ``start`` until a try runs
     out of memory (or passes ``mem_limit_bytes``, or ``cap``), then bisection between
@@ -383,8 +373,8 @@ def find_max_batch(setup: Setup, device: str = 'cuda', start: Optional[int] = No
     def fits(batch: int) -> bool:
         res = None
         try:
-            res = run_setup(replace(setup, batch=batch), iters=probe_iters,
-                            warmup=probe_warmup, device=device, synthetic=synthetic,
+            res = run_setup(replace(setup, batch=batch), iters=2, warmup=1,
+                            device=device, synthetic=synthetic,
                             infer_iters=0, flops=False, classes_per_image=classes_per_image,
                             log=lambda *_: None)
         except Exception as err:  # noqa: BLE001

@@ -230,14 +230,6 @@ def inspect_pair(img_path: str, seg_path: Optional[str], num_classes: int,
     return PairStats(out, hist)
 
 
-def check_pair(img_path: str, seg_path: Optional[str], num_classes: int,
-               ignore_index: int = 255, reduce_zero_label: bool = False,
-               label_map: Optional[dict] = None, **read_opts) -> list:
-    """The :class:`Finding` list for one pair (empty: the pair is fine)."""
-    return inspect_pair(img_path, seg_path, num_classes, ignore_index, reduce_zero_label,
-                        label_map, **read_opts).findings
-
-
 # ------------------------------------------------------------------ reports
 
 def _zeros() -> np.ndarray:
@@ -522,12 +514,6 @@ def _pct(part: float, whole: float) -> str:
     return f'{100.0 * part / whole:.2f}%' if whole else '-'
 
 
-def worst_findings(report: Report, n: int = 20) -> list:
-    """Errors before warnings, then by the share of the mask affected."""
-    return sorted(report.findings, key=lambda f: (f.severity != ERROR, -f.fraction,
-                                                  f.kind, f.path))[:n]
-
-
 def print_report(report: Report, worst: int = 20, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -582,7 +568,9 @@ def print_report(report: Report, worst: int = 20, console=None) -> None:
         table = Table(title=f'worst files (of {len(report.findings):,} findings)')
         for col in ('severity', 'kind', 'split', 'file', 'what is wrong / how to fix'):
             table.add_column(col, overflow='fold')
-        for f in worst_findings(report, worst):
+        # errors before warnings, then by the share of the mask affected
+        for f in sorted(report.findings, key=lambda f: (f.severity != ERROR, -f.fraction,
+                                                        f.kind, f.path))[:worst]:
             table.add_row(f.severity, f.kind, f.split, f.path, f.message)
         console.print(table)
     n_err, n_warn = len(report.errors), len(report.warnings)
