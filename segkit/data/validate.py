@@ -305,11 +305,8 @@ def _pipeline_step(pipeline, name: str) -> dict:
 
 
 def _head_cfgs(cfg) -> list:
-    model = cfg.get('model') or {}
-    head = model.get('decode_head')
-    if head is None:
-        return []
-    return list(head) if isinstance(head, (list, tuple)) else [head]
+    head = (cfg.get('model') or {}).get('decode_head')
+    return [] if head is None else list(head) if isinstance(head, (list, tuple)) else [head]
 
 
 def _ensure_registered(cfg, ds_type: str) -> None:
@@ -333,10 +330,8 @@ def _build(cfg, label: str, leaf) -> tuple:
                 'dataset', path, f'{key} does not exist: prepare the data (data/README.md: '
                 'python tools/prepare_data.py) or fix data_root / data_prefix / ann_file',
                 split=label)]
-    ds_cfg = copy.deepcopy(leaf)
-    ds_cfg['pipeline'] = []  # we read the files ourselves
-    ds_cfg['serialize_data'] = False
-    ds_cfg['lazy_init'] = False
+    # we read the files ourselves: no pipeline
+    ds_cfg = {**copy.deepcopy(leaf), 'pipeline': [], 'serialize_data': False, 'lazy_init': False}
     try:
         _ensure_registered(cfg, rep.dataset_type)
         ds = DATASETS.build(ds_cfg)
