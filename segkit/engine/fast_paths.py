@@ -112,7 +112,7 @@ def amp_of(cfg) -> Optional[str]:
     if ow.get('type') not in ('AmpOptimWrapper', AMP_WRAPPER):
         return None
     dtype = str(ow.get('dtype') or 'float16').replace('torch.', '')
-    return {'float16': 'fp16', 'bfloat16': 'bf16'}.get(dtype)
+    return {v: k for k, v in AMP_DTYPES.items()}.get(dtype)
 
 
 def set_fused_optimizer(cfg, fused: Union[bool, str, None],
@@ -121,16 +121,14 @@ def set_fused_optimizer(cfg, fused: Union[bool, str, None],
     optimizer config says; False = off. Returns whether it is on."""
     opt = cfg.optim_wrapper.get('optimizer') or {}
     kind = str(opt.get('type', '')).split('.')[-1]
-    if fused is None:  # as the optimizer config says
-        return bool(opt.get('fused', False))
+    supported = kind in FUSED_OPTIMIZERS
+    if fused is None or (fused == 'auto' and not (
+            supported and (device or default_device()) == 'cuda')):
+        return bool(opt.get('fused', False))  # as the optimizer config says
     if fused is False:
         opt.pop('fused', None)
         return False
-    supported = kind in FUSED_OPTIMIZERS
-    if fused == 'auto':
-        if not supported or (device or default_device()) != 'cuda':
-            return bool(opt.get('fused', False))
-    elif not supported:
+    if not supported:
         raise SegkitError(f'--fused: optimizer {kind!r} has no fused kernel '
                           f'(torch has one for {", ".join(FUSED_OPTIMIZERS)})')
     opt['fused'] = True
