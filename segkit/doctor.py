@@ -1,7 +1,7 @@
 """Environment checks behind ``tools/doctor.py`` / ``make doctor``.
 
 :func:`probe` gathers facts about this machine (each probe survives a broken
-package and records its error); each ``check_*`` function turns facts into one
+package and records its error); each ``check_*`` turns facts into one
 PASS / WARN / FAIL / SKIP row with a one-line fix. Checks are pure functions of
 the facts, so tests can hand them a failing machine.
 """
@@ -18,15 +18,19 @@ import sys
 import tempfile
 import warnings
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Callable, Optional
 
 from segkit.checks import FAIL, PASS, SKIP, WARN, Check, render
 from segkit.engine.launch import gpu_request_error
 from segkit.engine.preflight import config_checks
-from segkit.facts import MMCV_VERSION, PYTHON_MAX, PYTHON_MIN, TORCH_DEFAULT, TORCH_MAX, TORCH_MIN
+from segkit.errors import one_line
+from segkit.facts import (MMCV_VERSION, PYTHON_MAX, PYTHON_MIN, SETUPTOOLS, TORCH_DEFAULT,
+                          TORCH_MAX, TORCH_MIN)
 
 DISK_WARN_GB, DISK_FAIL_GB = 20.0, 2.0
+
 
 @dataclass
 class Facts:
@@ -69,11 +73,6 @@ class Facts:
 
 # --------------------------------------------------------------------- probes
 
-def _one_line(err: BaseException) -> str:
-    text = f'{type(err).__name__}: {err}'.strip()
-    return text.splitlines()[0][:200]
-
-
 def _try(fn: Callable[[], object]) -> Optional[str]:
     """Run ``fn``; None if it worked, else its error in one line."""
     try:
@@ -81,16 +80,29 @@ def _try(fn: Callable[[], object]) -> Optional[str]:
     except BaseException as err:  # noqa: BLE001 - a probe must never crash doctor
         if isinstance(err, KeyboardInterrupt):
             raise
-        return _one_line(err)
+        return one_line(err)
     return None
 
 
+def _import(module: str) -> Optional[str]:
+    return _try(lambda: importlib.import_module(module))
+
+
 def _version(dist: str) -> Optional[str]:
-    from importlib import metadata
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
+
+
+def _stdout(*cmd: str) -> str:
+    """``cmd``'s output, '' if it is not on PATH or fails to run."""
+    exe = shutil.which(cmd[0])
+    try:
+        return subprocess.run([exe, *cmd[1:]], capture_output=True, text=True,
+                              timeout=30).stdout if exe else ''
+    except (OSError, subprocess.SubprocessError):
+        return ''
 
 
 def mmcv_window(package: str) -> Optional[tuple]:
@@ -105,29 +117,13 @@ def mmcv_window(package: str) -> Optional[tuple]:
     return (lo.group(1), hi.group(1)) if lo and hi else None
 
 
-def nvcc_version(nvcc: Optional[str] = None) -> Optional[str]:
-    nvcc = nvcc or shutil.which('nvcc')
-    if not nvcc:
-        return None
-    try:
-        out = subprocess.run([nvcc, '--version'], capture_output=True, text=True,
-                             timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    m = re.search(r'release (\d+\.\d+)', out)
+def nvcc_version(nvcc: str = 'nvcc') -> Optional[str]:
+    m = re.search(r'release (\d+\.\d+)', _stdout(nvcc, '--version'))
     return m.group(1) if m else None
 
 
 def smi_gpu_count() -> int:
-    smi = shutil.which('nvidia-smi')
-    if not smi:
-        return 0
-    try:
-        out = subprocess.run([smi, '-L'], capture_output=True, text=True,
-                             timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        return 0
-    return sum(1 for line in out.splitlines() if line.startswith('GPU '))
+    return sum(line.startswith('GPU ') for line in _stdout('nvidia-smi', '-L').splitlines())
 
 
 def probe_tensorboard(logdir: str) -> None:
@@ -142,22 +138,16 @@ def probe_tensorboard(logdir: str) -> None:
 
 def probe_safe_loading() -> None:
     """A resume-style payload (HistoryBuffer + numpy) round-trips with weights_only."""
-    import io
-
     import torch
     from mmengine.logging import HistoryBuffer
 
     from segkit.safe_load import safe_load  # registers the allowlist
     buf = HistoryBuffer()
     buf.update(1.5)
-    blob = io.BytesIO()
-    torch.save({'message_hub': {'log_scalars': {'loss': buf}}}, blob)
-    path = Path(tempfile.mkdtemp()) / 'probe.pth'
-    path.write_bytes(blob.getvalue())
-    try:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / 'probe.pth'
+        torch.save({'message_hub': {'log_scalars': {'loss': buf}}}, path)
         loaded = safe_load(path)
-    finally:
-        shutil.rmtree(path.parent, ignore_errors=True)
     if loaded['message_hub']['log_scalars']['loss'].current() != 1.5:
         raise RuntimeError('HistoryBuffer did not round-trip')
 
@@ -180,19 +170,16 @@ def probe(work_dir: str = 'work_dirs') -> Facts:
         import torch.distributed as dist
         f.nccl_available = dist.is_available() and dist.is_nccl_available()
     except BaseException as err:  # noqa: BLE001
-        f.torch_error = _one_line(err)
+        f.torch_error = one_line(err)
     f.mmcv_version = _version('mmcv') or _version('mmcv-lite')
-    for pkg in ('mmseg', 'mmdet'):
-        window = mmcv_window(pkg)
-        if window:
-            f.mmcv_windows[pkg] = window
-    f.mmcv_ext_error = _try(lambda: importlib.import_module('mmcv._ext'))
+    f.mmcv_windows = {pkg: w for pkg in ('mmseg', 'mmdet') if (w := mmcv_window(pkg))}
+    f.mmcv_ext_error = _import('mmcv._ext')
     if f.cuda_available and f.mmcv_ext_error is None:
         f.mmcv_cuda_probed = True
         from segkit.plugins.models.ops_check import probe_msda_cuda
         f.mmcv_cuda_kernel_error = _try(probe_msda_cuda)
-    f.mmseg_error = _try(lambda: importlib.import_module('mmseg.models'))
-    f.mmdet_error = _try(lambda: importlib.import_module('mmdet.models'))
+    f.mmseg_error = _import('mmseg.models')
+    f.mmdet_error = _import('mmdet.models')
     if f.mmcv_ext_error is None and f.mmseg_error is None:
         try:  # which path each routed op takes on this machine's training device
             import segkit.plugins  # noqa: F401  (applies the routing patches)
@@ -203,14 +190,11 @@ def probe(work_dir: str = 'work_dirs') -> Facts:
     f.setuptools_version = _version('setuptools')
     with warnings.catch_warnings():  # pkg_resources warns about its own removal
         warnings.simplefilter('ignore')
-        f.pkg_resources_error = _try(lambda: importlib.import_module('pkg_resources'))
-    tb_dir = tempfile.mkdtemp(prefix='segkit-doctor-')
-    f.tensorboard_error = _try(lambda: probe_tensorboard(tb_dir))
-    shutil.rmtree(tb_dir, ignore_errors=True)
-    if importlib.util.find_spec('torchvision') is None:
-        f.torchvision_error = 'missing'
-    else:
-        f.torchvision_error = _try(lambda: importlib.import_module('torchvision'))
+        f.pkg_resources_error = _import('pkg_resources')
+    with tempfile.TemporaryDirectory(prefix='segkit-doctor-') as tb_dir:
+        f.tensorboard_error = _try(lambda: probe_tensorboard(tb_dir))
+    f.torchvision_error = ('missing' if importlib.util.find_spec('torchvision') is None
+                           else _import('torchvision'))
     f.safe_loading_error = _try(probe_safe_loading)
     target = Path(work_dir)
     while not target.exists() and target != target.parent:
@@ -223,17 +207,25 @@ def probe(work_dir: str = 'work_dirs') -> Facts:
 
 def _vt(v: str) -> tuple:
     """'2.13.0+cpu' -> (2, 13, 0); '2.0.0rc4' -> (2, 0, 0, -1, 4)."""
-    core = v.split('+')[0]
-    m = re.match(r'(\d+(?:\.\d+)*)(?:rc(\d+))?', core)
+    m = re.match(r'(\d+(?:\.\d+)*)(?:rc(\d+))?', v.split('+')[0])
     if not m:
         return (0,)
     nums = tuple(int(x) for x in m.group(1).split('.'))
-    nums = nums + (0,) * (3 - len(nums))
-    return nums + ((-1, int(m.group(2))) if m.group(2) else ())
+    return nums + (0,) * (3 - len(nums)) + ((-1, int(m.group(2))) if m.group(2) else ())
 
 
 def _major(v: Optional[str]) -> Optional[int]:
     return int(v.split('.')[0]) if v else None
+
+
+def _error_check(name: str, error: str, ok: Callable[[Facts], str], fix: str,
+                 status: str = FAIL) -> Callable[[Facts], Check]:
+    """A check that fails (``status``) when the probe recorded ``Facts.<error>``."""
+    def check(f: Facts) -> Check:
+        err = getattr(f, error)
+        return Check(name, status, err, fix) if err else Check(name, PASS, ok(f))
+    check.__name__ = f'check_{error[:-len("_error")]}'
+    return check
 
 
 def check_python(f: Facts) -> Check:
@@ -250,9 +242,8 @@ def check_torch(f: Facts) -> Check:
     if f.torch_error or not f.torch_version:
         return Check('torch', FAIL, f.torch_error or 'not installed',
                      f'make install (installs torch=={TORCH_DEFAULT})')
-    lo, hi = TORCH_MIN, TORCH_MAX
-    if not (_vt(lo) <= _vt(f.torch_version) < _vt(hi)):
-        return Check('torch', FAIL, f'{f.torch_version} is outside [{lo}, {hi})',
+    if not (_vt(TORCH_MIN) <= _vt(f.torch_version) < _vt(TORCH_MAX)):
+        return Check('torch', FAIL, f'{f.torch_version} is outside [{TORCH_MIN}, {TORCH_MAX})',
                      f'pip install torch=={TORCH_DEFAULT} (then make install rebuilds mmcv)')
     return Check('torch', PASS, f.torch_version)
 
@@ -298,21 +289,20 @@ def check_visible_devices(f: Facts) -> Check:
 
 
 def check_nvcc(f: Facts) -> Check:
+    name = 'nvcc vs torch CUDA'
     if not f.gpu_count:
-        return Check('nvcc vs torch CUDA', SKIP, 'no GPU: mmcv builds CPU ops only'
+        return Check(name, SKIP, 'no GPU: mmcv builds CPU ops only'
                      + (f' (nvcc {f.nvcc_version} found)' if f.nvcc_version else ''))
     if not f.nvcc_version:
-        return Check('nvcc vs torch CUDA', WARN, 'nvcc not found: mmcv cannot be '
-                     'rebuilt with CUDA kernels',
+        return Check(name, WARN, 'nvcc not found: mmcv cannot be rebuilt with CUDA kernels',
                      f'install the CUDA {f.torch_cuda} toolkit (conda install -c '
                      f'nvidia cuda-nvcc={f.torch_cuda}) and set CUDA_HOME')
     if _major(f.nvcc_version) != _major(f.torch_cuda):
-        return Check('nvcc vs torch CUDA', FAIL, f'nvcc {f.nvcc_version} but torch '
-                     f'built for CUDA {f.torch_cuda}: mmcv kernels will not load',
+        return Check(name, FAIL, f'nvcc {f.nvcc_version} but torch built for CUDA '
+                     f'{f.torch_cuda}: mmcv kernels will not load',
                      f'put a CUDA {_major(f.torch_cuda)}.x nvcc first on PATH / in '
                      'CUDA_HOME, or install the torch build for your toolkit')
-    return Check('nvcc vs torch CUDA', PASS, f'nvcc {f.nvcc_version}, torch CUDA '
-                 f'{f.torch_cuda}')
+    return Check(name, PASS, f'nvcc {f.nvcc_version}, torch CUDA {f.torch_cuda}')
 
 
 def check_cuda_home(f: Facts) -> Check:
@@ -339,12 +329,10 @@ def check_mmcv_window(f: Facts) -> Check:
     return Check('mmcv version', PASS, f'{f.mmcv_version} (inside the mmseg/mmdet window)')
 
 
-def check_mmcv_ext(f: Facts) -> Check:
-    if f.mmcv_ext_error:
-        return Check('mmcv compiled ops (_ext)', FAIL, f.mmcv_ext_error,
-                     'mmcv was installed without ops (mmcv-lite or a broken build): '
-                     'pip uninstall -y mmcv mmcv-lite && make install')
-    return Check('mmcv compiled ops (_ext)', PASS, 'mmcv._ext imports')
+check_mmcv_ext = _error_check(
+    'mmcv compiled ops (_ext)', 'mmcv_ext_error', lambda f: 'mmcv._ext imports',
+    'mmcv was installed without ops (mmcv-lite or a broken build): '
+    'pip uninstall -y mmcv mmcv-lite && make install')
 
 
 def check_mmcv_cuda_kernels(f: Facts) -> Check:
@@ -362,47 +350,42 @@ def check_mmcv_cuda_kernels(f: Facts) -> Check:
 
 def op_path_rows(f: Facts) -> list[Check]:
     """One row per op that segkit routes (kernel or PyTorch path on the training device)."""
+    if not f.op_paths:  # not probed: importing the routing would fail on a broken stack
+        return []
     from segkit.plugins.models.ops_routing import FIX, OPS, PYTORCH
     rows = []
     for d in f.op_paths:
-        op = OPS[d.op]
         name = f'op {d.op} on {d.device.split(":")[0]}'
         if d.path != PYTORCH:
             rows.append(Check(name, PASS, f'compiled kernel ({d.reason})'))
         elif d.device.startswith('cuda'):
-            rows.append(Check(name, WARN, f'PyTorch path: {op.pytorch}; {op.cost}', FIX))
+            rows.append(Check(name, WARN, f'PyTorch path: {OPS[d.op].pytorch}; '
+                              f'{OPS[d.op].cost}', FIX))
         else:  # mmcv compiles neither op for CPU: the PyTorch path is the CPU path
             rows.append(Check(name, PASS, 'PyTorch path (mmcv has no CPU kernel)'))
     return rows
 
 
-def check_mmseg(f: Facts) -> Check:
-    if f.mmseg_error:
-        return Check('mmsegmentation', FAIL, f.mmseg_error, 'make install')
-    return Check('mmsegmentation', PASS, f'{_version("mmsegmentation")} imports')
-
-
-def check_mmdet(f: Facts) -> Check:
-    if f.mmdet_error:
-        return Check('mmdet (Mask2Former)', FAIL, f.mmdet_error,
-                     'make install (pins mmdet in requirements.txt; Mask2Former needs mmdet.models)')
-    return Check('mmdet (Mask2Former)', PASS, f'{_version("mmdet")} imports')
+check_mmseg = _error_check(
+    'mmsegmentation', 'mmseg_error', lambda f: f'{_version("mmsegmentation")} imports',
+    'make install')
+check_mmdet = _error_check(
+    'mmdet (Mask2Former)', 'mmdet_error', lambda f: f'{_version("mmdet")} imports',
+    'make install (pins mmdet in requirements.txt; Mask2Former needs mmdet.models)')
 
 
 def check_setuptools(f: Facts) -> Check:
+    name, detail = 'setuptools / pkg_resources', f'setuptools {f.setuptools_version}'
     if f.pkg_resources_error:
-        return Check('setuptools / pkg_resources', FAIL,
-                     f'setuptools {f.setuptools_version}: {f.pkg_resources_error}',
-                     "pip install 'setuptools>=77.0.3,<81' (mmcv's build and mmengine "
+        return Check(name, FAIL, f'{detail}: {f.pkg_resources_error}',
+                     f"pip install 'setuptools{SETUPTOOLS}' (mmcv's build and mmengine "
                      'import pkg_resources, removed in setuptools 81+)')
-    return Check('setuptools / pkg_resources', PASS, f'setuptools {f.setuptools_version}')
+    return Check(name, PASS, detail)
 
 
-def check_tensorboard(f: Facts) -> Check:
-    if f.tensorboard_error:
-        return Check('TensorBoard writer', FAIL, f.tensorboard_error,
-                     'pip install tensorboard')
-    return Check('TensorBoard writer', PASS, 'SummaryWriter wrote an event file')
+check_tensorboard = _error_check(
+    'TensorBoard writer', 'tensorboard_error', lambda f: 'SummaryWriter wrote an event file',
+    'pip install tensorboard')
 
 
 def check_nccl(f: Facts) -> Check:
@@ -420,21 +403,16 @@ def check_torchvision(f: Facts) -> Check:
         return Check('torchvision', WARN, 'not installed (segkit does not need it)',
                      'nothing to do; for your own use, install the build matching your '
                      'torch where one exists (PyPI has none for CPU torch)')
-    if f.torchvision_error:
-        return Check('torchvision', WARN, f.torchvision_error,
-                     'pip uninstall -y torchvision (a torchvision that does not import '
-                     "stops mmengine's Runner at start-up), or install the one built "
-                     'for your torch')
-    return Check('torchvision', PASS, f'{_version("torchvision")} imports')
+    return _error_check(
+        'torchvision', 'torchvision_error', lambda f: f'{_version("torchvision")} imports',
+        "pip uninstall -y torchvision (a torchvision that does not import stops mmengine's "
+        'Runner at start-up), or install the one built for your torch', status=WARN)(f)
 
 
-def check_safe_loading(f: Facts) -> Check:
-    if f.safe_loading_error:
-        return Check('safe checkpoint loading', FAIL, f.safe_loading_error,
-                     'reinstall segkit (make install); never set '
-                     'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')
-    return Check('safe checkpoint loading', PASS, 'resume checkpoints load with '
-                 'weights_only=True (segkit allowlist)')
+check_safe_loading = _error_check(
+    'safe checkpoint loading', 'safe_loading_error',
+    lambda f: 'resume checkpoints load with weights_only=True (segkit allowlist)',
+    'reinstall segkit (make install); never set TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')
 
 
 def check_disk(f: Facts) -> Check:
@@ -466,16 +444,13 @@ def run_checks(f: Facts) -> list[Check]:
 
 def main(config: Optional[str] = None, work_dir: str = 'work_dirs',
          as_json: bool = False) -> int:
-    rows = run_checks(probe(work_dir))
-    if config:
-        rows += config_checks(config)
-    fails = [r for r in rows if r.status == FAIL]
+    rows = run_checks(probe(work_dir)) + (config_checks(config) if config else [])
+    fails = sum(r.status == FAIL for r in rows)
     if as_json:
         import json
         print(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
-        return 1 if fails else 0
-    render(rows, 'segkit doctor')
-    warns = [r for r in rows if r.status == WARN]
-    print(f'{len(rows) - len(fails) - len(warns)} ok, {len(warns)} warning(s), '
-          f'{len(fails)} failure(s)')
+    else:
+        render(rows, 'segkit doctor')
+        warns = sum(r.status == WARN for r in rows)
+        print(f'{len(rows) - fails - warns} ok, {warns} warning(s), {fails} failure(s)')
     return 1 if fails else 0

@@ -70,6 +70,19 @@ def test_compare_two_configs_and_compile(tmp_path):
     assert rep['compare']['train_img_per_s_ratio'] > 0
 
 
+def test_real_dataloader(tmp_path, demo_data):
+    """Without --synthetic: the config's own train dataloader (mmseg's registry scope),
+    0 workers allowed although the config keeps persistent workers."""
+    from segkit.bench.train_bench import main
+    out = tmp_path / 'bench.json'
+    assert main([str(ROOT / DEMO_SEG), '--device', 'cpu', '--iters', '1', '--warmup', '1',
+                 '--infer-iters', '0', '--no-flops', '--batch', '2', '--json', str(out),
+                 '--cfg-options', f'train_dataloader.dataset.data_root={demo_data}',
+                 'train_dataloader.num_workers=0']) == 0
+    (s,) = json.loads(out.read_text())['setups']
+    assert s['data'] == 'dataloader (0 workers)' and s['train']['losses_finite']
+
+
 def test_find_max_batch_json(tmp_path):
     rep = _bench(tmp_path, ROOT / DEMO_SEG, '--batch', 1, '--find-max-batch',
                  '--max-batch', 4, '--no-flops', '--infer-iters', 0)

@@ -12,7 +12,7 @@ from PIL import Image
 from data_fixtures import (ADE_BASE, ROOT, VOC_BASE, blocks, make_ade, make_sbd, make_voc,
                            tiny_config, write_jpg, write_png)
 from segkit.engine.config import load_config
-from segkit.data.validate import check_pair, label_lut, validate
+from segkit.data.validate import inspect_pair, label_lut, validate
 
 CLASSES = ('bg', 'road', 'car', 'person')
 SIZE = (32, 48)  # H, W
@@ -216,8 +216,8 @@ def test_exif_rotation_is_applied_like_the_loader(tmp_path):
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(img, exif=exif)
     write_png(tmp_path / 'rotated.png', np.zeros((30, 20)))
     write_png(tmp_path / 'raw.png', np.zeros((20, 30)))
-    assert check_pair(str(img), str(tmp_path / 'rotated.png'), 4) == []
-    (f,) = check_pair(str(img), str(tmp_path / 'raw.png'), 4)
+    assert inspect_pair(str(img), str(tmp_path / 'rotated.png'), 4).findings == []
+    (f,) = inspect_pair(str(img), str(tmp_path / 'raw.png'), 4).findings
     assert f.kind == 'size_mismatch' and 'EXIF rotation' in f.message
 
 

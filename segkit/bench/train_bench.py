@@ -1,14 +1,7 @@
-"""Training benchmark: real training steps of a config's model.
-
-Each step is the config's own ``model.train_step(data, optim_wrapper)`` (data
-preprocessor incl. host-to-device copy, forward, loss, backward, gradient clipping,
-optimizer step, through the config's optimizer wrapper). Timing: CUDA synchronised
-after every step, warm-up steps excluded, median and mean reported; every step is
-split into *data wait* (time to get the next batch from the dataloader / the synthetic
-batch list) and *step*.
-
-Setups are benchmarked one after the other in one process; the process-wide switches
-(cuDNN benchmark, TF32) are set per setup and restored afterwards.
+"""Training benchmark: the config's own ``model.train_step(data, optim_wrapper)``
+timed (CUDA synchronised after every step, warm-up excluded), each step split into
+*data wait* and *step*. Setups run one after the other in one process; cuDNN benchmark
+and TF32 are set per setup and restored afterwards.
 """
 from __future__ import annotations
 
@@ -22,15 +15,22 @@ import platform
 import statistics
 import time
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable, Optional, Union
 
 import torch
 
-from segkit.engine.cli import add_cfg_options
-from segkit.engine.cli import add_speed_flags
+from segkit.bench.flops import achieved_tflops, count_flops, train_flops_per_image
+from segkit.bench.synthetic import (build_model, crop_size_of, import_custom_modules,
+                                    num_classes_of, synthetic_batch)
+from segkit.engine.cli import add_cfg_options, add_speed_flags
 from segkit.engine.config import iter_datasets, load_config
+from segkit.engine.fast_paths import (AMP_WRAPPER, amp_of, apply_model_fast_paths,
+                                      autocast_context, backend_flags, enable_fast_attention,
+                                      resolve_fast_paths, set_amp, set_fused_optimizer)
 from segkit.errors import SegkitError
+from segkit.io import atomic_write
 
 OOM_TEXT = ('out of memory', "can't allocate memory", 'CUDNN_STATUS_ALLOC_FAILED',
             'CUBLAS_STATUS_ALLOC_FAILED')
@@ -66,7 +66,6 @@ class Setup:
 
 # ------------------------------------------------------------------ helpers
 
-
 def quiet_mmengine() -> None:
     """mmengine logs every parameter's init at INFO: keep the terminal readable."""
     from mmengine.logging import MMLogger
@@ -82,10 +81,8 @@ def sync(device: str) -> None:
 
 
 def is_oom(err: BaseException) -> bool:
-    if isinstance(err, getattr(torch.cuda, 'OutOfMemoryError', ())) or \
-            isinstance(err, MemoryError):
-        return True
-    return isinstance(err, RuntimeError) and any(t in str(err) for t in OOM_TEXT)
+    return isinstance(err, (torch.cuda.OutOfMemoryError, MemoryError)) or (
+        isinstance(err, RuntimeError) and any(t in str(err) for t in OOM_TEXT))
 
 
 def free_memory(device: str) -> None:
@@ -131,12 +128,10 @@ class MemoryMeter:
 def _proc_status_kb(key: str) -> Optional[int]:
     try:
         with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith(key + ':'):
-                    return int(line.split()[1])
+            return next((int(line.split()[1]) for line in f if line.startswith(key + ':')),
+                        None)
     except OSError:
         return None
-    return None
 
 
 def _stats(values: list) -> dict:
@@ -161,19 +156,13 @@ def device_info(device: str) -> dict:
 
 # ------------------------------------------------------------------ one setup
 
-
 def prepare(setup: Setup, device: str):
     """The config with the setup's switches applied: (cfg, FastPaths, amp, batch, size)."""
-    from segkit.engine.fast_paths import amp_of, resolve_fast_paths, set_amp, set_fused_optimizer
-    from segkit.bench.synthetic import crop_size_of
     cfg = load_config(setup.config, setup.cfg_options)
-    fp = resolve_fast_paths(
-        cfg, compile=setup.compile, compile_mode=setup.compile_mode,
-        compile_backend=setup.compile_backend, channels_last=setup.channels_last,
-        fused_optimizer=setup.fused, cudnn_benchmark=setup.cudnn_benchmark,
-        tf32=setup.tf32, fast_attention=setup.fast_attention)
+    fp = resolve_fast_paths(cfg, fused_optimizer=setup.fused,
+                            **{k: getattr(setup, k) for k in SETUP_FLAGS[3:]})
     set_amp(cfg, setup.amp, device)
-    if cfg.optim_wrapper.get('type') == 'SegkitAmpOptimWrapper':
+    if cfg.optim_wrapper.get('type') == AMP_WRAPPER:
         cfg.optim_wrapper['device_type'] = device.split(':')[0]
     fp.applied['fused_optimizer'] = set_fused_optimizer(cfg, fp.fused_optimizer,
                                                         device.split(':')[0])
@@ -191,7 +180,6 @@ def bench_batch(num_classes: int, batch: int, size, seed: int = 0,
     map (ADE20K images hold ~10 of its 150 classes; Mask2Former's matching and mask
     losses scale with the classes present, so all 150 in every image would overstate
     the head's share). 0/None: every class."""
-    from segkit.bench.synthetic import synthetic_batch
     data = synthetic_batch(num_classes, batch, size, seed=seed)
     if classes_per_image and classes_per_image < num_classes:
         g = torch.Generator().manual_seed(seed + 7919)
@@ -205,7 +193,6 @@ def bench_batch(num_classes: int, batch: int, size, seed: int = 0,
 
 def _data_iter(cfg, batch: int, size, synthetic: bool, num_batches: int = 2,
                classes_per_image: Optional[int] = 10):
-    from segkit.bench.synthetic import num_classes_of
     if synthetic:
         batches = [bench_batch(num_classes_of(cfg), batch, size, seed=i,
                                classes_per_image=classes_per_image)
@@ -214,17 +201,16 @@ def _data_iter(cfg, batch: int, size, synthetic: bool, num_batches: int = 2,
     from mmengine.runner import Runner
     loader_cfg = copy.deepcopy(cfg.train_dataloader)
     loader_cfg['batch_size'] = batch
+    if not loader_cfg.get('num_workers'):  # torch refuses persistent workers without any
+        loader_cfg['persistent_workers'] = False
     for _, ds in iter_datasets(loader_cfg.get('dataset')):
         root = ds.get('data_root') or ''
         if root and not os.path.isdir(root):
             raise SegkitError(f'dataset {root} is missing: prepare it (tools/'
                               'prepare_data.py) or benchmark with --synthetic')
+    import_custom_modules(cfg)  # the dataset registry: mmseg's scope, custom datasets
     loader = Runner.build_dataloader(loader_cfg, seed=0)
-
-    def forever():
-        while True:
-            yield from loader
-    return forever(), f'dataloader ({loader_cfg.get("num_workers", 0)} workers)'
+    return itertools.chain.from_iterable(itertools.repeat(loader)), f'dataloader ({loader_cfg.get("num_workers", 0)} workers)'
 
 
 def _copy_batch(data: dict) -> dict:
@@ -251,9 +237,6 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
     from mmengine.optim import build_optim_wrapper
 
     import segkit.plugins.models.amp_safe as amp_safe
-    from segkit.bench.flops import achieved_tflops, count_flops, train_flops_per_image
-    from segkit.engine.fast_paths import apply_model_fast_paths, autocast_context, backend_flags
-    from segkit.bench.synthetic import build_model, num_classes_of
     if iters < 1:
         raise SegkitError('--iters must be >= 1')
     quiet_mmengine()
@@ -278,7 +261,6 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
                 warnings.simplefilter('ignore', UserWarning)
                 model = build_model(cfg, device=device)
             if fp.fast_attention:
-                from segkit.engine.fast_paths import enable_fast_attention
                 enable_fast_attention(model)
             if flops:
                 fl = count_flops(model, cfg, size, device=device, train=True, amp=amp,
@@ -357,13 +339,11 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
             del model, optim_wrapper, data_iter
             free_memory(device)
     log(f"  {result['label']} ({result['setup']}): {result['train']['img_per_s']:.2f} img/s "
-        f"train, "
-        f"peak {result['memory']['peak_bytes'] / 2**30:.2f} GiB")
+        f"train, peak {result['memory']['peak_bytes'] / 2**30:.2f} GiB")
     return result
 
 
 # ------------------------------------------------------------------ compare / max batch
-
 
 def compare(a: dict, b: dict) -> dict:
     """Setup B vs setup A."""
@@ -381,8 +361,7 @@ def compare(a: dict, b: dict) -> dict:
 
 def find_max_batch(setup: Setup, device: str = 'cuda', start: Optional[int] = None,
                    cap: int = 256, mem_limit_bytes: Optional[int] = None,
-                   probe_iters: int = 2, probe_warmup: int = 1, iters: int = 10,
-                   warmup: int = 3, synthetic: bool = True,
+                   iters: int = 10, warmup: int = 3, synthetic: bool = True,
                    classes_per_image: Optional[int] = 10, log: Callable = print) -> dict:
     """Largest batch per device that trains: doubling from ``start`` until a try runs
     out of memory (or passes ``mem_limit_bytes``, or ``cap``), then bisection between
@@ -394,8 +373,8 @@ def find_max_batch(setup: Setup, device: str = 'cuda', start: Optional[int] = No
     def fits(batch: int) -> bool:
         res = None
         try:
-            res = run_setup(replace(setup, batch=batch), iters=probe_iters,
-                            warmup=probe_warmup, device=device, synthetic=synthetic,
+            res = run_setup(replace(setup, batch=batch), iters=2, warmup=1,
+                            device=device, synthetic=synthetic,
                             infer_iters=0, flops=False, classes_per_image=classes_per_image,
                             log=lambda *_: None)
         except Exception as err:  # noqa: BLE001
@@ -426,31 +405,19 @@ def find_max_batch(setup: Setup, device: str = 'cuda', start: Optional[int] = No
         else:
             hi = b
             break
-    if lo == 0 and hi is not None and hi > 1:  # even the start failed: search below
-        lo_b, hi_b = 0, hi
-    else:
-        lo_b, hi_b = lo, hi
-    if hi_b is not None:
-        while hi_b - lo_b > 1:
-            mid = (lo_b + hi_b) // 2
-            if mid < 1:
-                break
-            if fits(mid):
-                lo_b = mid
-            else:
-                hi_b = mid
-    best = lo_b
-    out = {'max_batch': best, 'cap': cap, 'capped': hi_b is None and best == cap,
+    while hi is not None and hi - lo > 1:  # bisect (below the start if even it failed)
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    out = {'max_batch': lo, 'cap': cap, 'capped': hi is None and lo == cap,
            'mem_limit_bytes': mem_limit_bytes, 'tries': tries}
-    if best >= 1:
-        out['at_max'] = run_setup(replace(setup, batch=best), iters=iters, warmup=warmup,
+    if lo >= 1:
+        out['at_max'] = run_setup(replace(setup, batch=lo), iters=iters, warmup=warmup,
                                   device=device, synthetic=synthetic, infer_iters=0,
                                   flops=False, classes_per_image=classes_per_image, log=log)
     return out
 
 
 # ------------------------------------------------------------------ report
-
 
 def _fmt(value, unit='', digits=2):
     if value is None:
@@ -522,24 +489,23 @@ def print_table(report: dict, console=None) -> None:
 
 def dump_json(report: dict, path: str) -> None:
     import json
-    from pathlib import Path
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1, default=str) + '\n')
-
-
-def setup_dict(setup: Setup) -> dict:
-    return asdict(setup)
-
-
-__all__ = ['Setup', 'compare', 'device_info', 'dump_json', 'find_max_batch', 'is_oom',
-           'print_table', 'run_setup', 'setup_dict']
+    text = json.dumps(report, indent=1, default=str) + '\n'
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 # ------------------------------------------------------------------ CLI
 
-SETUP_FLAGS = ('batch', 'amp', 'compile', 'compile_mode', 'compile_backend',
-               'channels_last', 'fused', 'cudnn_benchmark', 'tf32', 'fast_attention')
+# Setup fields set by flags; from the fourth on, FastPaths fields of the same name
+SETUP_FLAGS = ('batch', 'amp', 'fused', 'compile', 'compile_mode', 'compile_backend',
+               'channels_last', 'cudnn_benchmark', 'tf32', 'fast_attention')
+
+
+def _flag_values(args) -> dict:
+    """The setup flags given (not None), ``--compile none`` as False."""
+    values = {k: getattr(args, k) for k in SETUP_FLAGS if getattr(args, k) is not None}
+    if values.get('compile') == 'none':
+        values['compile'] = False
+    return values
 
 
 def _setup_flag_parser(add_help: bool = True):
@@ -602,22 +568,14 @@ def build_parser():
 
 
 def setup_from_args(config: str, args, label: str = '') -> Setup:
-    kwargs = {k: getattr(args, k) for k in SETUP_FLAGS}
-    if kwargs['compile'] == 'none':
-        kwargs['compile'] = False
     return Setup(config=config, label=label, size=tuple(args.size) if args.size else None,
-                 cfg_options=args.cfg_options, **kwargs)
+                 cfg_options=args.cfg_options, **_flag_values(args))
 
 
 def compare_setup(args, base: Setup) -> Setup:
     """Setup B of --compare-flags: A with the given flags changed."""
     import shlex
-    flags = _setup_flag_parser().parse_args(shlex.split(args.compare_flags))
-    changes = {}
-    for key in SETUP_FLAGS:
-        value = getattr(flags, key)
-        if value is not None:
-            changes[key] = False if (key == 'compile' and value == 'none') else value
+    changes = _flag_values(_setup_flag_parser().parse_args(shlex.split(args.compare_flags)))
     if not changes:
         raise SegkitError(f'--compare-flags {args.compare_flags!r} changes nothing')
     return replace(base, **changes)
@@ -648,7 +606,7 @@ def main(argv=None) -> int:
     if len(setups) == 2:
         setups[0].label, setups[1].label = 'A', 'B'
     report = {'tool': 'segkit benchmark', 'version': 1, 'env': device_info(device),
-              'args': {k: v for k, v in vars(args).items()}, 'setups': []}
+              'args': dict(vars(args)), 'setups': []}
     print(f'[segkit] benchmarking on {device}: {args.iters} timed + {args.warmup} warm-up '
           f'iterations, {"synthetic batches" if args.synthetic else "real dataloader"}',
           flush=True)

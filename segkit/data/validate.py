@@ -1,36 +1,14 @@
 """Check a config's dataset the way training reads it. Behind
-``tools/validate_dataset.py``; the preflight check runs the same code on a sample.
+``tools/validate_dataset.py``; preflight runs :func:`validate` on a sample
+(``sample=16, workers=1``: in-process, no pool to start).
 
-API
-    check_pair(img_path, seg_path, num_classes, ignore_index=255,
-               reduce_zero_label=False, label_map=None, *, exif=True,
-               mask_backend='pillow') -> list[Finding]
-        One image/mask pair, fully decoded. ``seg_path=None``: image only.
-    inspect_pair(...same...) -> PairStats
-        The same, plus the mask's label histogram (256 bins, after
-        reduce_zero_label and label_map: the labels the loss sees).
-    validate(cfg, splits=('train', 'val'), sample=None, workers=None,
-             progress=True, seed=0) -> Report
-        Builds each split's dataset through mmseg's DATASETS registry from the
-        config's dataloader (Concat/Repeat wrappers walked), so roots, prefixes,
-        suffixes, ann_file, indices, reduce_zero_label and custom classes are the
-        config's own; checks every pair (or ``sample`` random pairs per split) in
-        ``workers`` processes and scans the mask folders for masks with no image.
-    Report: .ok, .errors, .warnings, .findings, .config_findings, .splits
-        (SplitReport: split, total, checked, findings, 256-bin pixels/images),
-        .class_pixels(split) / .class_images(split) / .ignored_pixels(split)
-    print_report(report, worst=20); main(config, ...) -> exit code (1 on errors)
-
-Preflight: ``validate(cfg, ('train', 'val'), sample=16, workers=1,
-progress=False).errors`` (workers=1 runs in-process: no pool to start).
-
-A :class:`Finding` is (kind, severity, path, message, split, fraction): the
-message is one line saying what is wrong and how to fix it. Kinds (all errors
-unless noted): missing_image, missing_mask, orphan_mask (warning when an
-ann_file picks the names), unreadable_image, unreadable_mask, mask_channels,
-mask_16bit, size_mismatch, label_out_of_range, binary_mask, no_labels
-(warning), empty_split, dataset (the split cannot be built), config (the
-config contradicts itself).
+:func:`validate` builds each split's dataset through mmseg's DATASETS registry
+from the config's dataloader (Concat/Repeat wrappers walked), so roots, prefixes,
+suffixes, ann_file, reduce_zero_label and classes are the config's own; it checks
+every pair (or ``sample`` random pairs per split) in ``workers`` processes and
+scans the mask folders for masks with no image. A :class:`Finding`'s message is
+one line saying what is wrong and how to fix it; every kind is an error except
+no_labels and orphan_mask when an ann_file picks the names.
 
 Label semantics are mmseg's LoadAnnotations: with reduce_zero_label raw 0 ->
 255 and v -> v - 1 (raw 255 stays 255); then the dataset's label_map. Valid
@@ -41,6 +19,7 @@ from __future__ import annotations
 import collections
 import copy
 import os
+from contextlib import contextmanager
 import random
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -49,13 +28,9 @@ import numpy as np
 
 from segkit.data.parallel import chunked, default_workers, parallel_map, progress_bar
 from segkit.engine.config import dataset_paths, load_config, split_datasets
-from segkit.errors import SegkitError
+from segkit.errors import SegkitError, one_line
 
 ERROR, WARNING = 'error', 'warning'
-KINDS = ('missing_image', 'missing_mask', 'orphan_mask', 'unreadable_image',
-         'unreadable_mask', 'mask_channels', 'mask_16bit', 'size_mismatch',
-         'label_out_of_range', 'binary_mask', 'no_labels', 'empty_split', 'dataset',
-         'config')
 _EXIF_SWAPS = (5, 6, 7, 8)  # orientations that transpose the image
 
 
@@ -96,13 +71,23 @@ def label_lut(reduce_zero_label: bool, label_map: Optional[dict] = None) -> np.n
     return lut
 
 
-def _image_size(path: str, exif: bool) -> tuple:
-    """(W, H) as the loader returns it; decodes every byte (truncation raises)."""
-    from PIL import Image, ImageFile, UnidentifiedImageError
-    old = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
+@contextmanager
+def _open_strict(path: str):
+    """PIL's image of ``path``; a truncated file raises when decoded."""
+    from PIL import Image, ImageFile
+    old, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
         with Image.open(path) as img:
+            yield img
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = old
+
+
+def _image_size(path: str, exif: bool) -> tuple:
+    """(W, H) as the loader returns it; decodes every byte."""
+    from PIL import UnidentifiedImageError
+    try:
+        with _open_strict(path) as img:
             img.load()
             w, h = img.size
             if exif and img.getexif().get(0x0112, 1) in _EXIF_SWAPS:
@@ -114,8 +99,6 @@ def _image_size(path: str, exif: bool) -> tuple:
         if arr is None:
             raise
         return arr.shape[1], arr.shape[0]
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = old
 
 
 def _read_mask(path: str, backend: str) -> tuple:
@@ -126,14 +109,8 @@ def _read_mask(path: str, backend: str) -> tuple:
         if arr is None:
             raise ValueError('cv2 cannot decode it')
         return arr, f'cv2 {arr.dtype}'
-    from PIL import Image, ImageFile
-    old = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
-        with Image.open(path) as img:
-            return np.array(img), img.mode
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = old
+    with _open_strict(path) as img:
+        return np.array(img), img.mode
 
 
 def _hist256(mask: np.ndarray) -> np.ndarray:
@@ -146,11 +123,6 @@ def _hist256(mask: np.ndarray) -> np.ndarray:
     return np.bincount(mask.ravel(), minlength=256)
 
 
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f'{type(err).__name__}: {text[0]}' if text else type(err).__name__
-
-
 def _values(vals) -> str:
     vals = [int(v) for v in vals]
     shown = ', '.join(map(str, vals[:8]))
@@ -161,7 +133,8 @@ def inspect_pair(img_path: str, seg_path: Optional[str], num_classes: int,
                  ignore_index: int = 255, reduce_zero_label: bool = False,
                  label_map: Optional[dict] = None, *, exif: bool = True,
                  mask_backend: str = 'pillow') -> PairStats:
-    """Findings for one pair plus its label histogram (see module docstring)."""
+    """Findings for one pair (``seg_path=None``: image only) plus its 256-bin
+    histogram of the labels the loss sees (after reduce_zero_label and label_map)."""
     out: list = []
 
     def add(kind, path, message, severity=ERROR, fraction=1.0):
@@ -179,7 +152,7 @@ def inspect_pair(img_path: str, seg_path: Optional[str], num_classes: int,
         try:
             size = _image_size(img_path, exif)
         except Exception as err:  # noqa: BLE001 - any decoder error is the finding
-            add('unreadable_image', img_path, f'image cannot be decoded ({_one_line(err)}): '
+            add('unreadable_image', img_path, f'image cannot be decoded ({one_line(err)}): '
                 'the file is truncated or corrupt; extract or download it again')
     if seg_path is None:
         return PairStats(out)
@@ -190,7 +163,7 @@ def inspect_pair(img_path: str, seg_path: Optional[str], num_classes: int,
     try:
         mask, mode = _read_mask(seg_path, mask_backend)
     except Exception as err:  # noqa: BLE001
-        add('unreadable_mask', seg_path, f'mask cannot be decoded ({_one_line(err)}): the '
+        add('unreadable_mask', seg_path, f'mask cannot be decoded ({one_line(err)}): the '
             'file is truncated or corrupt; extract, convert or download it again')
         return PairStats(out)
 
@@ -258,15 +231,11 @@ def inspect_pair(img_path: str, seg_path: Optional[str], num_classes: int,
     return PairStats(out, hist)
 
 
-def check_pair(img_path: str, seg_path: Optional[str], num_classes: int,
-               ignore_index: int = 255, reduce_zero_label: bool = False,
-               label_map: Optional[dict] = None, **read_opts) -> list:
-    """The :class:`Finding` list for one pair (empty: the pair is fine)."""
-    return inspect_pair(img_path, seg_path, num_classes, ignore_index, reduce_zero_label,
-                        label_map, **read_opts).findings
-
-
 # ------------------------------------------------------------------ reports
+
+def _zeros() -> np.ndarray:
+    return np.zeros(256, np.int64)
+
 
 @dataclass
 class SplitReport:
@@ -278,10 +247,10 @@ class SplitReport:
     reduce_zero_label: bool = False
     total: int = 0  # pairs in the dataset
     checked: int = 0  # pairs checked (all, or the sample)
-    pixels: np.ndarray = field(default_factory=lambda: np.zeros(256, np.int64))
-    images: np.ndarray = field(default_factory=lambda: np.zeros(256, np.int64))
+    pixels: np.ndarray = field(default_factory=lambda: _zeros())
+    images: np.ndarray = field(default_factory=lambda: _zeros())
     # labelled pixels of the images a label appears in (median-frequency weights)
-    present: np.ndarray = field(default_factory=lambda: np.zeros(256, np.int64))
+    present: np.ndarray = field(default_factory=lambda: _zeros())
     findings: list = field(default_factory=list)
 
 
@@ -311,7 +280,7 @@ class Report:
 
     def _sum(self, attr: str, split: str) -> np.ndarray:
         rows = [getattr(s, attr) for s in self.splits if s.split.split('[')[0] == split]
-        return np.sum(rows, axis=0) if rows else np.zeros(256, np.int64)
+        return np.sum(rows, axis=0) if rows else _zeros()
 
     def class_pixels(self, split: str = 'train') -> np.ndarray:
         """(num_classes,) pixels per class over the split's datasets."""
@@ -337,11 +306,8 @@ def _pipeline_step(pipeline, name: str) -> dict:
 
 
 def _head_cfgs(cfg) -> list:
-    model = cfg.get('model') or {}
-    head = model.get('decode_head')
-    if head is None:
-        return []
-    return list(head) if isinstance(head, (list, tuple)) else [head]
+    head = (cfg.get('model') or {}).get('decode_head')
+    return [] if head is None else list(head) if isinstance(head, (list, tuple)) else [head]
 
 
 def _ensure_registered(cfg, ds_type: str) -> None:
@@ -365,16 +331,14 @@ def _build(cfg, label: str, leaf) -> tuple:
                 'dataset', path, f'{key} does not exist: prepare the data (data/README.md: '
                 'python tools/prepare_data.py) or fix data_root / data_prefix / ann_file',
                 split=label)]
-    ds_cfg = copy.deepcopy(leaf)
-    ds_cfg['pipeline'] = []  # we read the files ourselves
-    ds_cfg['serialize_data'] = False
-    ds_cfg['lazy_init'] = False
+    # we read the files ourselves: no pipeline
+    ds_cfg = {**copy.deepcopy(leaf), 'pipeline': [], 'serialize_data': False, 'lazy_init': False}
     try:
         _ensure_registered(cfg, rep.dataset_type)
         ds = DATASETS.build(ds_cfg)
     except Exception as err:  # noqa: BLE001 - mmseg/mmengine raise many kinds
         return None, rep, [Finding('dataset', paths.get('data_root') or label,
-                                   f'the dataset cannot be built ({_one_line(err)}): fix '
+                                   f'the dataset cannot be built ({one_line(err)}): fix '
                                    'the dataset config', split=label)]
     rep.img_dir = ds.data_prefix.get('img_path') or ''
     rep.seg_dir = ds.data_prefix.get('seg_map_path')
@@ -455,10 +419,7 @@ def _orphans(img_dir: str, seg_dir: str, img_suffix: str, seg_suffix: str,
 
 def _check_chunk(task) -> tuple:
     index, params, pairs = task
-    pixels = np.zeros(256, np.int64)
-    images = np.zeros(256, np.int64)
-    present = np.zeros(256, np.int64)
-    findings = []
+    pixels, images, present, findings = _zeros(), _zeros(), _zeros(), []
     n = params['num_classes']
     for img, seg in pairs:
         st = inspect_pair(img, seg, **params)
@@ -589,12 +550,6 @@ def _pct(part: float, whole: float) -> str:
     return f'{100.0 * part / whole:.2f}%' if whole else '-'
 
 
-def worst_findings(report: Report, n: int = 20) -> list:
-    """Errors before warnings, then by the share of the mask affected."""
-    return sorted(report.findings, key=lambda f: (f.severity != ERROR, -f.fraction,
-                                                  f.kind, f.path))[:n]
-
-
 def print_report(report: Report, worst: int = 20, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -633,17 +588,11 @@ def print_report(report: Report, worst: int = 20, console=None) -> None:
         for s in counted:
             classes.add_column(f'{s.split} px', justify='right')
             classes.add_column(f'{s.split} imgs', justify='right')
-        totals = [int(s.pixels.sum()) for s in counted]
-        for c in range(report.num_classes):
-            row = [str(c), str(report.class_names[c])]
-            for s, tot in zip(counted, totals):
-                row += [_pct(s.pixels[c], tot), f'{int(s.images[c]):,}']
-            classes.add_row(*row)
-        row = ['', f'ignore ({report.ignore_index})']
-        for s, tot in zip(counted, totals):
-            row += [_pct(s.pixels[report.ignore_index], tot),
-                    f'{int(s.images[report.ignore_index]):,}']
-        classes.add_row(*row)
+        lines = [(str(c), str(name), c) for c, name in enumerate(report.class_names)]
+        for cid, name, c in lines + [('', f'ignore ({report.ignore_index})',
+                                      report.ignore_index)]:
+            classes.add_row(cid, name, *[cell for s in counted for cell in (
+                _pct(s.pixels[c], int(s.pixels.sum())), f'{int(s.images[c]):,}')])
         unseen = [str(report.class_names[c]) for c in range(report.num_classes)
                   if all(s.pixels[c] == 0 for s in counted)]
         console.print(classes)
@@ -655,7 +604,9 @@ def print_report(report: Report, worst: int = 20, console=None) -> None:
         table = Table(title=f'worst files (of {len(report.findings):,} findings)')
         for col in ('severity', 'kind', 'split', 'file', 'what is wrong / how to fix'):
             table.add_column(col, overflow='fold')
-        for f in worst_findings(report, worst):
+        # errors before warnings, then by the share of the mask affected
+        for f in sorted(report.findings, key=lambda f: (f.severity != ERROR, -f.fraction,
+                                                        f.kind, f.path))[:worst]:
             table.add_row(f.severity, f.kind, f.split, f.path, f.message)
         console.print(table)
     n_err, n_warn = len(report.errors), len(report.warnings)

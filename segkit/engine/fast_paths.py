@@ -1,35 +1,13 @@
 """Training fast paths, shared by ``tools/train.py`` and ``tools/benchmark.py``.
 
-Switches (all off in mmseg's stock configs):
-
-``amp``            ``'bf16'`` / ``'fp16'``: autocast through :class:`SegkitAmpOptimWrapper`
-                   (registered in mmengine's OPTIM_WRAPPERS). fp16 keeps dynamic loss
-                   scaling; bf16 needs none (same exponent range as fp32). bf16 also
-                   runs on CPU; fp16 on CPU is refused. ``'fp32'`` forces AMP off.
-``fused_optimizer`` ``fused=True`` for torch's Adam/AdamW/SGD (one kernel for the whole
-                   update). ``'auto'``: on when CUDA is there.
-``cudnn_benchmark`` let cuDNN time its conv algorithms for the fixed crop size.
-``tf32``           TF32 for the fp32 matmuls/convs left outside autocast (Ampere+).
-``fast_attention`` call ``nn.MultiheadAttention`` with ``need_weights=False`` where the
-                   caller drops the weights anyway (mmcv's MultiheadAttention and mmseg's
-                   MiT ``EfficientMultiheadAttention``: SegFormer's encoder, Mask2Former's
-                   decoder). PyTorch then runs fused scaled-dot-product attention
-                   (flash / memory-efficient kernels) instead of materialising the
-                   attention matrix and its head average. Same maths (fp32 outputs agree
-                   to ~1e-6).
-``channels_last``  NHWC weights and input batch (helps convolutions; these are mostly
-                   transformer models, so measure before keeping it).
-``compile``        ``torch.compile`` of parts of the model (see :func:`compile_model`):
-                   ``True``/``'auto'``: the backbone (+ neck) and, for heads whose
-                   forward is plain tensor code (SegFormer's all-MLP head, UPerHead, ...),
-                   the decode head's forward; Mask2Former's head (Hungarian matching,
-                   mmcv's deformable-attention kernel) stays eager. ``'backbone'``: the
-                   backbone (+ neck) only. ``'model'``: backbone, neck and the decode
-                   head's forward whatever it is (graph breaks allowed).
-                   Compiled forwards run in training mode only; validation/inference
-                   uses the eager forward (val images vary in size: no recompiles).
-                   ``train_step``/``val_step`` and the optimizer stay mmengine's; the
-                   state dict keys do not change (checkpoints load either way).
+Switches (all off in mmseg's stock configs): ``amp`` ('bf16' / 'fp16' autocast through
+:class:`SegkitAmpOptimWrapper`; fp16 keeps dynamic loss scaling and is refused on CPU;
+'fp32' forces AMP off), ``fused_optimizer`` (``fused=True`` for torch's Adam/AdamW/SGD;
+'auto': on CUDA only), ``cudnn_benchmark``, ``tf32`` (for the fp32 matmuls/convs left
+outside autocast), ``fast_attention`` (``need_weights=False`` where mmcv's
+MultiheadAttention drops the weights anyway, so PyTorch runs fused SDPA kernels; same
+maths), ``channels_last`` (NHWC weights and batch) and ``compile`` (see
+:func:`compile_model`).
 
 A config carries them as ``fast_paths = dict(...)`` with ``runner_type =
 'SegkitRunner'`` (:func:`apply_fast_paths` writes both from CLI flags); the runner
@@ -52,9 +30,6 @@ COMPILE_TARGETS = ('auto', 'backbone', 'model')
 FUSED_OPTIMIZERS = ('Adam', 'AdamW', 'SGD')
 AMP_WRAPPER = 'SegkitAmpOptimWrapper'
 RUNNER = 'SegkitRunner'
-
-
-# ------------------------------------------------------------------ switches
 
 
 @dataclass
@@ -80,9 +55,7 @@ class FastPaths:
         return cls(**known)
 
     def to_cfg(self) -> dict:
-        out = asdict(self)
-        out.pop('applied')
-        return out
+        return {k: v for k, v in asdict(self).items() if k != 'applied'}
 
 
 def normalize_compile(value) -> Union[bool, str]:
@@ -139,7 +112,7 @@ def amp_of(cfg) -> Optional[str]:
     if ow.get('type') not in ('AmpOptimWrapper', AMP_WRAPPER):
         return None
     dtype = str(ow.get('dtype') or 'float16').replace('torch.', '')
-    return {'float16': 'fp16', 'bfloat16': 'bf16'}.get(dtype)
+    return {v: k for k, v in AMP_DTYPES.items()}.get(dtype)
 
 
 def set_fused_optimizer(cfg, fused: Union[bool, str, None],
@@ -148,16 +121,14 @@ def set_fused_optimizer(cfg, fused: Union[bool, str, None],
     optimizer config says; False = off. Returns whether it is on."""
     opt = cfg.optim_wrapper.get('optimizer') or {}
     kind = str(opt.get('type', '')).split('.')[-1]
-    if fused is None:  # as the optimizer config says
-        return bool(opt.get('fused', False))
+    supported = kind in FUSED_OPTIMIZERS
+    if fused is None or (fused == 'auto' and not (
+            supported and (device or default_device()) == 'cuda')):
+        return bool(opt.get('fused', False))  # as the optimizer config says
     if fused is False:
         opt.pop('fused', None)
         return False
-    supported = kind in FUSED_OPTIMIZERS
-    if fused == 'auto':
-        if not supported or (device or default_device()) != 'cuda':
-            return bool(opt.get('fused', False))
-    elif not supported:
+    if not supported:
         raise SegkitError(f'--fused: optimizer {kind!r} has no fused kernel '
                           f'(torch has one for {", ".join(FUSED_OPTIMIZERS)})')
     opt['fused'] = True
@@ -165,18 +136,14 @@ def set_fused_optimizer(cfg, fused: Union[bool, str, None],
     return True
 
 
-def stock_fast_paths(cfg) -> FastPaths:
-    """What a config without ``fast_paths`` gets: PyTorch's and mmseg's defaults."""
-    return FastPaths(compile=False, channels_last=False, fused_optimizer=None, tf32=False,
-                     fast_attention=False,
-                     cudnn_benchmark=bool((cfg.get('env_cfg') or {}).get('cudnn_benchmark',
-                                                                         False)))
-
-
 def resolve_fast_paths(cfg, **overrides) -> FastPaths:
-    """The config's ``fast_paths`` (else stock behaviour) with the non-None
-    ``overrides`` (FastPaths field names) applied."""
-    fp = FastPaths.from_cfg(cfg) if cfg.get('fast_paths') is not None else stock_fast_paths(cfg)
+    """The config's ``fast_paths`` (else PyTorch's and mmseg's defaults) with the
+    non-None ``overrides`` (FastPaths field names) applied."""
+    if cfg.get('fast_paths') is not None:
+        fp = FastPaths.from_cfg(cfg)
+    else:
+        fp = FastPaths(fused_optimizer=None, tf32=False, fast_attention=False,
+                       cudnn_benchmark=bool((cfg.get('env_cfg') or {}).get('cudnn_benchmark')))
     for key, value in overrides.items():
         if key not in FastPaths.__dataclass_fields__ or key == 'applied':
             raise TypeError(f'unknown fast path {key!r}')
@@ -186,34 +153,20 @@ def resolve_fast_paths(cfg, **overrides) -> FastPaths:
     return fp
 
 
-def apply_fast_paths(cfg, amp: Optional[str] = None, compile=None,
-                     channels_last: Optional[bool] = None, fused_optimizer=None,
-                     cudnn_benchmark: Optional[bool] = None, tf32: Optional[bool] = None,
-                     fast_attention: Optional[bool] = None,
-                     compile_mode: Optional[str] = None,
-                     compile_backend: Optional[str] = None,
-                     device: Optional[str] = None) -> FastPaths:
-    """Write the switches into ``cfg`` (the CLI flags of train.py / benchmark.py).
-
-    ``None`` = not requested: the config's own choice (its ``fast_paths`` dict, else
-    stock PyTorch/mmseg behaviour). AMP goes into ``cfg.optim_wrapper``; when any
-    other switch is requested, or the config already has ``fast_paths``, the merged
-    switches go into ``cfg.fast_paths`` with ``cfg.runner_type = 'SegkitRunner'``
-    (which applies them: fused optimizer for the device, backend flags, model
-    switches before DDP) and cuDNN benchmark into ``cfg.env_cfg``. A config with no
-    ``fast_paths`` and no switch requested is left to run exactly as written.
+def apply_fast_paths(cfg, amp: Optional[str] = None, device: Optional[str] = None,
+                     **overrides) -> FastPaths:
+    """Write the switches (train.py's flags; FastPaths field names, None = not
+    requested) into ``cfg``: AMP into ``cfg.optim_wrapper``; when any other switch is
+    requested or the config has ``fast_paths``, the merged switches into
+    ``cfg.fast_paths`` with ``runner_type = 'SegkitRunner'`` and cuDNN benchmark into
+    ``cfg.env_cfg``. Nothing requested and no ``fast_paths``: the config runs as written.
     """
     set_amp(cfg, amp, device)
-    overrides = dict(compile=compile, compile_mode=compile_mode,
-                     compile_backend=compile_backend, channels_last=channels_last,
-                     fused_optimizer=fused_optimizer, cudnn_benchmark=cudnn_benchmark,
-                     tf32=tf32, fast_attention=fast_attention)
     fp = resolve_fast_paths(cfg, **overrides)
     if cfg.get('fast_paths') is None and all(v is None for v in overrides.values()):
         return fp
     cfg.fast_paths = fp.to_cfg()
-    if cfg.get('env_cfg') is None:
-        cfg.env_cfg = {}
+    cfg.env_cfg = cfg.get('env_cfg') or {}
     cfg.env_cfg['cudnn_benchmark'] = bool(fp.cudnn_benchmark)
     if cfg.get('runner_type') not in (None, RUNNER):
         raise SegkitError(f"fast paths need runner_type '{RUNNER}'; the config sets "
@@ -226,7 +179,6 @@ def apply_fast_paths(cfg, amp: Optional[str] = None, compile=None,
 
 
 # ------------------------------------------------------------------ process flags
-
 
 @contextlib.contextmanager
 def backend_flags(cudnn_benchmark: bool = True, tf32: bool = True):
@@ -251,10 +203,19 @@ def set_backend_flags(cudnn_benchmark: bool = True, tf32: bool = True) -> None:
 
 # ------------------------------------------------------------------ model switches
 
-
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, 'module') and isinstance(
         model.module, nn.Module) else model
+
+
+def _patch_forward(module: nn.Module, marker: str, wrap) -> bool:
+    """``module.forward = wrap(module.forward, module)`` once per instance (the state dict and
+    the module tree are unchanged); False if ``marker`` says it is done already."""
+    if getattr(module, marker, False):
+        return False
+    module.forward = wrap(module.forward, module)
+    setattr(module, marker, True)
+    return True
 
 
 def enable_fast_attention(model: nn.Module) -> int:
@@ -262,103 +223,68 @@ def enable_fast_attention(model: nn.Module) -> int:
     ``MultiheadAttention`` (whose forward keeps only ``[0]``, the output). Instance
     level: other models in the process keep the stock behaviour. Returns how many."""
     from mmcv.cnn.bricks.transformer import MultiheadAttention
-    count = 0
-    for m in _unwrap(model).modules():
-        mha = getattr(m, 'attn', None)
-        if not isinstance(m, MultiheadAttention) or not isinstance(mha, nn.MultiheadAttention):
-            continue
-        if getattr(mha, '_segkit_fast_attention', False):
-            count += 1
-            continue
-        orig = mha.forward
+    def wrap(orig, _):
+        return lambda *args, **kwargs: orig(*args, **{**kwargs, 'need_weights': False})
 
-        def forward(*args, _orig=orig, **kwargs):
-            kwargs['need_weights'] = False
-            return _orig(*args, **kwargs)
-
-        mha.forward = forward
-        mha._segkit_fast_attention = True
-        count += 1
-    return count
+    mhas = [m.attn for m in _unwrap(model).modules() if isinstance(m, MultiheadAttention)
+            and isinstance(getattr(m, 'attn', None), nn.MultiheadAttention)]
+    for mha in mhas:
+        _patch_forward(mha, '_segkit_fast_attention', wrap)
+    return len(mhas)
 
 
 def enable_channels_last(model: nn.Module) -> int:
     """NHWC weights, and the data preprocessor hands the batch over in NHWC."""
-    inner = _unwrap(model)
-    inner.to(memory_format=torch.channels_last)
-    pre = getattr(inner, 'data_preprocessor', None)
-    if pre is not None and not getattr(pre, '_segkit_channels_last', False):
-        orig = pre.forward
-
-        def forward(*args, _orig=orig, **kwargs):
-            out = _orig(*args, **kwargs)
+    def wrap(orig, _):
+        def forward(*args, **kwargs):
+            out = orig(*args, **kwargs)
             if isinstance(out, dict) and isinstance(out.get('inputs'), torch.Tensor) \
                     and out['inputs'].dim() == 4:
                 out['inputs'] = out['inputs'].contiguous(memory_format=torch.channels_last)
             return out
+        return forward
 
-        pre.forward = forward
-        pre._segkit_channels_last = True
+    inner = _unwrap(model)
+    inner.to(memory_format=torch.channels_last)
+    pre = getattr(inner, 'data_preprocessor', None)
+    if pre is not None:
+        _patch_forward(pre, '_segkit_channels_last', wrap)
     return sum(1 for p in inner.parameters() if p.dim() == 4)
-
-
-def _compile_forward(module: nn.Module, mode=None, backend='inductor',
-                     train_only: bool = True) -> bool:
-    """Compile ``module.forward`` in place (instance attribute: the state dict and
-    the module tree are unchanged). ``train_only``: eval mode calls the eager forward."""
-    if getattr(module, '_segkit_compiled', False):
-        return False
-    eager = module.forward
-    compiled = torch.compile(eager, mode=mode, backend=backend)
-
-    def forward(*args, **kwargs):
-        if train_only and not module.training:
-            return eager(*args, **kwargs)
-        return compiled(*args, **kwargs)
-
-    module.forward = forward
-    module._segkit_compiled = True
-    return True
-
-
-def _is_mask2former(head) -> bool:
-    return type(head).__name__ in ('Mask2FormerHead', 'MaskFormerHead')
 
 
 def compile_model(model: nn.Module, target: Union[bool, str] = 'auto', mode=None,
                   backend: str = 'inductor', train_only: bool = True) -> list:
-    """torch.compile parts of an mmseg segmentor; returns the compiled parts' names.
+    """torch.compile module forwards of an mmseg segmentor; returns their names.
 
-    Compiled are module forwards, never ``train_step``: data preprocessing, loss
-    parsing, the optimizer wrapper (AMP, clipping) and mmengine's loops stay eager,
-    so they work as before. Dynamo falls back to eager around what it cannot trace
-    (graph breaks), and ``torch._dynamo.config.suppress_errors`` makes a failed
-    compile run eager with a warning instead of stopping training.
+    ``'auto'``: backbone (+ neck) and the heads whose forward is plain tensor code
+    (not Mask2Former's: Hungarian matching, mmcv's kernel); ``'backbone'``: backbone
+    (+ neck) only; ``'model'``: every head too. ``train_only``: eval mode (val images
+    vary in size) calls the eager forward. ``train_step``, the optimizer wrapper and
+    mmengine's loops stay eager; ``suppress_errors`` makes a failed compile run eager
+    with a warning instead of stopping training.
     """
     target = normalize_compile(target)
     if not target:
         return []
     import torch._dynamo
     torch._dynamo.config.suppress_errors = True
+
+    def wrap(eager, module):
+        compiled = torch.compile(eager, mode=mode, backend=backend)
+        return lambda *a, **kw: (eager if train_only and not module.training
+                                 else compiled)(*a, **kw)
+
     inner = _unwrap(model)
-    done = []
-    for name in ('backbone', 'neck'):
-        module = getattr(inner, name, None)
-        if isinstance(module, nn.Module) and _compile_forward(module, mode, backend, train_only):
-            done.append(name)
+    parts = [(name, getattr(inner, name, None)) for name in ('backbone', 'neck')]
     if target in ('auto', 'model'):
-        heads = [('decode_head', getattr(inner, 'decode_head', None))]
         aux = getattr(inner, 'auxiliary_head', None)
-        if isinstance(aux, nn.ModuleList):
-            heads += [(f'auxiliary_head.{i}', h) for i, h in enumerate(aux)]
-        elif aux is not None:
-            heads.append(('auxiliary_head', aux))
-        for name, head in heads:
-            if head is None or (target == 'auto' and _is_mask2former(head)):
-                continue
-            if _compile_forward(head, mode, backend, train_only):
-                done.append(f'{name}.forward')
-    return done
+        heads = [('decode_head', getattr(inner, 'decode_head', None))] + (
+            [(f'auxiliary_head.{i}', h) for i, h in enumerate(aux)]
+            if isinstance(aux, nn.ModuleList) else [('auxiliary_head', aux)])
+        parts += [(f'{name}.forward', head) for name, head in heads if target == 'model'
+                  or type(head).__name__ not in ('Mask2FormerHead', 'MaskFormerHead')]
+    return [name for name, m in parts
+            if isinstance(m, nn.Module) and _patch_forward(m, '_segkit_compiled', wrap)]
 
 
 def apply_model_fast_paths(model: nn.Module, fp: FastPaths) -> dict:
@@ -373,8 +299,6 @@ def apply_model_fast_paths(model: nn.Module, fp: FastPaths) -> dict:
                                             fp.compile_backend)
     fp.applied.update(applied)
     return applied
-
-
 
 
 def autocast_context(amp: Optional[str], device: str):
