@@ -83,8 +83,8 @@ def test_two_nodes_on_loopback(demo_data, tmp_path):
                           capture_output=True, text=True, check=True).stdout.strip()
     common = [ROOT / 'tools/dist_train.sh', _trace_config(tmp_path), 1, '--work-dir', work,
               '--cfg-options', *demo_options(demo_data, epochs=1)]
-    env = dict(os.environ, PYTHONUNBUFFERED='1', NNODES='2', MASTER_ADDR='127.0.0.1',
-               PORT=port, OMP_NUM_THREADS='1')
+    env = dict(os.environ, PYTHONUNBUFFERED='1', **_dist_env(NNODES=2, MASTER_ADDR='127.0.0.1',
+                                                             PORT=port))
     nodes = [subprocess.Popen([str(a) for a in common], cwd=ROOT, env=dict(env, NODE_RANK=str(r)),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for r in (0, 1)]

@@ -8,7 +8,8 @@ start (the first run, each ``--resume``, each ``tools/test.py``)::
                                            (lr, loss, epoch, iter, step=iter), val lines
                                            (aAcc, mIoU, mAcc, step=epoch), per-class lines
                                            (IoU_per_class/<c>, Acc_per_class/<c>, step=epoch)
-    <timestamp>/vis_data/events.out.tfevents.*  the same scalars (fallback)
+    tensorboard/events.out.tfevents.*      the same scalars, one run for the whole work
+                                           dir, stepped by iteration (fallback)
     <timestamp>/run_record.json, config.py the command and the resolved config
     <timestamp>/test_metrics.json          (tools/test.py) per-class IoU, pixels, confusion
 
@@ -19,6 +20,7 @@ later sub-run wins: everything an earlier sub-run logged from the resume point o
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -173,6 +175,45 @@ def _json_log(sub: Path) -> Optional[Path]:
     return None
 
 
+def _tensorboard_rows(work_dir: Path, after: Optional[tuple] = None) -> list:
+    """The JSON-line rows rebuilt from the work dir's TensorBoard run (segkit's
+    TensorboardHook: ``train/*``, ``val/*``, ``val_IoU/*``, ``val_Acc/*`` and
+    ``progress/epoch``, all stepped by iteration): the fallback when a sub-run's JSON
+    log is gone. ``after`` = the sub-run's resume point (epoch, iter): earlier points
+    belong to the sub-runs before it."""
+    run = work_dir / 'tensorboard'
+    if not any(run.glob('events.out.tfevents.*')):
+        return []
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(run), size_guidance={'scalars': 0})
+    try:
+        acc.Reload()
+    except Exception:  # noqa: BLE001 - unreadable: no fallback
+        return []
+    series = {t: {e.step: float(e.value) for e in acc.Scalars(t)}
+              for t in acc.Tags().get('scalars', [])}
+    progress = series.get('progress/epoch', {})
+    per_epoch = next((step / p for step, p in progress.items() if p > 0), None)
+    if per_epoch is None:
+        return []
+    start_ep, start_it = after or (0, 0)
+    train, val = {}, {}
+    for tag, points in series.items():
+        group, _, name = tag.partition('/')
+        for step, value in points.items():
+            if group == 'train' and '/' not in name and step > start_it:
+                row = train.setdefault(step, {'iter': step, 'step': step,
+                                              'epoch': math.ceil(step / per_epoch - 1e-9)})
+                row[name] = value
+            elif group in ('val', 'val_IoU', 'val_Acc'):
+                epoch = round(step / per_epoch)
+                if epoch > start_ep:
+                    key = {'val': name, 'val_IoU': IOU_PREFIX + name,
+                           'val_Acc': ACC_PREFIX + name}[group]
+                    val.setdefault(epoch, {'step': epoch})[key] = value
+    return [train[k] for k in sorted(train)] + [val[k] for k in sorted(val)]
+
+
 def _events_rows(sub: Path) -> list:
     """The JSON-line rows rebuilt from TensorBoard event files (fallback).
 
@@ -298,14 +339,14 @@ def _read_subrun(sub: Path, index: int) -> tuple:
         # tools/test.py: LoggerHook dumps the test metrics to <ts>/<ts>.json
         return SubRun(sub.name, sub, record, [], [], 'none'), 'test'
     log = _json_log(sub)
+    text = _scan_text_log(sub / f'{sub.name}.log')
     if log is not None:
         rows, bad = _read_json_lines(log)
         source = 'json'
     else:
-        rows, bad = _events_rows(sub), 0
+        rows, bad = _events_rows(sub) or _tensorboard_rows(sub.parent, text['resumed_at']), 0
         source = 'tensorboard' if rows else 'none'
     train, val = _points(rows, index)
-    text = _scan_text_log(sub / f'{sub.name}.log')
     sr = SubRun(sub.name, sub, record, train, val, source, skipped_lines=bad, **text)
     if sr.epoch_length is None:
         sr.epoch_length = _epoch_length_from_points(train)

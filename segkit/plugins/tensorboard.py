@@ -133,13 +133,20 @@ class TensorboardHook(Hook):
         return [Counter(owner.get(id(p), 'other') for p in g['params']).most_common(1)[0][0]
                 if g['params'] else 'other' for g in optimizer.param_groups]
 
-    def _lrs(self, runner) -> dict:
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        # the LRs this iteration trains with (the schedulers step after it), as the
+        # JSON log records them
         optimizer = getattr(runner.optim_wrapper, 'optimizer', None)
-        if optimizer is None or not self._group_names:
+        self._iter_lrs = [(g['lr'], len(g['params'])) for g in optimizer.param_groups] \
+            if optimizer is not None else []
+
+    def _lrs(self, runner) -> dict:
+        lrs_now = getattr(self, '_iter_lrs', [])
+        if not lrs_now or not self._group_names:
             return {}
         per_module: dict = {}
-        for name, group in zip(self._group_names, optimizer.param_groups):
-            per_module.setdefault(name, Counter())[group['lr']] += len(group['params'])
+        for name, (lr, n) in zip(self._group_names, lrs_now):
+            per_module.setdefault(name, Counter())[lr] += n
         lrs = {m: c.most_common(1)[0][0] for m, c in per_module.items()}
         if len(set(lrs.values())) == 1:
             return {'train/lr': next(iter(lrs.values()))}
