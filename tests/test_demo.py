@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import demo_options, run_py
 from segkit.data.shapes import CLASSES, generate
 
 
@@ -114,3 +115,15 @@ def test_make_demo_flow(tmp_path, capsys):
     # a second demo never overwrites the first one's results
     from segkit.demo import fresh_work_dir
     assert fresh_work_dir(work.name, tmp_path) != work
+
+
+@pytest.mark.parametrize('config', ['configs/demo/segformer_mit-tiny_1xb8-40e_demo-64x64.py',
+                                    'configs/demo/mask2former_mit-tiny_1xb8-20e_demo-64x64.py'],
+                         ids=['segformer', 'mask2former'])
+def test_preflight_passes_for_both_demos(config, demo_data, tmp_path):
+    """tools/train.py's checks (model shapes for the weights check included) in a fresh
+    process, as the demo and every launch run them: no default scope set yet."""
+    proc = run_py('tools/train.py', config, '--work-dir', tmp_path / 'w', '--preflight-only',
+                  '--cfg-options', *demo_options(demo_data))
+    assert 'preflight passed' in proc.stdout + proc.stderr
+    assert not (tmp_path / 'w').exists() or not any((tmp_path / 'w').iterdir())

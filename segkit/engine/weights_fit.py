@@ -44,7 +44,10 @@ def build_model_shapes(cfg) -> dict:
     if model_cfg.get('type') == 'SegTTAModel':
         model_cfg = model_cfg['module']
     model_cfg.pop('pretrained', None)  # init only; never read at build
-    with _quiet(), warnings.catch_warnings():
+    from mmengine.registry import DefaultScope
+    # the scope the Runner builds in (nested types such as mmdet's head resolve from it)
+    with _quiet(), warnings.catch_warnings(), \
+            DefaultScope.overwrite_default_scope(cfg.get('default_scope') or 'mmseg'):
         warnings.simplefilter('ignore')  # the Runner's build repeats them
         try:
             with torch.device('meta'):
