@@ -1,5 +1,5 @@
-"""Process-pool map with a bounded number of tasks in flight, and the progress
-bar every data tool shows (rich, on stderr)."""
+"""What the data tools share: a process-pool map with a bounded number of tasks in
+flight, the progress bar (rich, on stderr) and rich tables."""
 from __future__ import annotations
 
 import itertools
@@ -7,6 +7,7 @@ import multiprocessing as mp
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Callable, Iterable, Iterator, Sequence
 
 
@@ -48,21 +49,11 @@ def parallel_map(fn: Callable, tasks: Iterable, workers: int) -> Iterator:
             raise
 
 
-class _Bar:
-    def __init__(self, progress, task):
-        self._progress, self._task = progress, task
-
-    def advance(self, n: float = 1) -> None:
-        self._progress.advance(self._task, n)
-
-    def update(self, completed: float) -> None:
-        self._progress.update(self._task, completed=completed)
-
-
 @contextmanager
 def progress_bar(desc: str, total: float | None, enabled: bool = True,
                  unit: str = 'files'):
-    """A rich progress bar on stderr; ``unit='bytes'`` shows sizes (archives)."""
+    """A rich progress bar on stderr, as ``bar.advance(n)`` / ``bar.update(completed)``;
+    ``unit='bytes'`` shows sizes (archives)."""
     from rich.console import Console
     from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress,
                                TaskProgressColumn, TextColumn, TimeElapsedColumn,
@@ -71,4 +62,15 @@ def progress_bar(desc: str, total: float | None, enabled: bool = True,
     with Progress(TextColumn('{task.description}'), BarColumn(), TaskProgressColumn(), count,
                   TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
                   disable=not enabled) as progress:
-        yield _Bar(progress, progress.add_task(desc, total=total))
+        task = progress.add_task(desc, total=total)
+        yield SimpleNamespace(advance=lambda n=1: progress.advance(task, n),
+                              update=lambda completed: progress.update(task, completed=completed))
+
+
+def table(title: str, cols: Sequence[str], right: Sequence[str] = (), **column_kw):
+    """A rich table with these columns, those in ``right`` right-justified."""
+    from rich.table import Table
+    out = Table(title=title)
+    for col in cols:
+        out.add_column(col, justify='right' if col in right else 'left', **column_kw)
+    return out

@@ -1,32 +1,30 @@
-"""Check a config's dataset the way training reads it. Behind
-``tools/validate_dataset.py``; preflight runs :func:`validate` on a sample
-(``sample=16, workers=1``: in-process, no pool to start).
+"""Check a config's dataset the way training reads it; behind ``tools/validate_dataset.py``
+(preflight runs :func:`validate` on a sample, in-process: ``sample=16, workers=1``).
 
-:func:`validate` builds each split's dataset through mmseg's DATASETS registry
-from the config's dataloader (Concat/Repeat wrappers walked), so roots, prefixes,
-suffixes, ann_file, reduce_zero_label and classes are the config's own; it checks
-every pair (or ``sample`` random pairs per split) in ``workers`` processes and
-scans the mask folders for masks with no image. A :class:`Finding`'s message is
-one line saying what is wrong and how to fix it; every kind is an error except
-no_labels and orphan_mask when an ann_file picks the names.
+Each split's dataset is built through mmseg's DATASETS registry from the config's
+dataloader (Concat/Repeat wrappers walked), so roots, prefixes, suffixes, ann_file,
+reduce_zero_label and classes are the config's own. Every pair (or ``sample`` random
+pairs per split) is checked in ``workers`` processes and the mask folders are scanned
+for masks with no image. A :class:`Finding` is one line saying what is wrong and how
+to fix it; all are errors except no_labels, and orphan_mask when an ann_file picks the names.
 
-Label semantics are mmseg's LoadAnnotations: with reduce_zero_label raw 0 ->
-255 and v -> v - 1 (raw 255 stays 255); then the dataset's label_map. Valid
-labels are 0..num_classes-1 and the ignore index.
+Labels as mmseg's LoadAnnotations makes them: with reduce_zero_label raw 0 -> 255 and
+v -> v - 1 (raw 255 stays 255), then the dataset's label_map. Valid: 0..num_classes-1
+and the ignore index.
 """
 from __future__ import annotations
 
 import collections
 import copy
 import os
-from contextlib import contextmanager
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
 
-from segkit.data.parallel import chunked, default_workers, parallel_map, progress_bar
+from segkit.data.parallel import chunked, default_workers, parallel_map, progress_bar, table
 from segkit.engine.config import dataset_paths, load_config, split_datasets
 from segkit.errors import SegkitError, one_line
 
@@ -59,16 +57,9 @@ class PairStats:
 def label_lut(reduce_zero_label: bool, label_map: Optional[dict] = None) -> np.ndarray:
     """raw uint8 value -> the label mmseg's LoadAnnotations produces."""
     lut = np.arange(256, dtype=np.int64)
-    if reduce_zero_label:
-        lut = lut - 1
-        lut[0] = 255
-        lut[lut == 254] = 255  # raw 255 stays ignore
-    if label_map:
-        mapped = lut.copy()
-        for old, new in label_map.items():
-            mapped[lut == old] = new
-        lut = mapped
-    return lut
+    if reduce_zero_label:  # 0 -> 255, v -> v - 1, raw 255 stays ignore
+        lut = np.concatenate(([255], lut[:254], [255]))
+    return np.array([(label_map or {}).get(v, v) for v in lut.tolist()], dtype=np.int64)
 
 
 @contextmanager
@@ -83,6 +74,11 @@ def _open_strict(path: str):
         ImageFile.LOAD_TRUNCATED_IMAGES = old
 
 
+def _cv2_decode(path: str, flags: str):
+    import cv2
+    return cv2.imdecode(np.fromfile(path, np.uint8), getattr(cv2, flags))
+
+
 def _image_size(path: str, exif: bool) -> tuple:
     """(W, H) as the loader returns it; decodes every byte."""
     from PIL import UnidentifiedImageError
@@ -94,8 +90,7 @@ def _image_size(path: str, exif: bool) -> tuple:
                 w, h = h, w  # mmcv's 'color' loading applies EXIF rotation
             return w, h
     except UnidentifiedImageError:
-        import cv2  # a format PIL does not know (cv2 is the default loader)
-        arr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+        arr = _cv2_decode(path, 'IMREAD_COLOR')  # a format PIL does not know (cv2 is the default)
         if arr is None:
             raise
         return arr.shape[1], arr.shape[0]
@@ -104,8 +99,7 @@ def _image_size(path: str, exif: bool) -> tuple:
 def _read_mask(path: str, backend: str) -> tuple:
     """(array as mmseg's LoadAnnotations gets it before the uint8 cast, mode)."""
     if backend == 'cv2':
-        import cv2
-        arr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+        arr = _cv2_decode(path, 'IMREAD_UNCHANGED')
         if arr is None:
             raise ValueError('cv2 cannot decode it')
         return arr, f'cv2 {arr.dtype}'
@@ -125,8 +119,7 @@ def _hist256(mask: np.ndarray) -> np.ndarray:
 
 def _values(vals) -> str:
     vals = [int(v) for v in vals]
-    shown = ', '.join(map(str, vals[:8]))
-    return shown + (f', ... ({len(vals)} values)' if len(vals) > 8 else '')
+    return ', '.join(map(str, vals[:8])) + (f', ... ({len(vals)} values)' if len(vals) > 8 else '')
 
 
 def inspect_pair(img_path: str, seg_path: Optional[str], num_classes: int,
@@ -143,9 +136,8 @@ def inspect_pair(img_path: str, seg_path: Optional[str], num_classes: int,
     size = None
     if not os.path.isfile(img_path):
         neither = seg_path is not None and not os.path.isfile(seg_path)
-        nor = ' (nor its mask)' if neither else ''
-        add('missing_image', img_path, f'image does not exist{nor}: fix the ann_file line '
-            'or data_root / data_prefix.img_path, or add the image')
+        add('missing_image', img_path, f'image does not exist{" (nor its mask)" if neither else ""}'
+            ': fix the ann_file line or data_root / data_prefix.img_path, or add the image')
         if neither:
             return PairStats(out)  # one finding for a name that is not there at all
     else:
@@ -175,8 +167,8 @@ def inspect_pair(img_path: str, seg_path: Optional[str], num_classes: int,
         fix = ('its channels are equal: save it as a single-channel PNG '
                '(PIL: Image.open(p).convert("L"))' if equal else
                'map each colour to its class index and save a mode L PNG')
-        cv2_hint = (' (imdecode_backend=cv2 expands palette PNGs to colours: use '
-                    "'pillow')" if mask_backend == 'cv2' else '')
+        cv2_hint = (" (imdecode_backend=cv2 expands palette PNGs to colours: use 'pillow')"
+                    if mask_backend == 'cv2' else '')
         add('mask_channels', seg_path, f'mask has {chans} channels ({mode}){cv2_hint}; mmseg '
             f'needs one channel of class indices: {fix}')
         return PairStats(out)
@@ -187,39 +179,30 @@ def inspect_pair(img_path: str, seg_path: Optional[str], num_classes: int,
         add('size_mismatch', seg_path, f'mask is {mw}x{mh} but its image is '
             f'{size[0]}x{size[1]} (WxH){hint}: a mask must match its image pixel for '
             'pixel; fix the pairing or re-export the mask at the image size')
-    if mask.dtype == bool:
-        mask = mask.astype(np.uint8)
-    elif mask.dtype != np.uint8:
-        top = int(mask.max()) if mask.size else 0
-        if top > 255 or (mask.size and int(mask.min()) < 0):
-            add('mask_16bit', seg_path, f'{mask.dtype} mask with values up to {top}: '
-                'mmseg casts masks to uint8, so values above 255 wrap around; store '
-                'class indices 0..255 in an 8-bit PNG')
-        mask = mask.astype(np.uint8)
-    raw = _hist256(mask)
+    if mask.dtype not in (bool, np.uint8) and mask.size and (mask.max() > 255 or mask.min() < 0):
+        add('mask_16bit', seg_path, f'{mask.dtype} mask with values up to {int(mask.max())}: '
+            'mmseg casts masks to uint8, so values above 255 wrap around; store '
+            'class indices 0..255 in an 8-bit PNG')
+    raw = _hist256(mask.astype(np.uint8, copy=False))
     lut = label_lut(reduce_zero_label, label_map)
     hist = np.zeros(256, dtype=np.int64)
     np.add.at(hist, lut, raw)
-    total = int(raw.sum()) or 1
     present_raw = np.flatnonzero(raw)
 
     if set(present_raw.tolist()) == {0, 255}:
-        what = ('with reduce_zero_label both values become ignore, so it trains on '
-                'nothing' if reduce_zero_label else
-                'so its foreground is never learnt')
+        what = ('with reduce_zero_label both values become ignore, so it trains on nothing'
+                if reduce_zero_label else 'so its foreground is never learnt')
         add('binary_mask', seg_path, f'mask holds only 0 and 255 (a 0/255 binary mask): '
             f'255 is the ignore index, {what}; store class indices instead (e.g. '
             '255 -> 1: mask // 255)')
         return PairStats(out, hist)
     bad = [v for v in np.flatnonzero(hist) if v >= num_classes and v != ignore_index]
     if bad:
-        frac = float(hist[bad].sum()) / total
-        raws = [int(r) for r in present_raw if lut[r] in bad]
-        how = f' (raw {_values(raws)}, minus 1 by reduce_zero_label)' if reduce_zero_label \
-            else ''
-        hint = ''
-        if not reduce_zero_label and max(bad) == num_classes and raw[0] > 0:
-            hint = '; if raw 0 means "unlabelled", set reduce_zero_label=True'
+        frac = float(hist[bad].sum()) / (int(raw.sum()) or 1)
+        raws = [r for r in present_raw if lut[r] in bad]
+        how = f' (raw {_values(raws)}, minus 1 by reduce_zero_label)' if reduce_zero_label else ''
+        hint = ('; if raw 0 means "unlabelled", set reduce_zero_label=True'
+                if not reduce_zero_label and max(bad) == num_classes and raw[0] > 0 else '')
         add('label_out_of_range', seg_path, f'{frac:.1%} of the pixels have labels '
             f'{_values(bad)}{how}, outside 0..{num_classes - 1} (num_classes={num_classes}) '
             f'and not the ignore index {ignore_index}: fix the masks, or num_classes / '
@@ -247,10 +230,10 @@ class SplitReport:
     reduce_zero_label: bool = False
     total: int = 0  # pairs in the dataset
     checked: int = 0  # pairs checked (all, or the sample)
-    pixels: np.ndarray = field(default_factory=lambda: _zeros())
-    images: np.ndarray = field(default_factory=lambda: _zeros())
+    pixels: np.ndarray = field(default_factory=_zeros)
+    images: np.ndarray = field(default_factory=_zeros)
     # labelled pixels of the images a label appears in (median-frequency weights)
-    present: np.ndarray = field(default_factory=lambda: _zeros())
+    present: np.ndarray = field(default_factory=_zeros)
     findings: list = field(default_factory=list)
 
 
@@ -271,19 +254,15 @@ class Report:
         return [f for f in self.findings if f.severity == ERROR]
 
     @property
-    def warnings(self) -> list:
-        return [f for f in self.findings if f.severity == WARNING]
-
-    @property
     def ok(self) -> bool:
         return not self.errors
 
     def _sum(self, attr: str, split: str) -> np.ndarray:
-        rows = [getattr(s, attr) for s in self.splits if s.split.split('[')[0] == split]
-        return np.sum(rows, axis=0) if rows else _zeros()
+        """Over the split's datasets ('train' sums 'train[0]', 'train[1]', ...)."""
+        return sum((getattr(s, attr) for s in self.splits if s.split.split('[')[0] == split),
+                   _zeros())
 
     def class_pixels(self, split: str = 'train') -> np.ndarray:
-        """(num_classes,) pixels per class over the split's datasets."""
         return self._sum('pixels', split)[:self.num_classes]
 
     def class_images(self, split: str = 'train') -> np.ndarray:
@@ -299,24 +278,13 @@ class Report:
 # ------------------------------------------------------------------ datasets
 
 def _pipeline_step(pipeline, name: str) -> dict:
-    for step in pipeline or []:
-        if isinstance(step, dict) and str(step.get('type', '')).split('.')[-1] == name:
-            return step
-    return {}
+    return next((s for s in pipeline or [] if isinstance(s, dict)
+                 and str(s.get('type', '')).split('.')[-1] == name), {})
 
 
 def _head_cfgs(cfg) -> list:
     head = (cfg.get('model') or {}).get('decode_head')
     return [] if head is None else list(head) if isinstance(head, (list, tuple)) else [head]
-
-
-def _ensure_registered(cfg, ds_type: str) -> None:
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import DATASETS
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    if DATASETS.get(ds_type) is None and cfg.get('custom_imports'):
-        from mmengine.utils import import_modules_from_strings
-        import_modules_from_strings(**cfg['custom_imports'])
 
 
 def _build(cfg, label: str, leaf) -> tuple:
@@ -334,7 +302,11 @@ def _build(cfg, label: str, leaf) -> tuple:
     # we read the files ourselves: no pipeline
     ds_cfg = {**copy.deepcopy(leaf), 'pipeline': [], 'serialize_data': False, 'lazy_init': False}
     try:
-        _ensure_registered(cfg, rep.dataset_type)
+        from mmengine.registry import init_default_scope
+        init_default_scope(cfg.get('default_scope', 'mmseg'))
+        if DATASETS.get(rep.dataset_type) is None and cfg.get('custom_imports'):
+            from mmengine.utils import import_modules_from_strings
+            import_modules_from_strings(**cfg['custom_imports'])
         ds = DATASETS.build(ds_cfg)
     except Exception as err:  # noqa: BLE001 - mmseg/mmengine raise many kinds
         return None, rep, [Finding('dataset', paths.get('data_root') or label,
@@ -349,56 +321,42 @@ def _build(cfg, label: str, leaf) -> tuple:
 
 def _classes_of_cfg(leaf) -> list:
     """Class names a dataset cfg states, or its type's defaults (it did not build)."""
-    meta = leaf.get('metainfo') or {}
-    if meta.get('classes'):
-        return list(meta['classes'])
     from mmseg.registry import DATASETS
-    try:
-        ds_cls = DATASETS.get(str(leaf.get('type', '')))
-    except Exception:  # noqa: BLE001 - an unknown scope or type
-        ds_cls = None
-    return list(getattr(ds_cls, 'METAINFO', {}).get('classes') or [])
+    classes = (leaf.get('metainfo') or {}).get('classes')
+    if not classes:
+        try:
+            classes = DATASETS.get(str(leaf.get('type', ''))).METAINFO.get('classes')
+        except Exception:  # noqa: BLE001 - an unknown scope or type
+            classes = None
+    return list(classes or [])
 
 
 def _stems(root, suffix) -> dict:
+    """{path under root less the suffix: path} of its files ending in ``suffix``."""
     found = {}
     for d, _, names in os.walk(root):
         for n in names:
             if n.endswith(suffix) and not n.startswith('.'):
-                rel = os.path.relpath(os.path.join(d, n), root)
-                found[rel[:-len(suffix)]] = os.path.join(d, n)
+                found[os.path.relpath(os.path.join(d, n), root)[:-len(suffix)]] = os.path.join(d, n)
     return found
 
 
-def _common_tail(names, bases) -> Optional[str]:
-    """The tail most ``names`` have after a name in ``bases`` ('_mask' for
-    'a_mask' with base 'a'), if at least half of them share it."""
-    tails = collections.Counter()
-    for n in names:
-        for i in range(len(n) - 1, 0, -1):
-            if n[i] in '_-.' and n[:i] in bases:
-                tails[n[i:]] += 1
-                break
-    if tails:
-        tail, count = tails.most_common(1)[0]
-        if count * 2 >= len(names):
-            return tail
-    return None
-
-
-def suffix_hint(images: dict, masks: dict, img_suffix: str, seg_suffix: str) -> str:
-    """'' or the suffix setting the names on disk ask for (masks named NAME_mask.png:
-    seg_map_suffix='_mask.png')."""
-    alone = [m for m in masks if m not in images]
-    tail = _common_tail(alone, images) if alone else None
-    if tail:
-        return (f"masks are named like IMAGE{tail}{seg_suffix}: set seg_map_suffix="
-                f"'{tail}{seg_suffix}' in the dataset config (now '{seg_suffix}')")
-    alone = [i for i in images if i not in masks]
-    tail = _common_tail(alone, masks) if alone else None
-    if tail:
-        return (f"images are named like MASK{tail}{img_suffix}: set img_suffix="
-                f"'{tail}{img_suffix}' in the dataset config (now '{img_suffix}')")
+def _suffix_hint(images: dict, masks: dict, img_suffix: str, seg_suffix: str) -> str:
+    """'' or the suffix setting the names on disk ask for: when at least half the
+    masks with no image are named IMAGE_mask.png, seg_map_suffix='_mask.png'."""
+    for names, bases, what, like, key, suffix in (
+            (masks, images, 'masks', 'IMAGE', 'seg_map_suffix', seg_suffix),
+            (images, masks, 'images', 'MASK', 'img_suffix', img_suffix)):
+        alone = [n for n in names if n not in bases]
+        tails = collections.Counter()
+        for n in alone:
+            cut = next((i for i in range(len(n) - 1, 0, -1) if n[i] in '_-.' and n[:i] in bases), 0)
+            if cut:
+                tails[n[cut:]] += 1
+        tail, count = (tails.most_common(1) or [('', 0)])[0]
+        if count and count * 2 >= len(alone):
+            return (f"{what} are named like {like}{tail}{suffix}: set {key}="
+                    f"'{tail}{suffix}' in the dataset config (now '{suffix}')")
     return ''
 
 
@@ -408,53 +366,46 @@ def _orphans(img_dir: str, seg_dir: str, img_suffix: str, seg_suffix: str,
     the suffix hint when the names differ by a common tail."""
     masks = _stems(seg_dir, seg_suffix)
     images = _stems(img_dir, img_suffix) if os.path.isdir(img_dir) else {}
-    hint = suffix_hint(images, masks, img_suffix, seg_suffix)
-    severity = WARNING if with_ann_file else ERROR
+    hint = _suffix_hint(images, masks, img_suffix, seg_suffix)
     fix = hint or ('add the image or move the mask out (a different image suffix or name '
                    'also does this)')
     return [Finding('orphan_mask', path, f'mask has no image {stem}{img_suffix} in {img_dir}: '
-                    f'{fix}', severity, split=label)
+                    f'{fix}', WARNING if with_ann_file else ERROR, split=label)
             for stem, path in sorted(masks.items()) if stem not in images], hint
 
 
 def _check_chunk(task) -> tuple:
     index, params, pairs = task
     pixels, images, present, findings = _zeros(), _zeros(), _zeros(), []
-    n = params['num_classes']
     for img, seg in pairs:
         st = inspect_pair(img, seg, **params)
         findings += st.findings
         if st.hist is not None:
             pixels += st.hist
-            seen = st.hist > 0
-            images += seen
-            present[seen] += int(st.hist[:n].sum())
+            images += st.hist > 0
+            present[st.hist > 0] += int(st.hist[:params['num_classes']].sum())
     return index, len(pairs), pixels, images, present, findings
 
 
 def _expand(splits) -> list:
-    if isinstance(splits, str):
-        splits = [splits]
-    out = []
-    for s in splits:
-        out += ['train', 'val', 'test'] if s == 'all' else [s]
-    return out
+    splits = [splits] if isinstance(splits, str) else splits
+    return [x for s in splits for x in (['train', 'val', 'test'] if s == 'all' else [s])]
 
 
 def validate(cfg, splits: Sequence[str] = ('train', 'val'), sample: Optional[int] = None,
              workers: Optional[int] = None, progress: bool = True, seed: int = 0) -> Report:
     """Check every pair of the config's ``splits`` (see module docstring)."""
     workers = workers or default_workers()
-    built = []
-    for label, leaf in split_datasets(cfg, tuple(_expand(splits))):
-        built.append((leaf,) + _build(cfg, label, leaf))
+    splits = _expand(splits)
+    built = [(leaf,) + _build(cfg, label, leaf)
+             for label, leaf in split_datasets(cfg, tuple(splits))]
     if not built:
-        raise SegkitError(f'the config has no {"/".join(_expand(splits))}_dataloader '
+        raise SegkitError(f'the config has no {"/".join(splits)}_dataloader '
                           'dataset: pick a split it defines (--split)')
 
-    metas = [ds.metainfo for _, ds, _, _ in built if ds is not None]
-    classes = list(metas[0].get('classes') or []) if metas else \
-        _classes_of_cfg(built[0][0])
+    datasets = [ds for _, ds, _, _ in built if ds is not None]
+    classes = (list(datasets[0].metainfo.get('classes') or []) if datasets else
+               _classes_of_cfg(built[0][0]))
     heads = _head_cfgs(cfg)
     config_findings = []
     if heads:
@@ -470,13 +421,12 @@ def validate(cfg, splits: Sequence[str] = ('train', 'val'), sample: Optional[int
                           'model.decode_head.num_classes and its dataset could not be '
                           'built (see the errors above) or has no metainfo classes')
     names = classes + [f'class {i}' for i in range(len(classes), num_classes)]
-    ds_ignore = [getattr(ds, 'ignore_index', 255) for _, ds, _, _ in built if ds is not None]
-    ignore_index = int(ds_ignore[0]) if ds_ignore else 255
-    for head in heads[-1:]:
-        if head.get('ignore_index') is not None and int(head['ignore_index']) != ignore_index:
-            config_findings.append(Finding(
-                'config', 'model.decode_head.ignore_index', f'is {head["ignore_index"]} '
-                f'but the dataset ignores {ignore_index}: make them agree', WARNING))
+    ignore_index = int(getattr(datasets[0], 'ignore_index', 255)) if datasets else 255
+    head_ignore = heads[-1].get('ignore_index') if heads else None
+    if head_ignore is not None and int(head_ignore) != ignore_index:
+        config_findings.append(Finding(
+            'config', 'model.decode_head.ignore_index', f'is {head_ignore} '
+            f'but the dataset ignores {ignore_index}: make them agree', WARNING))
     report = Report(num_classes, names[:num_classes], ignore_index,
                     config_findings=config_findings)
 
@@ -487,9 +437,8 @@ def validate(cfg, splits: Sequence[str] = ('train', 'val'), sample: Optional[int
         rep.findings += found
         if ds is None:
             continue
-        pipeline = leaf.get('pipeline') or []
-        load_ann = _pipeline_step(pipeline, 'LoadAnnotations')
-        load_img = _pipeline_step(pipeline, 'LoadImageFromFile')
+        load_ann = _pipeline_step(leaf.get('pipeline'), 'LoadAnnotations')
+        load_img = _pipeline_step(leaf.get('pipeline'), 'LoadImageFromFile')
         if load_ann.get('reduce_zero_label') is not None and \
                 bool(load_ann['reduce_zero_label']) != rep.reduce_zero_label:
             rep.findings.append(Finding(
@@ -508,7 +457,7 @@ def validate(cfg, splits: Sequence[str] = ('train', 'val'), sample: Optional[int
             continue
         idx = range(rep.total)
         if sample is not None and sample < rep.total:
-            idx = sorted(rng.sample(range(rep.total), sample))
+            idx = sorted(rng.sample(idx, sample))
         infos = [ds.get_data_info(i) for i in idx]
         pairs = [(i['img_path'], i.get('seg_map_path')) for i in infos]
         rep.checked = len(pairs)
@@ -552,66 +501,54 @@ def _pct(part: float, whole: float) -> str:
 
 def print_report(report: Report, worst: int = 20, console=None) -> None:
     from rich.console import Console
-    from rich.table import Table
     console = console or Console(width=max(120, Console().width))
-
-    summary = Table(title='splits')
-    for col in ('split', 'dataset', 'pairs', 'checked', 'errors', 'warnings',
-                'labelled px', 'ignored px'):
-        summary.add_column(col, justify='left' if col in ('split', 'dataset') else 'right')
+    cols = ('split', 'dataset', 'pairs', 'checked', 'errors', 'warnings', 'labelled px',
+            'ignored px')
+    summary = table('splits', cols, right=cols[2:])
     for s in report.splits:
-        labelled = int(s.pixels[:report.num_classes].sum())
-        all_px = int(s.pixels.sum())
-        summary.add_row(s.split, s.dataset_type, f'{s.total:,}', f'{s.checked:,}',
-                        str(sum(f.severity == ERROR for f in s.findings)),
-                        str(sum(f.severity == WARNING for f in s.findings)),
-                        f'{labelled:,}', _pct(s.pixels[report.ignore_index], all_px))
+        errors = sum(f.severity == ERROR for f in s.findings)
+        summary.add_row(s.split, s.dataset_type, f'{s.total:,}', f'{s.checked:,}', str(errors),
+                        str(len(s.findings) - errors),
+                        f'{int(s.pixels[:report.num_classes].sum()):,}',
+                        _pct(s.pixels[report.ignore_index], int(s.pixels.sum())))
     console.print(summary)
 
     if report.findings:
-        kinds = Table(title='findings by kind')
-        for col in ('kind', 'severity', 'count', 'first'):
-            kinds.add_column(col, justify='right' if col == 'count' else 'left')
+        kinds = table('findings by kind', ('kind', 'severity', 'count', 'first'), right=('count',))
         by_kind: dict = {}
-        for f in report.findings:
+        for f in sorted(report.findings, key=lambda f: (f.severity != ERROR, f.kind)):
             by_kind.setdefault((f.kind, f.severity), []).append(f)
-        for (kind, sev), fs in sorted(by_kind.items(), key=lambda kv: (kv[0][1] != ERROR,
-                                                                       kv[0][0])):
+        for (kind, sev), fs in by_kind.items():
             kinds.add_row(kind, sev, f'{len(fs):,}', f'{fs[0].path}: {fs[0].message}')
         console.print(kinds)
 
     counted = [s for s in report.splits if s.checked]
     if counted:
-        classes = Table(title='pixels and images per class')
-        classes.add_column('id', justify='right')
-        classes.add_column('class')
-        for s in counted:
-            classes.add_column(f'{s.split} px', justify='right')
-            classes.add_column(f'{s.split} imgs', justify='right')
-        lines = [(str(c), str(name), c) for c, name in enumerate(report.class_names)]
-        for cid, name, c in lines + [('', f'ignore ({report.ignore_index})',
-                                      report.ignore_index)]:
+        cols = ['id', 'class'] + [f'{s.split} {what}' for s in counted for what in ('px', 'imgs')]
+        classes = table('pixels and images per class', cols, right=cols[:1] + cols[2:])
+        rows = [(str(c), str(name), c) for c, name in enumerate(report.class_names)]
+        for cid, name, c in rows + [('', f'ignore ({report.ignore_index})', report.ignore_index)]:
             classes.add_row(cid, name, *[cell for s in counted for cell in (
                 _pct(s.pixels[c], int(s.pixels.sum())), f'{int(s.images[c]):,}')])
+        console.print(classes)
         unseen = [str(report.class_names[c]) for c in range(report.num_classes)
                   if all(s.pixels[c] == 0 for s in counted)]
-        console.print(classes)
         if unseen:
             console.print(f'[yellow]classes with no pixels in any split checked:[/] '
                           f'{", ".join(unseen[:20])}{" ..." if len(unseen) > 20 else ""}')
 
     if report.findings and worst:
-        table = Table(title=f'worst files (of {len(report.findings):,} findings)')
-        for col in ('severity', 'kind', 'split', 'file', 'what is wrong / how to fix'):
-            table.add_column(col, overflow='fold')
+        worst_files = table(f'worst files (of {len(report.findings):,} findings)',
+                            ('severity', 'kind', 'split', 'file', 'what is wrong / how to fix'),
+                            overflow='fold')
         # errors before warnings, then by the share of the mask affected
         for f in sorted(report.findings, key=lambda f: (f.severity != ERROR, -f.fraction,
                                                         f.kind, f.path))[:worst]:
-            table.add_row(f.severity, f.kind, f.split, f.path, f.message)
-        console.print(table)
-    n_err, n_warn = len(report.errors), len(report.warnings)
+            worst_files.add_row(f.severity, f.kind, f.split, f.path, f.message)
+        console.print(worst_files)
+    n_err = len(report.errors)
     verdict = '[red]FAIL[/]' if n_err else '[green]OK[/]'
-    console.print(f'{verdict}: {n_err:,} error(s), {n_warn:,} warning(s)')
+    console.print(f'{verdict}: {n_err:,} error(s), {len(report.findings) - n_err:,} warning(s)')
 
 
 def main(config: str, split: str = 'all', workers: Optional[int] = None,
