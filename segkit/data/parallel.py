@@ -15,9 +15,10 @@ def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def chunked(items: Sequence, size: int) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield list(items[i:i + size])
+def chunked(items: Iterable, size: int) -> Iterator[list]:
+    items = iter(items)
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
 
 
 def parallel_map(fn: Callable, tasks: Iterable, workers: int) -> Iterator:

@@ -12,6 +12,7 @@ its old version as a ``.bak``.
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections import Counter
@@ -19,14 +20,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
+from PIL import Image
 
+from segkit.data.archives import copy_selected, iter_members, manifest_done, write_manifest
+from segkit.data.parallel import chunked, default_workers, parallel_map, progress_bar, table
 from segkit.engine.cli import shell_command
 from segkit.errors import SegkitError
-from segkit.data.archives import copy_selected, iter_members, manifest_done, write_manifest
-from segkit.data.labels import read_label_png, save_label_png, sbd_segmentation
-from segkit.data.parallel import chunked, default_workers, parallel_map, progress_bar
 from segkit.facts import ADE_COUNTS, TRAIN_AUG_COUNT, VOC_COUNTS
-from segkit.io import read_lines, write_text_keeping_old
+from segkit.io import atomic_write, read_lines, write_text_keeping_old
 
 ADE_DIR = 'ADEChallengeData2016'
 VOC_DIR = 'VOCdevkit/VOC2012'
@@ -114,11 +115,11 @@ def check_ade20k(root: str, allow_partial: bool = False) -> dict:
     for split, expected in ADE_COUNTS.items():
         imgs = _stems(os.path.join(root, 'images', split), '.jpg')
         anns = _stems(os.path.join(root, 'annotations', split), '.png')
-        if imgs - anns or anns - imgs:
-            lone = sorted(imgs - anns)
-            what = (f'{len(lone)} image(s) without a mask (first: {lone[0]}.jpg)' if lone
-                    else f'{len(anns - imgs)} mask(s) without an image (first: '
-                         f'{sorted(anns - imgs)[0]}.png)')
+        lone_imgs, lone_anns = sorted(imgs - anns), sorted(anns - imgs)
+        if lone_imgs or lone_anns:
+            what = (f'{len(lone_imgs)} image(s) without a mask (first: {lone_imgs[0]}.jpg)'
+                    if lone_imgs else
+                    f'{len(lone_anns)} mask(s) without an image (first: {lone_anns[0]}.png)')
             raise SegkitError(f'ADE20K {split} in {root} has {what}: the download or '
                               'extraction is incomplete; run prepare_data.py again on the '
                               'complete ADEChallengeData2016.zip')
@@ -157,22 +158,50 @@ def _voc_select(name: str) -> Optional[str]:
     return m.group(1) if m and not _junk(name) else None
 
 
+def _read_png(path: str) -> np.ndarray:
+    """Class indices of a label PNG; a palette PNG gives its indices, as mmseg reads it."""
+    with Image.open(path) as img:
+        return np.array(img)
+
+
+def _sbd_segmentation(mat: bytes) -> np.ndarray:
+    """``GTcls.Segmentation`` of an SBD ``cls/*.mat`` file."""
+    from scipy.io import loadmat
+    data = loadmat(io.BytesIO(mat))
+    if 'GTcls' not in data:
+        raise ValueError('no GTcls struct (is this an SBD dataset/cls/*.mat file?)')
+    seg = np.asarray(data['GTcls']['Segmentation'][0, 0])
+    if seg.ndim != 2:
+        raise ValueError(f'GTcls.Segmentation has shape {seg.shape}, expected H x W')
+    return seg
+
+
+def _save_label_png(path: str, labels: np.ndarray) -> None:
+    """A mode 'L' PNG, atomically: not a palette PNG, so every reader (cv2 too,
+    which expands palettes) gets the indices."""
+    if labels.ndim != 2:
+        raise ValueError(f'label map must be 2-D, got shape {labels.shape}')
+    if labels.size and (labels.min() < 0 or labels.max() > 255):
+        raise ValueError(f'label values must fit in 0..255, got {labels.min()}..{labels.max()}')
+    img = Image.fromarray(labels.astype(np.uint8))
+    atomic_write(path, lambda tmp: img.save(tmp, format='PNG'))
+
+
 def _index_png_chunk(task) -> list:
-    """(out_dir, [(name, VOC palette PNG path or SBD .mat path/bytes)]) -> index PNGs
+    """(out_dir, [(name, VOC palette PNG path or SBD .mat bytes)]) -> index PNGs
     in out_dir: [(name, status, detail)], status written (detail: its size),
     skipped / conflict (an equal / different file is there) or error."""
     out_dir, items = task
     done = []
     for name, src in items:
         try:
-            is_png = isinstance(src, str) and src.endswith('.png')
-            labels = read_label_png(src) if is_png else sbd_segmentation(src)
+            labels = _read_png(src) if isinstance(src, str) else _sbd_segmentation(src)
             dst = os.path.join(out_dir, name + '.png')
             if os.path.isfile(dst):
-                same = np.array_equal(read_label_png(dst), labels)
+                same = np.array_equal(_read_png(dst), labels)
                 done.append((name, 'skipped' if same else 'conflict', dst))
             else:
-                save_label_png(dst, labels)
+                _save_label_png(dst, labels)
                 done.append((name, 'written', os.path.getsize(dst)))
         except Exception as err:  # noqa: BLE001 - reported per file
             done.append((name, 'error', f'{type(err).__name__}: {err}'))
@@ -200,44 +229,32 @@ def _convert(tasks, desc: str, total: Optional[int], workers: int, progress: boo
     return counts, written, [path for _, path in conflicts]
 
 
-def _voc_masks_to_aug(root: str, workers: int, progress: bool) -> tuple:
+def _voc_masks_to_aug(root: str, workers: int, progress: bool, result: PrepareResult) -> set:
+    """VOC's own masks as indices into AUG; returns their names."""
     src_dir = os.path.join(root, 'SegmentationClass')
     names = sorted(_stems(src_dir, '.png'))
     tasks = [(os.path.join(root, AUG), [(n, os.path.join(src_dir, n + '.png')) for n in c])
              for c in chunked(names, 64)]
     counts, _, conflicts = _convert(tasks, f'VOC masks -> {AUG}', len(names), workers,
                                     progress, 'VOC SegmentationClass masks')
-    warnings = [f'{len(conflicts)} mask(s) already in {AUG} differ from VOC2012 '
-                f'SegmentationClass (first: {conflicts[0]}); left untouched, so VOC does not '
-                f'take precedence there: move {AUG} away and re-run to rebuild it'
-                ] if conflicts else []
-    return set(names), ('VOC masks', counts['written'], counts['skipped'],
-                        'VOC masks as class indices'), warnings
+    if conflicts:
+        result.warnings.append(
+            f'{len(conflicts)} mask(s) already in {AUG} differ from VOC2012 SegmentationClass '
+            f'(first: {conflicts[0]}); left untouched, so VOC does not take precedence there: '
+            f'move {AUG} away and re-run to rebuild it')
+    result.steps.append(('VOC masks', counts['written'], counts['skipped'],
+                         'VOC masks as class indices'))
+    return set(names)
 
 
 def _sbd_to_aug(sbd: str, out: str, root: str, voc_names: set, workers: int,
-                progress: bool) -> tuple:
-    """Convert SBD masks (VOC names excluded); returns (train, val, step)."""
+                progress: bool, result: PrepareResult) -> dict:
+    """SBD's masks into AUG but where VOC has one; returns SBD's {'train': names, 'val': ...}."""
     out_dir = os.path.join(root, AUG)
     lists_rel = {s: f'{SETS}/sbd_{s}.txt' for s in ('train', 'val')}
     if manifest_done(out, sbd):
-        lists = {s: read_lines(os.path.join(root, p)) for s, p in lists_rel.items()}
-        return lists['train'], lists['val'], ('SBD masks', 0, 0,
-                                              f'{os.path.basename(sbd)} already converted')
-    lists, skipped, outputs = {}, Counter(), {}
-
-    def todo(name: str) -> bool:
-        """Whether to convert: VOC's own mask wins; a converted one is kept."""
-        dst = os.path.join(out_dir, name + '.png')
-        if name in voc_names:
-            skipped['voc'] += 1
-        elif os.path.isfile(dst):
-            skipped['done'] += 1
-            outputs[name] = os.path.getsize(dst)
-        else:
-            return True
-        return False
-
+        result.steps.append(('SBD masks', 0, 0, f'{os.path.basename(sbd)} already converted'))
+        return {s: read_lines(os.path.join(root, p)) for s, p in lists_rel.items()}
     folder, source, prefix = sbd, os.path.basename(sbd), ''
     if os.path.isdir(sbd):  # its members named as in the archive
         folder = source = _find_folder(
@@ -245,25 +262,30 @@ def _sbd_to_aug(sbd: str, out: str, root: str, voc_names: set, workers: int,
             'cls/ folder (nor dataset/cls/ or benchmark_RELEASE/dataset/cls/): pass '
             'benchmark.tgz or its benchmark_RELEASE folder')
         prefix = 'dataset/'
+    lists, skipped, outputs = {}, Counter(), {}
 
-    def tasks():
-        batch = []
+    def mats():
+        """(name, .mat bytes) to convert: VOC's own mask wins; a converted one is kept."""
         for m in iter_members(folder, f'converting {os.path.basename(folder)}', progress):
             name = prefix + m.name
             mat, lst = _SBD_MAT.search(name), _SBD_LIST.search(name)
-            if mat and not _junk(name) and todo(mat.group(1)):
-                with m.open() as f:
-                    batch.append((mat.group(1), f.read()))
-                if len(batch) == 32:
-                    yield (out_dir, batch)
-                    batch = []
-            elif lst:
+            if lst:
                 with m.open() as f:
                     lists[lst.group(1)] = f.read().decode('utf-8').split()
-        if batch:
-            yield (out_dir, batch)
+            if not mat or _junk(name):
+                continue
+            stem, dst = mat.group(1), os.path.join(out_dir, mat.group(1) + '.png')
+            if stem in voc_names:
+                skipped['voc'] += 1
+            elif os.path.isfile(dst):
+                skipped['done'] += 1
+                outputs[stem] = os.path.getsize(dst)
+            else:
+                with m.open() as f:
+                    yield stem, f.read()
 
-    counts, written, _ = _convert(tasks(), f'SBD .mat -> {AUG}', None, workers, progress,
+    counts, written, _ = _convert(((out_dir, c) for c in chunked(mats(), 32)),
+                                  f'SBD .mat -> {AUG}', None, workers, progress,
                                   'SBD cls/*.mat files')
     outputs.update(written)
     for split, rel in lists_rel.items():
@@ -275,9 +297,9 @@ def _sbd_to_aug(sbd: str, out: str, root: str, voc_names: set, workers: int,
         man = {f'{VOC_DIR}/{AUG}/{n}.png': s for n, s in outputs.items()}
         man.update({f'{VOC_DIR}/{p}': None for p in lists_rel.values()})
         write_manifest(out, sbd, man)
-    note = f"from {source}; {skipped['voc']} name(s) keep VOC's mask"
-    return lists['train'], lists['val'], ('SBD masks', counts['written'], skipped['done'],
-                                          note)
+    result.steps.append(('SBD masks', counts['written'], skipped['done'],
+                         f"from {source}; {skipped['voc']} name(s) keep VOC's mask"))
+    return lists
 
 
 def check_voc_aug(root: str, train_aug: list, val: list, allow_partial: bool) -> dict:
@@ -291,15 +313,14 @@ def check_voc_aug(root: str, train_aug: list, val: list, allow_partial: bool) ->
                     f'{len(missing)} {what} name(s) have no {sub}/{missing[0]}{suffix} '
                     f'(in {root}): the VOC or SBD download is incomplete; run '
                     'prepare_data.py voc-aug again on the complete archives')
-    if not allow_partial:
-        for names, expected, what in ((train_aug, TRAIN_AUG_COUNT, 'train_aug.txt'),
-                                      (val, VOC_COUNTS['val'], 'val.txt')):
-            if len(names) != expected:
-                raise SegkitError(
-                    f'{what} has {len(names):,} names, expected {expected:,}: the VOC '
-                    'or SBD download is incomplete (or not VOC2012 trainval + SBD '
-                    'benchmark.tgz); download them again, or pass --allow-partial '
-                    'to use a subset on purpose')
+    for names, expected, what in ((train_aug, TRAIN_AUG_COUNT, 'train_aug.txt'),
+                                  (val, VOC_COUNTS['val'], 'val.txt')):
+        if len(names) != expected and not allow_partial:
+            raise SegkitError(
+                f'{what} has {len(names):,} names, expected {expected:,}: the VOC '
+                'or SBD download is incomplete (or not VOC2012 trainval + SBD '
+                'benchmark.tgz); download them again, or pass --allow-partial '
+                'to use a subset on purpose')
     if not train_aug or not val:
         raise SegkitError(f'{"train_aug" if not train_aug else "val"} is empty: pass the '
                           'complete VOC2012 trainval and SBD downloads')
@@ -327,17 +348,12 @@ def prepare_voc_aug(voc: str, sbd: str, out: str = 'data', allow_partial: bool =
             raise SegkitError(f'{path} does not exist: {voc} is not a complete VOC2012 '
                               'trainval download; download VOCtrainval_11-May-2012.tar again')
         voc_lists[split] = read_lines(path)
-
-    voc_names, step, warns = _voc_masks_to_aug(root, workers, progress)
-    result.steps.append(step)
-    result.warnings += warns
-    sbd_train, sbd_val, step = _sbd_to_aug(sbd, out, root, voc_names, workers, progress)
-    result.steps.append(step)
-
+    voc_names = _voc_masks_to_aug(root, workers, progress, result)
+    sbd_lists = _sbd_to_aug(sbd, out, root, voc_names, workers, progress, result)
     # one list: SBD train + SBD val + VOC train, minus VOC val (mmseg's converter
     # writes trainaug.txt and aug.txt = that minus VOC train, for concatenation)
     val = voc_lists['val']
-    train_aug = sorted((set(sbd_train) | set(sbd_val) | set(voc_lists['train'])) - set(val))
+    train_aug = sorted(set(sbd_lists['train'] + sbd_lists['val'] + voc_lists['train']) - set(val))
     result.counts = check_voc_aug(root, train_aug, val, allow_partial)
     status = write_text_keeping_old(os.path.join(root, SETS, 'train_aug.txt'),
                                     ''.join(n + '\n' for n in train_aug))
@@ -350,14 +366,12 @@ def prepare_voc_aug(voc: str, sbd: str, out: str = 'data', allow_partial: bool =
 
 def print_result(result: PrepareResult) -> None:
     from rich.console import Console
-    from rich.table import Table
-    table = Table(title=f'prepared {result.root}')
-    for col in ('step', 'written', 'skipped', 'note'):
-        table.add_column(col, justify='right' if col in ('written', 'skipped') else 'left')
+    steps = table(f'prepared {result.root}', ('step', 'written', 'skipped', 'note'),
+                  right=('written', 'skipped'))
     for step, written, skipped, note in result.steps:
-        table.add_row(step, f'{written:,}', f'{skipped:,}', note)
+        steps.add_row(step, f'{written:,}', f'{skipped:,}', note)
     console = Console()
-    console.print(table)
+    console.print(steps)
     for key, value in result.counts.items():
         console.print(f'{key}: {value:,}')
     for w in result.warnings:
@@ -372,6 +386,5 @@ def main(dataset: str, src: Optional[str] = None, voc: Optional[str] = None,
     else:
         result = prepare_voc_aug(voc, sbd, out, allow_partial, workers)
     print_result(result)
-    check = shell_command(['python', 'tools/validate_dataset.py', _NEXT_CONFIG[dataset]])
-    print(f'next: {check}')
+    print(f'next: {shell_command(["python", "tools/validate_dataset.py", _NEXT_CONFIG[dataset]])}')
     return 0
