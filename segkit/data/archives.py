@@ -31,20 +31,14 @@ class Member:
 class CopyStats:
     written: int = 0
     skipped: int = 0  # already there, same size
-    conflicts: list = field(default_factory=list)  # there, different: left alone
     outputs: dict = field(default_factory=dict)  # '/'-path relative to out root -> size
 
 
-def archive_kind(path: str) -> Optional[str]:
-    """'zip', 'tar' (any compression) or None."""
-    if not os.path.isfile(path):
-        return None
-    if zipfile.is_zipfile(path):
-        return 'zip'
+def _is_tar(path: str) -> bool:
     try:
-        return 'tar' if tarfile.is_tarfile(path) else None
+        return tarfile.is_tarfile(path)
     except (OSError, EOFError, tarfile.TarError):
-        return None
+        return False
 
 
 def iter_members(path: str, desc: str, progress: bool = True) -> Iterator[Member]:
@@ -57,9 +51,7 @@ def iter_members(path: str, desc: str, progress: bool = True) -> Iterator[Member
             for rel, full in files:
                 yield Member(rel, os.path.getsize(full), lambda full=full: open(full, 'rb'))
                 bar.advance()
-        return
-    kind = archive_kind(path)
-    if kind == 'zip':
+    elif os.path.isfile(path) and zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             infos = [i for i in zf.infolist() if not i.is_dir()]
             with progress_bar(desc, sum(i.compress_size for i in infos), progress,
@@ -67,7 +59,7 @@ def iter_members(path: str, desc: str, progress: bool = True) -> Iterator[Member
                 for info in infos:
                     yield Member(info.filename, info.file_size, lambda info=info: zf.open(info))
                     bar.advance(info.compress_size)
-    elif kind == 'tar':
+    elif os.path.isfile(path) and _is_tar(path):
         # stream mode: one forward pass, never seeks back in a .tgz
         with open(path, 'rb') as raw, tarfile.open(fileobj=raw, mode='r|*') as tf, \
                 progress_bar(desc, os.path.getsize(path), progress, unit='bytes') as bar:
@@ -99,7 +91,7 @@ def copy_selected(members: Iterable, select: Callable[[str], Optional[str]],
                   out_root: str, source: str) -> CopyStats:
     """Copy every member whose name ``select`` maps to an output path, unless a
     complete copy is there; refuses (after the whole pass) when files there differ."""
-    stats = CopyStats()
+    stats, conflicts = CopyStats(), []
     for m in members:
         rel = select(m.name)
         if not rel:
@@ -112,13 +104,13 @@ def copy_selected(members: Iterable, select: Callable[[str], Optional[str]],
         elif os.path.getsize(dst) == m.size:
             stats.skipped += 1
         else:
-            stats.conflicts.append(dst)  # not ours to overwrite
+            conflicts.append(dst)  # not ours to overwrite
             continue
         stats.outputs[rel] = m.size
-    if stats.conflicts:
+    if conflicts:
         raise SegkitError(
-            f'{len(stats.conflicts)} file(s) already in the output differ from {source} '
-            f'(first: {stats.conflicts[0]}); they were left untouched: move them away (or '
+            f'{len(conflicts)} file(s) already in the output differ from {source} '
+            f'(first: {conflicts[0]}); they were left untouched: move them away (or '
             'delete them if they are half-written) and re-run')
     return stats
 
@@ -130,19 +122,15 @@ def _manifest_path(out_root: str, archive: str) -> str:
 def manifest_done(out_root: str, archive: str) -> bool:
     """Whether ``archive`` was fully processed into ``out_root`` and every output
     is still there with its size."""
-    path = _manifest_path(out_root, archive)
-    if not os.path.isfile(archive) or not os.path.isfile(path):
-        return False
     try:
-        with open(path, encoding='utf-8') as f:
+        with open(_manifest_path(out_root, archive), encoding='utf-8') as f:
             man = json.load(f)
     except (OSError, ValueError):
         return False
-    if man.get('archive_size') != os.path.getsize(archive):
-        return False
-    return all(os.path.isfile(full := os.path.join(out_root, rel))
-               and (size is None or os.path.getsize(full) == size)
-               for rel, size in man.get('outputs', {}).items())
+    return os.path.isfile(archive) and man.get('archive_size') == os.path.getsize(archive) \
+        and all(os.path.isfile(full := os.path.join(out_root, rel))
+                and (size is None or os.path.getsize(full) == size)
+                for rel, size in man.get('outputs', {}).items())
 
 
 def write_manifest(out_root: str, archive: str, outputs: dict) -> None:
