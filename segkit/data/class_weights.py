@@ -5,16 +5,16 @@ Methods, with p_c = pixels of class c / all labelled train pixels:
     median   w_c = median_k(f_k) / f_c with f_c = pixels of c / labelled pixels of
              the images c appears in (Eigen & Fergus's median-frequency balancing)
     log      w_c = 1 / ln(1.02 + p_c) (ENet); bounded by construction: 1 .. 50.5
-A class with no train pixels never enters the loss: it gets a neutral 1.0
-and a warning. Rare classes get huge inverse/median weights (ADE20K's rarest is
-~1000x below its commonest), a noisy loss: both are capped at ``max_weight``
-(default 10). Ignored pixels (ignore index, raw 0 under reduce_zero_label) count nowhere.
+A class with no train pixels never enters the loss: it gets a neutral 1.0 and a warning.
+Rare classes get huge inverse/median weights (ADE20K's rarest is ~1000x below its
+commonest), a noisy loss: both are capped at ``max_weight`` (default 10). Ignored
+pixels (ignore index, raw 0 under reduce_zero_label) count nowhere.
 
-The file is a plain JSON list of floats, by default at the config's
-``class_weight_file``, else ``data/class_weights/<config stem>-<method>.json``; for
-Mask2Former/MaskFormer heads it has num_classes + 1 entries, the "no object" weight
-last (the config's own, else mmseg's 0.1). segkit's train/test tools read such a path
-into the list (segkit.engine.config.resolve_class_weight_files).
+The file is a plain JSON list of floats, by default at the config's ``class_weight_file``,
+else ``data/class_weights/<config stem>-<method>.json``; for Mask2Former/MaskFormer heads
+it has num_classes + 1 entries, the "no object" weight last (the config's own, else
+mmseg's 0.1). segkit's train/test tools read such a path into the list
+(segkit.engine.config.resolve_class_weight_files).
 """
 from __future__ import annotations
 
@@ -26,12 +26,14 @@ from typing import Optional, Union
 
 import numpy as np
 
+from segkit.data.parallel import table
+from segkit.data.validate import head_cfgs, validate
 from segkit.engine.config import load_config
 from segkit.errors import SegkitError
 from segkit.io import write_text_keeping_old
 
-METHODS = ('inverse', 'median', 'log')
 DEFAULT_MAX_WEIGHT = {'inverse': 10.0, 'median': 10.0, 'log': None}
+METHODS = tuple(DEFAULT_MAX_WEIGHT)
 NO_OBJECT_WEIGHT = 0.1  # mmseg's Mask2Former/MaskFormer default
 MASK_HEADS = ('Mask2FormerHead', 'MaskFormerHead')
 ENET_C = 1.02
@@ -55,25 +57,25 @@ def compute_weights(pixels, method: str, present_pixels=None,
     if not seen.any():
         raise SegkitError('the train split has no labelled pixels: run '
                           'tools/validate_dataset.py CONFIG --split train and fix its masks')
-    freq = pixels / pixels.sum()
-    weights = np.ones(len(pixels))
+    freq = pixels[seen] / pixels.sum()
     if method == 'inverse':
-        inv = 1.0 / freq[seen]
-        weights[seen] = inv / inv.mean()
+        inv = 1.0 / freq
+        seen_weights = inv / inv.mean()
     elif method == 'median':
-        present = pixels.sum() if present_pixels is None else np.asarray(present_pixels)[seen]
-        f = pixels[seen] / present
-        weights[seen] = np.median(f) / f
+        f = pixels[seen] / (pixels.sum() if present_pixels is None else
+                            np.asarray(present_pixels)[seen])
+        seen_weights = np.median(f) / f
     else:
-        weights[seen] = 1.0 / np.log(ENET_C + freq[seen])
+        seen_weights = 1.0 / np.log(ENET_C + freq)
+    weights = np.ones(len(pixels))
+    weights[seen] = seen_weights
     return weights if cap is None else np.minimum(weights, cap)
 
 
 def no_object_weight(cfg, num_classes: int) -> Optional[float]:
     """For a mask-classification head: the config's own "no object" weight if it
     lists one, else mmseg's 0.1; None for other heads."""
-    heads = (cfg.get('model') or {}).get('decode_head') or {}
-    heads = heads if isinstance(heads, (list, tuple)) else [heads]
+    heads = head_cfgs(cfg)
     if not any(str(h.get('type', '')).split('.')[-1] in MASK_HEADS for h in heads):
         return None
     cw = (heads[-1].get('loss_cls') or {}).get('class_weight')
@@ -83,9 +85,8 @@ def no_object_weight(cfg, num_classes: int) -> Optional[float]:
 
 
 def default_output_path(cfg, config_path: str, method: str) -> str:
-    if cfg.get('class_weight_file'):
-        return str(cfg['class_weight_file'])
-    return os.path.join('data', 'class_weights', f'{Path(config_path).stem}-{method}.json')
+    return str(cfg.get('class_weight_file') or os.path.join(
+        'data', 'class_weights', f'{Path(config_path).stem}-{method}.json'))
 
 
 @dataclass
@@ -110,7 +111,6 @@ def class_weights_for_config(cfg, config_path: str, method: str = 'median',
                              progress: bool = True,
                              allow_errors: bool = False) -> WeightsResult:
     """Count the train split (the validator's pass), compute and save the weights."""
-    from segkit.data.validate import validate
     cap = _cap(method, max_weight)
     report = validate(cfg, ['train'], sample=sample, workers=workers, progress=progress)
     if report.errors and not allow_errors:
@@ -157,21 +157,18 @@ def config_snippet(result: WeightsResult) -> str:
 
 def print_result(result: WeightsResult) -> None:
     from rich.console import Console
-    from rich.table import Table
     console = Console()
     total = float(result.pixels.sum()) or 1.0
-    table = Table(title=f'{result.method} class weights')
-    for col in ('id', 'class', 'train px', 'weight', ''):
-        table.add_column(col, justify='left' if col in ('class', '') else 'right')
+    weights = table(f'{result.method} class weights', ('id', 'class', 'train px', 'weight', ''),
+                    right=('id', 'train px', 'weight'))
     for c, name in enumerate(result.class_names):
-        note = ('unseen' if result.pixels[c] == 0 else
-                'capped' if name in result.capped else '')
-        table.add_row(str(c), name, f'{100 * result.pixels[c] / total:.3f}%',
-                      f'{result.weights[c]:.4f}', note)
+        note = 'unseen' if result.pixels[c] == 0 else 'capped' if name in result.capped else ''
+        weights.add_row(str(c), name, f'{100 * result.pixels[c] / total:.3f}%',
+                        f'{result.weights[c]:.4f}', note)
     if result.mask_classification:
-        table.add_row(str(len(result.class_names)), 'no object', '',
-                      f'{result.weights[-1]:.4f}', 'kept')
-    console.print(table)
+        weights.add_row(str(len(result.class_names)), 'no object', '',
+                        f'{result.weights[-1]:.4f}', 'kept')
+    console.print(weights)
     if result.unseen:
         console.print(f'[yellow]warning:[/] {len(result.unseen)} class(es) have no train '
                       f'pixels and get weight 1.0: {", ".join(result.unseen[:20])}')
@@ -187,7 +184,6 @@ def main(config: str, method: str = 'median', out: Optional[str] = None,
          sample: Optional[int] = None, cfg_options: Optional[dict] = None,
          allow_errors: bool = False) -> int:
     cfg = load_config(config, cfg_options)
-    result = class_weights_for_config(cfg, config, method, out, max_weight, workers,
-                                      sample, allow_errors=allow_errors)
-    print_result(result)
+    print_result(class_weights_for_config(cfg, config, method, out, max_weight, workers,
+                                          sample, allow_errors=allow_errors))
     return 0

@@ -282,7 +282,7 @@ def _pipeline_step(pipeline, name: str) -> dict:
                  and str(s.get('type', '')).split('.')[-1] == name), {})
 
 
-def _head_cfgs(cfg) -> list:
+def head_cfgs(cfg) -> list:
     head = (cfg.get('model') or {}).get('decode_head')
     return [] if head is None else list(head) if isinstance(head, (list, tuple)) else [head]
 
@@ -406,7 +406,7 @@ def validate(cfg, splits: Sequence[str] = ('train', 'val'), sample: Optional[int
     datasets = [ds for _, ds, _, _ in built if ds is not None]
     classes = (list(datasets[0].metainfo.get('classes') or []) if datasets else
                _classes_of_cfg(built[0][0]))
-    heads = _head_cfgs(cfg)
+    heads = head_cfgs(cfg)
     config_findings = []
     if heads:
         num_classes = int(heads[-1]['num_classes'])
