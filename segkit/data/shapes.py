@@ -1,13 +1,11 @@
 """The built-in demo dataset: shapes on textured backgrounds, made deterministically.
 
-A real (if small) segmentation task, so a broken pipeline cannot score well:
-- textured, noisy backgrounds of random colour (stripes, blotches, grain);
-- 2-5 overlapping shapes per image, later ones occluding earlier ones;
-- every shape's colour and texture drawn from the same distribution, so colour
-  says nothing about the class: only geometry does (a ring and a disk differ by
-  their hole, a square and a triangle by their corners);
-- sizes vary 3x;
-- class imbalance like real data: background dominates and "ring" is rare.
+A real (if small) segmentation task, so a broken pipeline cannot score well: textured,
+noisy backgrounds of random colour (stripes, blotches, grain); 2-5 overlapping shapes
+per image, later ones occluding earlier ones, sizes varying 3x; every shape's colour and
+texture drawn from the same distribution, so only geometry says the class (a ring and a
+disk differ by their hole, a square and a triangle by their corners); class imbalance
+like real data: background dominates and "ring" is rare.
 
 Layout (mmseg's): ``<root>/img_dir/{train,val}/NNNNN.jpg`` and
 ``<root>/ann_dir/{train,val}/NNNNN.png`` (label indices), plus ``meta.json``.
@@ -35,13 +33,11 @@ def _texture(rng: np.random.Generator, h: int, w: int, base: np.ndarray,
     grid = rng.normal(0, 1, (max(h // 8, 2), max(w // 8, 2), 3)).astype(np.float32)
     blotch = cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    angle = rng.uniform(0, math.pi)
-    period = rng.uniform(4, 16)
+    angle, period = rng.uniform(0, math.pi), rng.uniform(4, 16)
     stripes = np.sin((xx * math.cos(angle) + yy * math.sin(angle)) * 2 * math.pi / period)
     grain = rng.normal(0, 1, (h, w, 3)).astype(np.float32)
-    img = (base[None, None, :] + strength * (18 * blotch + 14 * stripes[..., None] * rng.uniform(0.3, 1.0)
-                                             + 10 * grain))
-    return img
+    return base[None, None, :] + strength * (
+        18 * blotch + 14 * stripes[..., None] * rng.uniform(0.3, 1.0) + 10 * grain)
 
 
 def _random_colour(rng: np.random.Generator, away_from=None, min_dist=90.0) -> np.ndarray:
@@ -80,21 +76,18 @@ def _shape_mask(kind: str, h: int, w: int, rng: np.random.Generator) -> np.ndarr
 
 def make_sample(rng: np.random.Generator, size: int = 64) -> tuple:
     """One (BGR uint8 image, uint8 label map) pair."""
-    h = w = size
     background = _random_colour(rng)
-    img = _texture(rng, h, w, background, strength=rng.uniform(0.5, 1.2))
-    label = np.zeros((h, w), np.uint8)
-    kinds = list(SHAPE_PROBS)
-    probs = np.array([SHAPE_PROBS[k] for k in kinds])
+    img = _texture(rng, size, size, background, strength=rng.uniform(0.5, 1.2))
+    label = np.zeros((size, size), np.uint8)
+    kinds, probs = list(SHAPE_PROBS), np.array(list(SHAPE_PROBS.values()))
     for _ in range(rng.integers(2, 6)):
         kind = kinds[rng.choice(len(kinds), p=probs / probs.sum())]
-        mask = _shape_mask(kind, h, w, rng)
-        if not mask.any():
-            continue
-        fill = _texture(rng, h, w, _random_colour(rng, away_from=background),
-                        strength=rng.uniform(0.15, 0.5))
-        img[mask] = fill[mask]
-        label[mask] = CLASSES.index(kind)
+        mask = _shape_mask(kind, size, size, rng)
+        if mask.any():
+            fill = _texture(rng, size, size, _random_colour(rng, away_from=background),
+                            strength=rng.uniform(0.15, 0.5))
+            img[mask] = fill[mask]
+            label[mask] = CLASSES.index(kind)
     img = cv2.GaussianBlur(img, (3, 3), rng.uniform(0.3, 0.9))  # soft edges, like a camera
     img += rng.normal(0, rng.uniform(2, 6), img.shape).astype(np.float32)
     return np.clip(img, 0, 255).astype(np.uint8), label
@@ -102,13 +95,9 @@ def make_sample(rng: np.random.Generator, size: int = 64) -> tuple:
 
 def generate(root='data/demo', seed: int = 0, sizes: dict | None = None,
              image_size: int = 64, force: bool = False) -> dict:
-    """Write the demo dataset under ``root`` (skipped if the same one is there).
-
-    Returns the meta dict (also written to ``root/meta.json``), which holds the
-    per-split class pixel frequencies.
-    """
-    root = Path(root)
-    sizes = dict(sizes or DEFAULT_SIZES)
+    """Write the demo dataset under ``root`` (skipped if the same one is there); returns
+    the meta dict written to ``root/meta.json``, with per-split class pixel frequencies."""
+    root, sizes = Path(root), dict(sizes or DEFAULT_SIZES)
     want = dict(version=VERSION, seed=seed, sizes=sizes, image_size=image_size,
                 classes=list(CLASSES), palette=PALETTE)
     meta_path = root / 'meta.json'
@@ -119,13 +108,11 @@ def generate(root='data/demo', seed: int = 0, sizes: dict | None = None,
     stats = {}
     for split_id, (split, n) in enumerate(sorted(sizes.items())):
         img_dir, ann_dir = root / 'img_dir' / split, root / 'ann_dir' / split
-        img_dir.mkdir(parents=True, exist_ok=True)
-        ann_dir.mkdir(parents=True, exist_ok=True)
-        pixels = np.zeros(len(CLASSES), np.int64)
-        images = np.zeros(len(CLASSES), np.int64)
+        for folder in (img_dir, ann_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        pixels, images = np.zeros((2, len(CLASSES)), np.int64)
         for i in range(n):
-            rng = np.random.default_rng([seed, split_id, i])
-            img, label = make_sample(rng, image_size)
+            img, label = make_sample(np.random.default_rng([seed, split_id, i]), image_size)
             cv2.imwrite(str(img_dir / f'{i:05d}.jpg'), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
             cv2.imwrite(str(ann_dir / f'{i:05d}.png'), label)
             counts = np.bincount(label.ravel(), minlength=len(CLASSES))
