@@ -1,5 +1,5 @@
-"""From downloaded archives (or their extracted folders) to the layouts the
-dataset configs read; behind ``tools/prepare_data.py`` (see data/README.md).
+"""From downloaded archives (.zip, .tar, .tgz) or their extracted folders to the
+layouts the dataset configs read; behind ``tools/prepare_data.py`` (see data/README.md).
 
     ade20k:  ADEChallengeData2016.zip -> out/ADEChallengeData2016/
     voc-aug: VOCtrainval_11-May-2012.tar + SBD benchmark.tgz -> out/VOCdevkit/VOC2012/
@@ -8,26 +8,31 @@ dataset configs read; behind ``tools/prepare_data.py`` (see data/README.md).
 
 Safe to re-run: finished outputs are skipped, a file already there that differs
 is never overwritten (the run stops and names it), and a list that changes keeps
-its old version as a ``.bak``.
+its old version as a ``.bak``. A re-run over a big tar would read it again (tars
+have no index): a manifest ``<out>/.segkit-prepared/<archive>.json`` (output -> size),
+written after a complete pass, skips the archive while every output is still there.
 """
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
+import tarfile
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import BinaryIO, Callable, Iterator, Optional
 
 import numpy as np
 from PIL import Image
 
-from segkit.data.archives import copy_selected, iter_members, manifest_done, write_manifest
 from segkit.data.parallel import chunked, default_workers, parallel_map, progress_bar, table
 from segkit.engine.cli import shell_command
 from segkit.errors import SegkitError
 from segkit.facts import ADE_COUNTS, TRAIN_AUG_COUNT, VOC_COUNTS
-from segkit.io import atomic_write, read_lines, write_text_keeping_old
+from segkit.io import (atomic_copy_stream, atomic_write, atomic_write_bytes, read_lines,
+                       write_text_keeping_old)
 
 ADE_DIR = 'ADEChallengeData2016'
 VOC_DIR = 'VOCdevkit/VOC2012'
@@ -52,6 +57,91 @@ class PrepareResult:
     steps: list = field(default_factory=list)  # (step, written, skipped, note)
     counts: dict = field(default_factory=dict)  # what the final checks counted
     warnings: list = field(default_factory=list)
+
+
+@dataclass
+class Member:
+    name: str  # path inside the archive or folder, '/'-separated
+    size: int
+    open: Callable[[], BinaryIO]  # valid while the iterator is at this member
+
+
+def _is_tar(path: str) -> bool:
+    try:
+        return tarfile.is_tarfile(path)
+    except (OSError, EOFError, tarfile.TarError):
+        return False
+
+
+def iter_members(path: str, desc: str, progress: bool = True) -> Iterator[Member]:
+    """Every regular file of an archive or folder, with a progress bar."""
+    if os.path.isdir(path):
+        files = sorted((os.path.relpath(os.path.join(root, n), path).replace(os.sep, '/'),
+                        os.path.join(root, n)) for root, _, names in os.walk(path)
+                       for n in names)
+        with progress_bar(desc, len(files), progress) as bar:
+            for rel, full in files:
+                yield Member(rel, os.path.getsize(full), lambda full=full: open(full, 'rb'))
+                bar.advance()
+    elif os.path.isfile(path) and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            infos = [i for i in zf.infolist() if not i.is_dir()]
+            with progress_bar(desc, sum(i.compress_size for i in infos), progress,
+                              unit='bytes') as bar:
+                for info in infos:
+                    yield Member(info.filename, info.file_size, lambda info=info: zf.open(info))
+                    bar.advance(info.compress_size)
+    elif os.path.isfile(path) and _is_tar(path):
+        # stream mode: one forward pass, never seeks back in a .tgz
+        with open(path, 'rb') as raw, tarfile.open(fileobj=raw, mode='r|*') as tf, \
+                progress_bar(desc, os.path.getsize(path), progress, unit='bytes') as bar:
+            try:
+                for info in tf:
+                    if info.isfile():
+                        yield Member(info.name, info.size,
+                                     lambda info=info: tf.extractfile(info))
+                    bar.update(raw.tell())
+                bar.update(raw.tell())
+            except (tarfile.TarError, EOFError, OSError) as err:
+                raise SegkitError(f'{path} is truncated or corrupt ({err}): '
+                                  'download it again') from None
+    else:
+        raise SegkitError(f'{path} is neither a folder nor a .zip/.tar/.tgz archive: '
+                          'pass the downloaded archive or the folder it extracts to')
+
+
+def safe_rel(rel: str) -> str:
+    """A relative output path with no way out of the output folder."""
+    parts = rel.replace('\\', '/').split('/')
+    if rel.startswith('/') or any(p in ('', '.', '..') for p in parts):
+        raise SegkitError(f'refusing archive member {rel!r}: its path leaves the output '
+                          'folder (a broken or hostile archive); download it again')
+    return os.path.join(*parts)
+
+
+def _manifest_path(out_root: str, archive: str) -> str:
+    return os.path.join(out_root, '.segkit-prepared', os.path.basename(archive) + '.json')
+
+
+def manifest_done(out_root: str, archive: str) -> bool:
+    """Whether ``archive`` was fully processed into ``out_root`` and every output
+    is still there with its size."""
+    try:
+        with open(_manifest_path(out_root, archive), encoding='utf-8') as f:
+            man = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return os.path.isfile(archive) and man.get('archive_size') == os.path.getsize(archive) \
+        and all(os.path.isfile(full := os.path.join(out_root, rel))
+                and (size is None or os.path.getsize(full) == size)
+                for rel, size in man.get('outputs', {}).items())
+
+
+def write_manifest(out_root: str, archive: str, outputs: dict) -> None:
+    man = dict(archive=os.path.basename(archive), archive_size=os.path.getsize(archive),
+               outputs=outputs)
+    atomic_write_bytes(_manifest_path(out_root, archive),
+                       json.dumps(man, indent=0, sort_keys=True).encode('utf-8'))
 
 
 def _junk(name: str) -> bool:
@@ -81,9 +171,10 @@ def _find_folder(src: str, subs: tuple, marks: tuple, error: str) -> str:
 
 def _copy_tree(src: str, out: str, sub: str, find: tuple, select: Callable, steps: tuple,
                what: str, progress: bool) -> tuple:
-    """Copy ``src`` (a folder found by ``_find_folder(src, *find)``, or an archive,
-    extracted once: manifest) into ``out/sub``; returns the step row, named
-    ``steps[0]`` for a folder, else ``steps[1]``."""
+    """Copy the files ``select`` names from ``src`` (a folder found by
+    ``_find_folder(src, *find)``, or an archive, extracted once: manifest) into
+    ``out/sub``, but those already there; refuses (after the whole pass) when files
+    there differ. Returns the step row, named ``steps[0]`` for a folder, else ``steps[1]``."""
     dest, name, is_dir = os.path.join(out, sub), os.path.basename(src), os.path.isdir(src)
     if is_dir:
         src = name = _find_folder(src, *find)
@@ -91,14 +182,33 @@ def _copy_tree(src: str, out: str, sub: str, find: tuple, select: Callable, step
             return (steps[0], 0, 0, f'{dest} is the source: used in place')
     elif manifest_done(out, src):
         return (steps[1], 0, 0, f'{name} already extracted')
+    counts, outputs, conflicts = Counter(), {}, []
     verb = 'copying' if is_dir else 'extracting'
-    stats = copy_selected(iter_members(src, f'{verb} {os.path.basename(src)}', progress),
-                          select, dest, src)
+    for m in iter_members(src, f'{verb} {os.path.basename(src)}', progress):
+        rel = select(m.name)
+        if not rel:
+            continue
+        dst = os.path.join(dest, safe_rel(rel))
+        if not os.path.isfile(dst):
+            with m.open() as f:
+                atomic_copy_stream(dst, f)
+            counts['written'] += 1
+        elif os.path.getsize(dst) == m.size:
+            counts['skipped'] += 1
+        else:
+            conflicts.append(dst)  # not ours to overwrite
+            continue
+        outputs[rel] = m.size
+    if conflicts:
+        raise SegkitError(
+            f'{len(conflicts)} file(s) already in the output differ from {src} '
+            f'(first: {conflicts[0]}); they were left untouched: move them away (or '
+            'delete them if they are half-written) and re-run')
     if not is_dir:
-        if not stats.outputs:
+        if not outputs:
             raise SegkitError(f'{src} holds no {what}')
-        write_manifest(out, src, {f'{sub}/{r}': s for r, s in stats.outputs.items()})
-    return (steps[not is_dir], stats.written, stats.skipped, f'from {name}')
+        write_manifest(out, src, {f'{sub}/{r}': s for r, s in outputs.items()})
+    return (steps[not is_dir], counts['written'], counts['skipped'], f'from {name}')
 
 
 # ------------------------------------------------------------------- ADE20K
