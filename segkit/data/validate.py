@@ -1,16 +1,11 @@
 """Check a config's dataset the way training reads it; behind ``tools/validate_dataset.py``
-(preflight runs :func:`validate` on a sample, in-process: ``sample=16, workers=1``).
+(preflight runs :func:`validate` in-process on ``sample=16, workers=1``).
 
-Each split's dataset is built through mmseg's DATASETS registry from the config's
-dataloader (Concat/Repeat wrappers walked), so roots, prefixes, suffixes, ann_file,
-reduce_zero_label and classes are the config's own. Every pair (or ``sample`` random
-pairs per split) is checked in ``workers`` processes and the mask folders are scanned
-for masks with no image. A :class:`Finding` is one line saying what is wrong and how
-to fix it; all are errors except no_labels, and orphan_mask when an ann_file picks the names.
-
-Labels as mmseg's LoadAnnotations makes them: with reduce_zero_label raw 0 -> 255 and
-v -> v - 1 (raw 255 stays 255), then the dataset's label_map. Valid: 0..num_classes-1
-and the ignore index.
+Each split's dataset is built through mmseg's registry from the config's dataloader, so
+roots, suffixes, ann_file, reduce_zero_label, label_map and classes are the config's own;
+every pair (or ``sample`` random ones) is checked in ``workers`` processes and the mask
+folders are scanned for masks with no image. A :class:`Finding` says in one line what is
+wrong and how to fix it; all are errors but no_labels, and orphan_mask under an ann_file.
 """
 from __future__ import annotations
 
@@ -51,8 +46,6 @@ class PairStats:
     findings: list
     hist: Optional[np.ndarray] = None  # (256,) pixels per mapped label; None: unread
 
-
-# ------------------------------------------------------------------ one pair
 
 def label_lut(reduce_zero_label: bool, label_map: Optional[dict] = None) -> np.ndarray:
     """raw uint8 value -> the label mmseg's LoadAnnotations produces."""
@@ -214,8 +207,6 @@ def inspect_pair(img_path: str, seg_path: Optional[str], num_classes: int,
     return PairStats(out, hist)
 
 
-# ------------------------------------------------------------------ reports
-
 def _zeros() -> np.ndarray:
     return np.zeros(256, np.int64)
 
@@ -274,8 +265,6 @@ class Report:
     def ignored_pixels(self, split: str = 'train') -> int:
         return int(self._sum('pixels', split)[self.ignore_index])
 
-
-# ------------------------------------------------------------------ datasets
 
 def _pipeline_step(pipeline, name: str) -> dict:
     return next((s for s in pipeline or [] if isinstance(s, dict)
@@ -492,8 +481,6 @@ def validate(cfg, splits: Sequence[str] = ('train', 'val'), sample: Optional[int
             bar.advance(n)
     return report
 
-
-# ------------------------------------------------------------------ printing
 
 def _pct(part: float, whole: float) -> str:
     return f'{100.0 * part / whole:.2f}%' if whole else '-'
