@@ -148,6 +148,14 @@ def _junk(name: str) -> bool:
     return '__MACOSX' in name or name.rsplit('/', 1)[-1].startswith('.')
 
 
+def _select(*patterns) -> Callable[[str], Optional[str]]:
+    """Member name -> its output path: group 1 of the first pattern it matches."""
+    def select(name: str) -> Optional[str]:
+        m = None if _junk(name) else next(filter(None, (p.search(name) for p in patterns)), None)
+        return m.group(1) if m else None
+    return select
+
+
 def _stems(folder: str, suffix: str) -> set:
     if not os.path.isdir(folder):
         return set()
@@ -211,13 +219,6 @@ def _copy_tree(src: str, out: str, sub: str, find: tuple, select: Callable, step
     return (steps[not is_dir], counts['written'], counts['skipped'], f'from {name}')
 
 
-# ------------------------------------------------------------------- ADE20K
-
-def _ade_select(name: str) -> Optional[str]:
-    m = None if _junk(name) else (_ADE_PAIR.search(name) or _ADE_TXT.match(name))
-    return m.group(1) if m else None
-
-
 def check_ade20k(root: str, allow_partial: bool = False) -> dict:
     """{split: pairs} after checking every image has its mask and vice versa, and
     (unless ``allow_partial``) the official counts."""
@@ -254,18 +255,11 @@ def prepare_ade20k(src: str, out: str = 'data', allow_partial: bool = False,
         (('', ADE_DIR), ('images', 'annotations'),
          f'images/ and annotations/ folders (nor an {ADE_DIR} folder with them): pass '
          'ADEChallengeData2016.zip or the folder it extracts to'),
-        _ade_select, ('copy', 'extract'),
+        _select(_ADE_PAIR, _ADE_TXT), ('copy', 'extract'),
         'images/ or annotations/ files: is it ADEChallengeData2016.zip?', progress))
     result.counts = {f'{k} pairs': v
                      for k, v in check_ade20k(result.root, allow_partial).items()}
     return result
-
-
-# ------------------------------------------------------------ VOC 2012 + SBD
-
-def _voc_select(name: str) -> Optional[str]:
-    m = _VOC_FILE.search(name)
-    return m.group(1) if m and not _junk(name) else None
 
 
 def _read_png(path: str) -> np.ndarray:
@@ -449,7 +443,7 @@ def prepare_voc_aug(voc: str, sbd: str, out: str = 'data', allow_partial: bool =
         (('', 'VOC2012', VOC_DIR), ('JPEGImages',),
          'JPEGImages folder (nor VOC2012/ or VOCdevkit/VOC2012/ with one): pass '
          'VOCtrainval_11-May-2012.tar or its VOCdevkit folder'),
-        _voc_select, ('VOC2012', 'VOC2012'),
+        _select(_VOC_FILE), ('VOC2012', 'VOC2012'),
         'VOC2012/JPEGImages files: is it VOCtrainval_11-May-2012.tar?', progress))
     voc_lists = {}
     for split in ('train', 'val'):
@@ -471,8 +465,6 @@ def prepare_voc_aug(voc: str, sbd: str, out: str = 'data', allow_partial: bool =
                          int(status == 'unchanged'), status))
     return result
 
-
-# ---------------------------------------------------------------- the tool
 
 def print_result(result: PrepareResult) -> None:
     from rich.console import Console
