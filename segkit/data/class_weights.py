@@ -1,20 +1,14 @@
 """Class weights from the train split's pixel counts; behind ``tools/class_weights.py``.
 
-Methods, with p_c = pixels of class c / all labelled train pixels:
+With p_c = pixels of class c / all labelled train pixels (ignored pixels count nowhere):
     inverse  w_c = 1 / p_c, scaled so the classes seen in training average 1
-    median   w_c = median_k(f_k) / f_c with f_c = pixels of c / labelled pixels of
-             the images c appears in (Eigen & Fergus's median-frequency balancing)
+    median   w_c = median_k(f_k) / f_c, f_c = pixels of c / labelled pixels of the
+             images c appears in (Eigen & Fergus's median-frequency balancing)
     log      w_c = 1 / ln(1.02 + p_c) (ENet); bounded by construction: 1 .. 50.5
-A class with no train pixels never enters the loss: it gets a neutral 1.0 and a warning.
-Rare classes get huge inverse/median weights (ADE20K's rarest is ~1000x below its
-commonest), a noisy loss: both are capped at ``max_weight`` (default 10). Ignored
-pixels (ignore index, raw 0 under reduce_zero_label) count nowhere.
-
-The file is a plain JSON list of floats, by default at the config's ``class_weight_file``,
-else ``data/class_weights/<config stem>-<method>.json``; for Mask2Former/MaskFormer heads
-it has num_classes + 1 entries, the "no object" weight last (the config's own, else
-mmseg's 0.1). segkit's train/test tools read such a path into the list
-(segkit.engine.config.resolve_class_weight_files).
+A class with no train pixels gets a neutral 1.0 (and a warning). Rare classes get huge
+inverse/median weights (ADE20K's rarest is ~1000x below its commonest), a noisy loss:
+both are capped at ``max_weight`` (default 10). For Mask2Former/MaskFormer heads the
+JSON list ends with the "no object" weight (the config's own, else mmseg's 0.1).
 """
 from __future__ import annotations
 

@@ -98,8 +98,7 @@ def iter_members(path: str, desc: str, progress: bool = True) -> Iterator[Member
             try:
                 for info in tf:
                     if info.isfile():
-                        yield Member(info.name, info.size,
-                                     lambda info=info: tf.extractfile(info))
+                        yield Member(info.name, info.size, lambda info=info: tf.extractfile(info))
                     bar.update(raw.tell())
                 bar.update(raw.tell())
             except (tarfile.TarError, EOFError, OSError) as err:
@@ -257,8 +256,7 @@ def prepare_ade20k(src: str, out: str = 'data', allow_partial: bool = False,
          'ADEChallengeData2016.zip or the folder it extracts to'),
         _select(_ADE_PAIR, _ADE_TXT), ('copy', 'extract'),
         'images/ or annotations/ files: is it ADEChallengeData2016.zip?', progress))
-    result.counts = {f'{k} pairs': v
-                     for k, v in check_ade20k(result.root, allow_partial).items()}
+    result.counts = {f'{k} pairs': v for k, v in check_ade20k(result.root, allow_partial).items()}
     return result
 
 

@@ -465,8 +465,7 @@ def validate(cfg, splits: Sequence[str] = ('train', 'val'), sample: Optional[int
             rep.findings += orphans
 
     total = sum(len(t[2]) for t in tasks)
-    with progress_bar(f'checking {total:,} pairs ({workers} workers)', total,
-                      progress) as bar:
+    with progress_bar(f'checking {total:,} pairs ({workers} workers)', total, progress) as bar:
         for index, n, pixels, images, present, findings in parallel_map(
                 _check_chunk, tasks, workers):
             rep = report.splits[index]
