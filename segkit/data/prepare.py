@@ -156,10 +156,8 @@ def _select(*patterns) -> Callable[[str], Optional[str]]:
 
 
 def _stems(folder: str, suffix: str) -> set:
-    if not os.path.isdir(folder):
-        return set()
-    return {n[:-len(suffix)] for n in os.listdir(folder)
-            if n.endswith(suffix) and not n.startswith('.')}
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    return {n[:-len(suffix)] for n in names if n.endswith(suffix) and not n.startswith('.')}
 
 
 def _need_source(path: str, what: str) -> None:
@@ -386,8 +384,8 @@ def _sbd_to_aug(sbd: str, out: str, root: str, voc_names: set, workers: int,
                 with m.open() as f:
                     yield stem, f.read()
 
-    counts, written, _ = _convert(((out_dir, c) for c in chunked(mats(), 32)),
-                                  f'SBD .mat -> {AUG}', None, workers, progress,
+    tasks = ((out_dir, c) for c in chunked(mats(), 32))
+    counts, written, _ = _convert(tasks, f'SBD .mat -> {AUG}', None, workers, progress,
                                   'SBD cls/*.mat files')
     outputs.update(written)
     for split, rel in lists_rel.items():
