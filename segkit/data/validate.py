@@ -115,10 +115,9 @@ def _values(vals) -> str:
     return ', '.join(map(str, vals[:8])) + (f', ... ({len(vals)} values)' if len(vals) > 8 else '')
 
 
-def inspect_pair(img_path: str, seg_path: Optional[str], num_classes: int,
-                 ignore_index: int = 255, reduce_zero_label: bool = False,
-                 label_map: Optional[dict] = None, *, exif: bool = True,
-                 mask_backend: str = 'pillow') -> PairStats:
+def inspect_pair(img_path: str, seg_path: Optional[str], num_classes: int, ignore_index: int = 255,
+                 reduce_zero_label: bool = False, label_map: Optional[dict] = None, *,
+                 exif: bool = True, mask_backend: str = 'pillow') -> PairStats:
     """Findings for one pair (``seg_path=None``: image only) plus its 256-bin
     histogram of the labels the loss sees (after reduce_zero_label and label_map)."""
     out: list = []
@@ -185,9 +184,8 @@ def inspect_pair(img_path: str, seg_path: Optional[str], num_classes: int,
     if set(present_raw.tolist()) == {0, 255}:
         what = ('with reduce_zero_label both values become ignore, so it trains on nothing'
                 if reduce_zero_label else 'so its foreground is never learnt')
-        add('binary_mask', seg_path, f'mask holds only 0 and 255 (a 0/255 binary mask): '
-            f'255 is the ignore index, {what}; store class indices instead (e.g. '
-            '255 -> 1: mask // 255)')
+        add('binary_mask', seg_path, f'mask holds only 0 and 255 (a 0/255 binary mask): 255 is '
+            f'the ignore index, {what}; store class indices instead (e.g. 255 -> 1: mask // 255)')
         return PairStats(out, hist)
     bad = [v for v in np.flatnonzero(hist) if v >= num_classes and v != ignore_index]
     if bad:
@@ -284,10 +282,9 @@ def _build(cfg, label: str, leaf) -> tuple:
     for key in ('img_path', 'seg_map_path', 'ann_file'):
         path = paths.get(key)
         if path and not (os.path.isfile(path) if key == 'ann_file' else os.path.isdir(path)):
-            return None, rep, [Finding(
-                'dataset', path, f'{key} does not exist: prepare the data (data/README.md: '
-                'python tools/prepare_data.py) or fix data_root / data_prefix / ann_file',
-                split=label)]
+            return None, rep, [Finding('dataset', path, f'{key} does not exist: prepare the data '
+                                       '(data/README.md: python tools/prepare_data.py) or fix '
+                                       'data_root / data_prefix / ann_file', split=label)]
     # we read the files ourselves: no pipeline
     ds_cfg = {**copy.deepcopy(leaf), 'pipeline': [], 'serialize_data': False, 'lazy_init': False}
     try:
@@ -400,9 +397,9 @@ def validate(cfg, splits: Sequence[str] = ('train', 'val'), sample: Optional[int
     if heads:
         num_classes = int(heads[-1]['num_classes'])
         if classes and len(classes) != num_classes:
-            config_findings.append(Finding(
-                'config', 'model.decode_head.num_classes', f'is {num_classes} but the '
-                f'dataset has {len(classes)} classes: make them agree'))
+            config_findings.append(Finding('config', 'model.decode_head.num_classes', f'is '
+                                           f'{num_classes} but the dataset has {len(classes)} '
+                                           'classes: make them agree'))
     elif classes:
         num_classes = len(classes)
     else:
@@ -413,9 +410,9 @@ def validate(cfg, splits: Sequence[str] = ('train', 'val'), sample: Optional[int
     ignore_index = int(getattr(datasets[0], 'ignore_index', 255)) if datasets else 255
     head_ignore = heads[-1].get('ignore_index') if heads else None
     if head_ignore is not None and int(head_ignore) != ignore_index:
-        config_findings.append(Finding(
-            'config', 'model.decode_head.ignore_index', f'is {head_ignore} '
-            f'but the dataset ignores {ignore_index}: make them agree', WARNING))
+        config_findings.append(Finding('config', 'model.decode_head.ignore_index', f'is '
+                                       f'{head_ignore} but the dataset ignores {ignore_index}: '
+                                       'make them agree', WARNING))
     report = Report(num_classes, names[:num_classes], ignore_index,
                     config_findings=config_findings)
 
@@ -431,10 +428,9 @@ def validate(cfg, splits: Sequence[str] = ('train', 'val'), sample: Optional[int
         if load_ann.get('reduce_zero_label') is not None and \
                 bool(load_ann['reduce_zero_label']) != rep.reduce_zero_label:
             rep.findings.append(Finding(
-                'config', f'{rep.split} pipeline LoadAnnotations',
-                f'reduce_zero_label={load_ann["reduce_zero_label"]} but the dataset has '
-                f'{rep.reduce_zero_label} (mmseg stops at the first sample): make them agree',
-                split=rep.split))
+                'config', f'{rep.split} pipeline LoadAnnotations', f'reduce_zero_label='
+                f'{load_ann["reduce_zero_label"]} but the dataset has {rep.reduce_zero_label} '
+                '(mmseg stops at the first sample): make them agree', split=rep.split))
         rep.total = len(ds)
         if rep.total == 0:
             where = (f'ann_file {rep.ann_file} lists no names' if rep.ann_file else
