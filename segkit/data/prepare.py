@@ -20,9 +20,9 @@ import os
 import re
 import tarfile
 import zipfile
-from collections import Counter
+from collections import Counter, namedtuple
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 from PIL import Image
@@ -59,11 +59,9 @@ class PrepareResult:
     warnings: list = field(default_factory=list)
 
 
-@dataclass
-class Member:
-    name: str  # path inside the archive or folder, '/'-separated
-    size: int
-    open: Callable[[], BinaryIO]  # valid while the iterator is at this member
+# a file in an archive or folder: its '/'-separated path there, size, and open()
+# (valid while the iterator is at it)
+Member = namedtuple('Member', 'name size open')
 
 
 def _is_tar(path: str) -> bool:
