@@ -1,10 +1,7 @@
-"""Environment checks behind ``tools/doctor.py`` / ``make doctor``.
-
-:func:`probe` gathers facts about this machine (each probe survives a broken
-package and records its error); each ``check_*`` turns facts into one
-PASS / WARN / FAIL / SKIP row with a one-line fix. Checks are pure functions of
-the facts, so tests can hand them a failing machine.
-"""
+"""Environment checks behind ``tools/doctor.py`` / ``make doctor``: :func:`probe` gathers
+facts about this machine (surviving a broken package, recording its error); each
+``check_*`` is a pure function of the facts (tests hand them a failing machine) giving
+one PASS / WARN / FAIL / SKIP row with a one-line fix."""
 from __future__ import annotations
 
 import dataclasses
@@ -71,8 +68,6 @@ class Facts:
         return dataclasses.replace(self, **kw)
 
 
-# --------------------------------------------------------------------- probes
-
 def _try(fn: Callable[[], object]) -> Optional[str]:
     """Run ``fn``; None if it worked, else its error in one line."""
     try:
@@ -97,11 +92,9 @@ def _version(dist: str) -> Optional[str]:
 
 def _stdout(*cmd: str) -> str:
     """``cmd``'s output, '' if it is not on PATH or fails to run."""
-    exe = shutil.which(cmd[0])
     try:
-        return subprocess.run([exe, *cmd[1:]], capture_output=True, text=True,
-                              timeout=30).stdout if exe else ''
-    except (OSError, subprocess.SubprocessError):
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):  # FileNotFoundError: not on PATH
         return ''
 
 
@@ -112,18 +105,9 @@ def mmcv_window(package: str) -> Optional[tuple]:
     if spec is None or not spec.origin:
         return None
     text = Path(spec.origin).read_text(errors='replace')
-    lo = re.search(r"(?:MMCV_MIN|mmcv_minimum_version)\s*=\s*'([^']+)'", text)
-    hi = re.search(r"(?:MMCV_MAX|mmcv_maximum_version)\s*=\s*'([^']+)'", text)
-    return (lo.group(1), hi.group(1)) if lo and hi else None
-
-
-def nvcc_version(nvcc: str = 'nvcc') -> Optional[str]:
-    m = re.search(r'release (\d+\.\d+)', _stdout(nvcc, '--version'))
-    return m.group(1) if m else None
-
-
-def smi_gpu_count() -> int:
-    return sum(line.startswith('GPU ') for line in _stdout('nvidia-smi', '-L').splitlines())
+    found = [re.search(rf"(?:MMCV_{end.upper()}|mmcv_{end}imum_version)\s*=\s*'([^']+)'", text)
+             for end in ('min', 'max')]
+    return (found[0][1], found[1][1]) if all(found) else None
 
 
 def probe_tensorboard(logdir: str) -> None:
@@ -153,10 +137,10 @@ def probe_safe_loading() -> None:
 
 
 def probe(work_dir: str = 'work_dirs') -> Facts:
-    f = Facts(work_dir=work_dir)
-    f.cuda_visible_devices = os.environ.get('CUDA_VISIBLE_DEVICES')
-    f.smi_gpus = smi_gpu_count()
-    f.nvcc_version = nvcc_version()
+    f = Facts(work_dir=work_dir, cuda_visible_devices=os.environ.get('CUDA_VISIBLE_DEVICES'))
+    f.smi_gpus = sum(x.startswith('GPU ') for x in _stdout('nvidia-smi', '-L').splitlines())
+    nvcc = re.search(r'release (\d+\.\d+)', _stdout('nvcc', '--version'))
+    f.nvcc_version = nvcc and nvcc[1]
     f.cuda_home = os.environ.get('CUDA_HOME') or os.environ.get('CUDA_PATH')
     f.cuda_home_has_nvcc = bool(f.cuda_home) and (Path(f.cuda_home) / 'bin' / 'nvcc').exists()
     try:
@@ -202,8 +186,6 @@ def probe(work_dir: str = 'work_dirs') -> Facts:
     f.disk_free_gb = shutil.disk_usage(target).free / 1e9
     return f
 
-
-# --------------------------------------------------------------------- checks
 
 def _vt(v: str) -> tuple:
     """'2.13.0+cpu' -> (2, 13, 0); '2.0.0rc4' -> (2, 0, 0, -1, 4)."""
@@ -353,17 +335,15 @@ def op_path_rows(f: Facts) -> list[Check]:
     if not f.op_paths:  # not probed: importing the routing would fail on a broken stack
         return []
     from segkit.plugins.models.ops_routing import FIX, OPS, PYTORCH
-    rows = []
-    for d in f.op_paths:
+    def row(d) -> Check:
         name = f'op {d.op} on {d.device.split(":")[0]}'
         if d.path != PYTORCH:
-            rows.append(Check(name, PASS, f'compiled kernel ({d.reason})'))
-        elif d.device.startswith('cuda'):
-            rows.append(Check(name, WARN, f'PyTorch path: {OPS[d.op].pytorch}; '
-                              f'{OPS[d.op].cost}', FIX))
-        else:  # mmcv compiles neither op for CPU: the PyTorch path is the CPU path
-            rows.append(Check(name, PASS, 'PyTorch path (mmcv has no CPU kernel)'))
-    return rows
+            return Check(name, PASS, f'compiled kernel ({d.reason})')
+        if d.device.startswith('cuda'):
+            return Check(name, WARN, f'PyTorch path: {OPS[d.op].pytorch}; {OPS[d.op].cost}', FIX)
+        # mmcv compiles neither op for CPU: the PyTorch path is the CPU path
+        return Check(name, PASS, 'PyTorch path (mmcv has no CPU kernel)')
+    return [row(d) for d in f.op_paths]
 
 
 check_mmseg = _error_check(
@@ -421,8 +401,8 @@ def check_disk(f: Facts) -> Check:
         return Check('free disk', SKIP, 'not probed')
     detail = f'{free:.1f} GB free for {f.work_dir}/'
     if free < DISK_FAIL_GB:
-        return Check('free disk', FAIL, detail, 'free space or pass --work-dir on '
-                     'another disk (a checkpoint of Mask2Former-Swin-T is ~0.6 GB)')
+        return Check('free disk', FAIL, detail, 'free space or pass --work-dir on another '
+                     'disk (a checkpoint of Mask2Former-Swin-T is ~0.6 GB)')
     if free < DISK_WARN_GB:
         return Check('free disk', WARN, detail, 'keep fewer checkpoints '
                      '(default_hooks.checkpoint.max_keep_ckpts) or free space')
