@@ -211,8 +211,7 @@ def _error_check(name: str, error: str, ok: Callable[[Facts], str], fix: str,
 
 
 def check_python(f: Facts) -> Check:
-    v = '.'.join(map(str, f.python))
-    lo, hi = PYTHON_MIN, PYTHON_MAX
+    v, lo, hi = '.'.join(map(str, f.python)), PYTHON_MIN, PYTHON_MAX
     if lo <= tuple(f.python[:2]) <= hi:
         return Check('Python', PASS, v)
     return Check('Python', FAIL, f'{v} is outside {lo[0]}.{lo[1]}-{hi[0]}.{hi[1]}',
@@ -231,60 +230,55 @@ def check_torch(f: Facts) -> Check:
 
 
 def check_torch_cuda(f: Facts) -> Check:
-    name = 'torch CUDA build / GPUs'
+    name, cuda = 'torch CUDA build / GPUs', f.torch_cuda
     if f.torch_error:
         return Check(name, SKIP, 'torch does not import')
-    if f.torch_cuda is None:
-        if f.smi_gpus:
-            return Check(name, FAIL, f'torch is a CPU build but nvidia-smi lists '
-                         f'{f.smi_gpus} GPU(s)',
-                         f'pip uninstall -y torch && pip install torch=={TORCH_DEFAULT} '
-                         '(PyPI default is the CUDA build), then make install')
-        return Check(name, PASS, 'CPU build, no GPU on this machine (training '
-                     'runs on CPU with gloo)')
+    if cuda is None and f.smi_gpus:
+        return Check(name, FAIL, f'torch is a CPU build but nvidia-smi lists {f.smi_gpus} GPU(s)',
+                     f'pip uninstall -y torch && pip install torch=={TORCH_DEFAULT} '
+                     '(PyPI default is the CUDA build), then make install')
+    if cuda is None:
+        return Check(name, PASS, 'CPU build, no GPU on this machine (training runs on CPU with gloo)')
+    if not f.cuda_available and f.cuda_visible_devices is not None and f.smi_gpus:
+        return Check(name, WARN, f'CUDA {cuda} build, but CUDA_VISIBLE_DEVICES='
+                     f'{f.cuda_visible_devices!r} hides every GPU',
+                     'unset CUDA_VISIBLE_DEVICES or list GPU ids')
+    if not f.cuda_available and f.smi_gpus:
+        return Check(name, FAIL, f'CUDA {cuda} build sees no GPU although nvidia-smi lists '
+                     f'{f.smi_gpus}', 'the NVIDIA driver is older than this torch needs: install '
+                     'a torch built for an older CUDA, or update the driver')
     if not f.cuda_available:
-        if f.cuda_visible_devices is not None and f.smi_gpus:
-            return Check(name, WARN, f'CUDA {f.torch_cuda} build, but '
-                         f'CUDA_VISIBLE_DEVICES={f.cuda_visible_devices!r} hides '
-                         'every GPU', 'unset CUDA_VISIBLE_DEVICES or list GPU ids')
-        if f.smi_gpus:
-            return Check(name, FAIL, f'CUDA {f.torch_cuda} build sees no GPU '
-                         f'although nvidia-smi lists {f.smi_gpus}',
-                         'the NVIDIA driver is older than this torch needs: install '
-                         'a torch built for an older CUDA, or update the driver')
-        return Check(name, WARN, f'CUDA {f.torch_cuda} build, no GPU visible',
+        return Check(name, WARN, f'CUDA {cuda} build, no GPU visible',
                      'fine for CPU tests; training needs a GPU machine')
-    return Check(name, PASS, f'CUDA {f.torch_cuda}, {f.gpu_count} GPU(s): '
+    return Check(name, PASS, f'CUDA {cuda}, {f.gpu_count} GPU(s): '
                  + ', '.join(sorted(set(f.gpu_names))))
 
 
 def check_visible_devices(f: Facts) -> Check:
-    v = f.cuda_visible_devices
-    err = gpu_request_error(max(1, f.gpu_count), f.gpu_count, v)
+    v, n = f.cuda_visible_devices, f.gpu_count
+    err = gpu_request_error(max(1, n), n, v)
     if err or (v is not None and v.strip() in ('', '-1') and f.smi_gpus):
         return Check('CUDA_VISIBLE_DEVICES', WARN, err or f'{v!r} hides every GPU',
                      'unset CUDA_VISIBLE_DEVICES, or set it to the GPU ids to use')
-    if v is None:
-        return Check('CUDA_VISIBLE_DEVICES', PASS, f'unset: all {f.gpu_count} '
-                     'GPU(s) visible' if f.gpu_count else 'unset')
-    return Check('CUDA_VISIBLE_DEVICES', PASS, f'{v!r}: {f.gpu_count} GPU(s) visible')
+    detail = f'{v!r}: {n} GPU(s) visible' if v is not None else (
+        f'unset: all {n} GPU(s) visible' if n else 'unset')
+    return Check('CUDA_VISIBLE_DEVICES', PASS, detail)
 
 
 def check_nvcc(f: Facts) -> Check:
-    name = 'nvcc vs torch CUDA'
+    name, nvcc, cuda = 'nvcc vs torch CUDA', f.nvcc_version, f.torch_cuda
     if not f.gpu_count:
         return Check(name, SKIP, 'no GPU: mmcv builds CPU ops only'
-                     + (f' (nvcc {f.nvcc_version} found)' if f.nvcc_version else ''))
-    if not f.nvcc_version:
+                     + (f' (nvcc {nvcc} found)' if nvcc else ''))
+    if not nvcc:
         return Check(name, WARN, 'nvcc not found: mmcv cannot be rebuilt with CUDA kernels',
-                     f'install the CUDA {f.torch_cuda} toolkit (conda install -c '
-                     f'nvidia cuda-nvcc={f.torch_cuda}) and set CUDA_HOME')
-    if _major(f.nvcc_version) != _major(f.torch_cuda):
-        return Check(name, FAIL, f'nvcc {f.nvcc_version} but torch built for CUDA '
-                     f'{f.torch_cuda}: mmcv kernels will not load',
-                     f'put a CUDA {_major(f.torch_cuda)}.x nvcc first on PATH / in '
+                     f'install the CUDA {cuda} toolkit (conda install -c nvidia cuda-nvcc={cuda}) '
+                     'and set CUDA_HOME')
+    if _major(nvcc) != _major(cuda):
+        return Check(name, FAIL, f'nvcc {nvcc} but torch built for CUDA {cuda}: mmcv kernels '
+                     f'will not load', f'put a CUDA {_major(cuda)}.x nvcc first on PATH / in '
                      'CUDA_HOME, or install the torch build for your toolkit')
-    return Check(name, PASS, f'nvcc {f.nvcc_version}, torch CUDA {f.torch_cuda}')
+    return Check(name, PASS, f'nvcc {nvcc}, torch CUDA {cuda}')
 
 
 def check_cuda_home(f: Facts) -> Check:
@@ -311,23 +305,16 @@ def check_mmcv_window(f: Facts) -> Check:
     return Check('mmcv version', PASS, f'{f.mmcv_version} (inside the mmseg/mmdet window)')
 
 
-check_mmcv_ext = _error_check(
-    'mmcv compiled ops (_ext)', 'mmcv_ext_error', lambda f: 'mmcv._ext imports',
-    'mmcv was installed without ops (mmcv-lite or a broken build): '
-    'pip uninstall -y mmcv mmcv-lite && make install')
-
-
 def check_mmcv_cuda_kernels(f: Facts) -> Check:
     name = 'mmcv CUDA kernels'
     if not f.mmcv_cuda_probed:
         return Check(name, SKIP, 'no GPU' if not f.cuda_available else 'mmcv._ext missing')
     if f.mmcv_cuda_kernel_error:
-        return Check(name, WARN, f.mmcv_cuda_kernel_error + ' (training takes the '
-                     'PyTorch paths listed below)',
-                     "mmcv was built without CUDA kernels: an nvcc of torch's CUDA major "
-                     'on PATH, then MMCV_REBUILD=1 make install (it sets FORCE_CUDA=1)')
-    return Check(name, PASS, 'MultiScaleDeformableAttention ran on CUDA and matches '
-                 'the PyTorch reference')
+        return Check(name, WARN, f.mmcv_cuda_kernel_error + ' (training takes the PyTorch paths '
+                     "listed below)", "mmcv was built without CUDA kernels: an nvcc of torch's CUDA "
+                     'major on PATH, then MMCV_REBUILD=1 make install (it sets FORCE_CUDA=1)')
+    return Check(name, PASS, 'MultiScaleDeformableAttention ran on CUDA and matches the PyTorch '
+                 'reference')
 
 
 def op_path_rows(f: Facts) -> list[Check]:
@@ -335,6 +322,7 @@ def op_path_rows(f: Facts) -> list[Check]:
     if not f.op_paths:  # not probed: importing the routing would fail on a broken stack
         return []
     from segkit.plugins.models.ops_routing import FIX, OPS, PYTORCH
+
     def row(d) -> Check:
         name = f'op {d.op} on {d.device.split(":")[0]}'
         if d.path != PYTORCH:
@@ -346,14 +334,6 @@ def op_path_rows(f: Facts) -> list[Check]:
     return [row(d) for d in f.op_paths]
 
 
-check_mmseg = _error_check(
-    'mmsegmentation', 'mmseg_error', lambda f: f'{_version("mmsegmentation")} imports',
-    'make install')
-check_mmdet = _error_check(
-    'mmdet (Mask2Former)', 'mmdet_error', lambda f: f'{_version("mmdet")} imports',
-    'make install (pins mmdet in requirements.txt; Mask2Former needs mmdet.models)')
-
-
 def check_setuptools(f: Facts) -> Check:
     name, detail = 'setuptools / pkg_resources', f'setuptools {f.setuptools_version}'
     if f.pkg_resources_error:
@@ -361,11 +341,6 @@ def check_setuptools(f: Facts) -> Check:
                      f"pip install 'setuptools{SETUPTOOLS}' (mmcv's build and mmengine "
                      'import pkg_resources, removed in setuptools 81+)')
     return Check(name, PASS, detail)
-
-
-check_tensorboard = _error_check(
-    'TensorBoard writer', 'tensorboard_error', lambda f: 'SummaryWriter wrote an event file',
-    'pip install tensorboard')
 
 
 def check_nccl(f: Facts) -> Check:
@@ -383,16 +358,7 @@ def check_torchvision(f: Facts) -> Check:
         return Check('torchvision', WARN, 'not installed (segkit does not need it)',
                      'nothing to do; for your own use, install the build matching your '
                      'torch where one exists (PyPI has none for CPU torch)')
-    return _error_check(
-        'torchvision', 'torchvision_error', lambda f: f'{_version("torchvision")} imports',
-        "pip uninstall -y torchvision (a torchvision that does not import stops mmengine's "
-        'Runner at start-up), or install the one built for your torch', status=WARN)(f)
-
-
-check_safe_loading = _error_check(
-    'safe checkpoint loading', 'safe_loading_error',
-    lambda f: 'resume checkpoints load with weights_only=True (segkit allowlist)',
-    'reinstall segkit (make install); never set TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')
+    return _torchvision_imports(f)
 
 
 def check_disk(f: Facts) -> Check:
@@ -407,6 +373,28 @@ def check_disk(f: Facts) -> Check:
         return Check('free disk', WARN, detail, 'keep fewer checkpoints '
                      '(default_hooks.checkpoint.max_keep_ckpts) or free space')
     return Check('free disk', PASS, detail)
+
+
+# the checks that fail (or warn) when the probe recorded an error: (name, Facts field,
+# detail when it passed, fix)
+check_mmcv_ext, check_mmseg, check_mmdet, check_tensorboard, check_safe_loading = (
+    _error_check(*row) for row in [
+        ('mmcv compiled ops (_ext)', 'mmcv_ext_error', lambda f: 'mmcv._ext imports',
+         'mmcv was installed without ops (mmcv-lite or a broken build): '
+         'pip uninstall -y mmcv mmcv-lite && make install'),
+        ('mmsegmentation', 'mmseg_error', lambda f: f'{_version("mmsegmentation")} imports',
+         'make install'),
+        ('mmdet (Mask2Former)', 'mmdet_error', lambda f: f'{_version("mmdet")} imports',
+         'make install (pins mmdet in requirements.txt; Mask2Former needs mmdet.models)'),
+        ('TensorBoard writer', 'tensorboard_error', lambda f: 'SummaryWriter wrote an event file',
+         'pip install tensorboard'),
+        ('safe checkpoint loading', 'safe_loading_error',
+         lambda f: 'resume checkpoints load with weights_only=True (segkit allowlist)',
+         'reinstall segkit (make install); never set TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')])
+_torchvision_imports = _error_check(
+    'torchvision', 'torchvision_error', lambda f: f'{_version("torchvision")} imports',
+    "pip uninstall -y torchvision (a torchvision that does not import stops mmengine's "
+    'Runner at start-up), or install the one built for your torch', status=WARN)
 
 
 CHECKS = [check_python, check_torch, check_torch_cuda, check_visible_devices,
