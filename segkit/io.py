@@ -8,6 +8,7 @@ import glob
 import os
 import shutil
 import time
+from pathlib import Path
 from typing import Callable
 
 TMP_MARK = '.segkit-tmp-'
@@ -78,10 +79,7 @@ def remove_stale_temporaries(folder: str) -> list[str]:
 
 
 def atomic_write_bytes(path: str, data: bytes, durable: bool = False) -> None:
-    def write(tmp):
-        with open(tmp, 'wb') as f:
-            f.write(data)
-    atomic_write(path, write, durable)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), durable)
 
 
 def atomic_copy_stream(path: str, src, chunk: int = 1 << 20) -> None:

@@ -79,9 +79,7 @@ class Conversion:
 
 class _Ref(str):
     """A knob's name: written bare in the config (``end=warmup_epochs``)."""
-
-    def __repr__(self) -> str:
-        return str(self)
+    __repr__ = str.__str__
 
 
 def epoch_length(n: int, gpus: int, batch: int, drop_last: bool = False) -> int:
@@ -449,8 +447,6 @@ def convert(src: str, gpus: int, batch: int, dataset_size: Optional[int] = None,
 
 def _fmt(v) -> str:
     """Python source for a config value: dict(...) for dicts, knob names bare."""
-    if isinstance(v, _Ref):
-        return str(v)
     if isinstance(v, dict):
         if all(isinstance(key, str) and key.isidentifier() for key in v):
             return 'dict(' + ', '.join(f'{key}={_fmt(x)}' for key, x in v.items()) + ')'
