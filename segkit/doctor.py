@@ -72,9 +72,9 @@ def _try(fn: Callable[[], object]) -> Optional[str]:
     """Run ``fn``; None if it worked, else its error in one line."""
     try:
         fn()
+    except KeyboardInterrupt:
+        raise
     except BaseException as err:  # noqa: BLE001 - a probe must never crash doctor
-        if isinstance(err, KeyboardInterrupt):
-            raise
         return one_line(err)
     return None
 

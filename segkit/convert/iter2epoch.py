@@ -33,12 +33,11 @@ from segkit.io import atomic_write
 # scheduler family (the type without LR/Momentum/ParamScheduler) -> kind
 _FAMILIES = {'Poly': 'poly', 'PolyLRRatio': 'poly', 'Linear': 'linear', 'Constant': 'constant',
              'MultiStep': 'multistep', 'Step': 'step', 'CosineAnnealing': 'cosine'}
-# kind -> the arguments it may carry that have no unit of time
-_PLAIN_ARGS = {'poly': {'eta_min', 'power', 'eta_min_ratio'},
-               'linear': {'start_factor', 'end_factor'}, 'constant': {'factor'},
-               'multistep': {'gamma'}, 'step': {'gamma'},
-               'cosine': {'eta_min', 'eta_min_ratio'}}
-_TIME_ARGS = {'multistep': {'milestones'}, 'step': {'step_size'}, 'cosine': {'T_max'}}
+# kind -> (the arguments it may carry that have no unit of time, those counted in iterations)
+_ARGS = {'poly': ({'eta_min', 'power', 'eta_min_ratio'}, set()),
+         'linear': ({'start_factor', 'end_factor'}, set()), 'constant': ({'factor'}, set()),
+         'multistep': ({'gamma'}, {'milestones'}), 'step': ({'gamma'}, {'step_size'}),
+         'cosine': ({'eta_min', 'eta_min_ratio'}, {'T_max'})}
 _COMMON_ARGS = {'type', 'begin', 'end', 'by_epoch', 'verbose', 'param_name', '_scope_'}
 _MAX_MILESTONES = 200  # a StepLR rewritten as MultiStepLR: beyond this, refuse
 
@@ -322,7 +321,8 @@ def _map_scheduler(i: int, s: dict, max_iters: int, k: Fraction, length: int,
                if 'ReduceOnPlateau' in str(typ) else 'is not one segkit can map exactly '
                '(Poly, Linear, Constant, MultiStep, Step, CosineAnnealing)')
         raise SegkitError(f'{where} {why}: convert it by hand')
-    extra = set(s) - _COMMON_ARGS - _PLAIN_ARGS[kind] - _TIME_ARGS.get(kind, set())
+    plain, timed = _ARGS[kind]
+    extra = set(s) - _COMMON_ARGS - plain - timed
     if extra:  # e.g. last_step (a resumed schedule)
         raise SegkitError(f'{where}: argument {sorted(extra)[0]!r} has no known epoch mapping')
     b, e = s.get('begin', 0), s.get('end', max_iters)
@@ -333,8 +333,7 @@ def _map_scheduler(i: int, s: dict, max_iters: int, k: Fraction, length: int,
     if bj >= ej:
         raise SegkitError(f'{where}: [{b}, {e}) it is shorter than one iteration at the '
                           'new batch size')
-    out = {key: v for key, v in s.items()
-           if key == 'type' or key not in _COMMON_ARGS | _TIME_ARGS.get(kind, set())}
+    out = {key: v for key, v in s.items() if key == 'type' or key not in _COMMON_ARGS | timed}
     if 'param_name' in s:
         out['param_name'] = s['param_name']
     out.update(by_epoch=True, convert_to_iter_based=True, begin=ep(bj), end=ep(ej))
