@@ -1,10 +1,7 @@
-"""Environment checks behind ``tools/doctor.py`` / ``make doctor``.
-
-:func:`probe` gathers facts about this machine (each probe survives a broken
-package and records its error); each ``check_*`` turns facts into one
-PASS / WARN / FAIL / SKIP row with a one-line fix. Checks are pure functions of
-the facts, so tests can hand them a failing machine.
-"""
+"""Environment checks behind ``tools/doctor.py`` / ``make doctor``: :func:`probe` gathers
+facts about this machine (surviving a broken package, recording its error); each
+``check_*`` is a pure function of the facts (tests hand them a failing machine) giving
+one PASS / WARN / FAIL / SKIP row with a one-line fix."""
 from __future__ import annotations
 
 import dataclasses
@@ -71,15 +68,13 @@ class Facts:
         return dataclasses.replace(self, **kw)
 
 
-# --------------------------------------------------------------------- probes
-
 def _try(fn: Callable[[], object]) -> Optional[str]:
     """Run ``fn``; None if it worked, else its error in one line."""
     try:
         fn()
+    except KeyboardInterrupt:
+        raise
     except BaseException as err:  # noqa: BLE001 - a probe must never crash doctor
-        if isinstance(err, KeyboardInterrupt):
-            raise
         return one_line(err)
     return None
 
@@ -97,11 +92,9 @@ def _version(dist: str) -> Optional[str]:
 
 def _stdout(*cmd: str) -> str:
     """``cmd``'s output, '' if it is not on PATH or fails to run."""
-    exe = shutil.which(cmd[0])
     try:
-        return subprocess.run([exe, *cmd[1:]], capture_output=True, text=True,
-                              timeout=30).stdout if exe else ''
-    except (OSError, subprocess.SubprocessError):
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):  # FileNotFoundError: not on PATH
         return ''
 
 
@@ -112,18 +105,9 @@ def mmcv_window(package: str) -> Optional[tuple]:
     if spec is None or not spec.origin:
         return None
     text = Path(spec.origin).read_text(errors='replace')
-    lo = re.search(r"(?:MMCV_MIN|mmcv_minimum_version)\s*=\s*'([^']+)'", text)
-    hi = re.search(r"(?:MMCV_MAX|mmcv_maximum_version)\s*=\s*'([^']+)'", text)
-    return (lo.group(1), hi.group(1)) if lo and hi else None
-
-
-def nvcc_version(nvcc: str = 'nvcc') -> Optional[str]:
-    m = re.search(r'release (\d+\.\d+)', _stdout(nvcc, '--version'))
-    return m.group(1) if m else None
-
-
-def smi_gpu_count() -> int:
-    return sum(line.startswith('GPU ') for line in _stdout('nvidia-smi', '-L').splitlines())
+    found = [re.search(rf"(?:MMCV_{end.upper()}|mmcv_{end}imum_version)\s*=\s*'([^']+)'", text)
+             for end in ('min', 'max')]
+    return (found[0][1], found[1][1]) if all(found) else None
 
 
 def probe_tensorboard(logdir: str) -> None:
@@ -153,10 +137,10 @@ def probe_safe_loading() -> None:
 
 
 def probe(work_dir: str = 'work_dirs') -> Facts:
-    f = Facts(work_dir=work_dir)
-    f.cuda_visible_devices = os.environ.get('CUDA_VISIBLE_DEVICES')
-    f.smi_gpus = smi_gpu_count()
-    f.nvcc_version = nvcc_version()
+    f = Facts(work_dir=work_dir, cuda_visible_devices=os.environ.get('CUDA_VISIBLE_DEVICES'))
+    f.smi_gpus = sum(x.startswith('GPU ') for x in _stdout('nvidia-smi', '-L').splitlines())
+    nvcc = re.search(r'release (\d+\.\d+)', _stdout('nvcc', '--version'))
+    f.nvcc_version = nvcc and nvcc[1]
     f.cuda_home = os.environ.get('CUDA_HOME') or os.environ.get('CUDA_PATH')
     f.cuda_home_has_nvcc = bool(f.cuda_home) and (Path(f.cuda_home) / 'bin' / 'nvcc').exists()
     try:
@@ -203,8 +187,6 @@ def probe(work_dir: str = 'work_dirs') -> Facts:
     return f
 
 
-# --------------------------------------------------------------------- checks
-
 def _vt(v: str) -> tuple:
     """'2.13.0+cpu' -> (2, 13, 0); '2.0.0rc4' -> (2, 0, 0, -1, 4)."""
     m = re.match(r'(\d+(?:\.\d+)*)(?:rc(\d+))?', v.split('+')[0])
@@ -229,8 +211,7 @@ def _error_check(name: str, error: str, ok: Callable[[Facts], str], fix: str,
 
 
 def check_python(f: Facts) -> Check:
-    v = '.'.join(map(str, f.python))
-    lo, hi = PYTHON_MIN, PYTHON_MAX
+    v, lo, hi = '.'.join(map(str, f.python)), PYTHON_MIN, PYTHON_MAX
     if lo <= tuple(f.python[:2]) <= hi:
         return Check('Python', PASS, v)
     return Check('Python', FAIL, f'{v} is outside {lo[0]}.{lo[1]}-{hi[0]}.{hi[1]}',
@@ -249,60 +230,55 @@ def check_torch(f: Facts) -> Check:
 
 
 def check_torch_cuda(f: Facts) -> Check:
-    name = 'torch CUDA build / GPUs'
+    name, cuda = 'torch CUDA build / GPUs', f.torch_cuda
     if f.torch_error:
         return Check(name, SKIP, 'torch does not import')
-    if f.torch_cuda is None:
-        if f.smi_gpus:
-            return Check(name, FAIL, f'torch is a CPU build but nvidia-smi lists '
-                         f'{f.smi_gpus} GPU(s)',
-                         f'pip uninstall -y torch && pip install torch=={TORCH_DEFAULT} '
-                         '(PyPI default is the CUDA build), then make install')
-        return Check(name, PASS, 'CPU build, no GPU on this machine (training '
-                     'runs on CPU with gloo)')
+    if cuda is None and f.smi_gpus:
+        return Check(name, FAIL, f'torch is a CPU build but nvidia-smi lists {f.smi_gpus} GPU(s)',
+                     f'pip uninstall -y torch && pip install torch=={TORCH_DEFAULT} '
+                     '(PyPI default is the CUDA build), then make install')
+    if cuda is None:
+        return Check(name, PASS, 'CPU build, no GPU on this machine (training runs on CPU with gloo)')
+    if not f.cuda_available and f.cuda_visible_devices is not None and f.smi_gpus:
+        return Check(name, WARN, f'CUDA {cuda} build, but CUDA_VISIBLE_DEVICES='
+                     f'{f.cuda_visible_devices!r} hides every GPU',
+                     'unset CUDA_VISIBLE_DEVICES or list GPU ids')
+    if not f.cuda_available and f.smi_gpus:
+        return Check(name, FAIL, f'CUDA {cuda} build sees no GPU although nvidia-smi lists '
+                     f'{f.smi_gpus}', 'the NVIDIA driver is older than this torch needs: install '
+                     'a torch built for an older CUDA, or update the driver')
     if not f.cuda_available:
-        if f.cuda_visible_devices is not None and f.smi_gpus:
-            return Check(name, WARN, f'CUDA {f.torch_cuda} build, but '
-                         f'CUDA_VISIBLE_DEVICES={f.cuda_visible_devices!r} hides '
-                         'every GPU', 'unset CUDA_VISIBLE_DEVICES or list GPU ids')
-        if f.smi_gpus:
-            return Check(name, FAIL, f'CUDA {f.torch_cuda} build sees no GPU '
-                         f'although nvidia-smi lists {f.smi_gpus}',
-                         'the NVIDIA driver is older than this torch needs: install '
-                         'a torch built for an older CUDA, or update the driver')
-        return Check(name, WARN, f'CUDA {f.torch_cuda} build, no GPU visible',
+        return Check(name, WARN, f'CUDA {cuda} build, no GPU visible',
                      'fine for CPU tests; training needs a GPU machine')
-    return Check(name, PASS, f'CUDA {f.torch_cuda}, {f.gpu_count} GPU(s): '
+    return Check(name, PASS, f'CUDA {cuda}, {f.gpu_count} GPU(s): '
                  + ', '.join(sorted(set(f.gpu_names))))
 
 
 def check_visible_devices(f: Facts) -> Check:
-    v = f.cuda_visible_devices
-    err = gpu_request_error(max(1, f.gpu_count), f.gpu_count, v)
+    v, n = f.cuda_visible_devices, f.gpu_count
+    err = gpu_request_error(max(1, n), n, v)
     if err or (v is not None and v.strip() in ('', '-1') and f.smi_gpus):
         return Check('CUDA_VISIBLE_DEVICES', WARN, err or f'{v!r} hides every GPU',
                      'unset CUDA_VISIBLE_DEVICES, or set it to the GPU ids to use')
-    if v is None:
-        return Check('CUDA_VISIBLE_DEVICES', PASS, f'unset: all {f.gpu_count} '
-                     'GPU(s) visible' if f.gpu_count else 'unset')
-    return Check('CUDA_VISIBLE_DEVICES', PASS, f'{v!r}: {f.gpu_count} GPU(s) visible')
+    detail = f'{v!r}: {n} GPU(s) visible' if v is not None else (
+        f'unset: all {n} GPU(s) visible' if n else 'unset')
+    return Check('CUDA_VISIBLE_DEVICES', PASS, detail)
 
 
 def check_nvcc(f: Facts) -> Check:
-    name = 'nvcc vs torch CUDA'
+    name, nvcc, cuda = 'nvcc vs torch CUDA', f.nvcc_version, f.torch_cuda
     if not f.gpu_count:
         return Check(name, SKIP, 'no GPU: mmcv builds CPU ops only'
-                     + (f' (nvcc {f.nvcc_version} found)' if f.nvcc_version else ''))
-    if not f.nvcc_version:
+                     + (f' (nvcc {nvcc} found)' if nvcc else ''))
+    if not nvcc:
         return Check(name, WARN, 'nvcc not found: mmcv cannot be rebuilt with CUDA kernels',
-                     f'install the CUDA {f.torch_cuda} toolkit (conda install -c '
-                     f'nvidia cuda-nvcc={f.torch_cuda}) and set CUDA_HOME')
-    if _major(f.nvcc_version) != _major(f.torch_cuda):
-        return Check(name, FAIL, f'nvcc {f.nvcc_version} but torch built for CUDA '
-                     f'{f.torch_cuda}: mmcv kernels will not load',
-                     f'put a CUDA {_major(f.torch_cuda)}.x nvcc first on PATH / in '
+                     f'install the CUDA {cuda} toolkit (conda install -c nvidia cuda-nvcc={cuda}) '
+                     'and set CUDA_HOME')
+    if _major(nvcc) != _major(cuda):
+        return Check(name, FAIL, f'nvcc {nvcc} but torch built for CUDA {cuda}: mmcv kernels '
+                     f'will not load', f'put a CUDA {_major(cuda)}.x nvcc first on PATH / in '
                      'CUDA_HOME, or install the torch build for your toolkit')
-    return Check(name, PASS, f'nvcc {f.nvcc_version}, torch CUDA {f.torch_cuda}')
+    return Check(name, PASS, f'nvcc {nvcc}, torch CUDA {cuda}')
 
 
 def check_cuda_home(f: Facts) -> Check:
@@ -329,23 +305,16 @@ def check_mmcv_window(f: Facts) -> Check:
     return Check('mmcv version', PASS, f'{f.mmcv_version} (inside the mmseg/mmdet window)')
 
 
-check_mmcv_ext = _error_check(
-    'mmcv compiled ops (_ext)', 'mmcv_ext_error', lambda f: 'mmcv._ext imports',
-    'mmcv was installed without ops (mmcv-lite or a broken build): '
-    'pip uninstall -y mmcv mmcv-lite && make install')
-
-
 def check_mmcv_cuda_kernels(f: Facts) -> Check:
     name = 'mmcv CUDA kernels'
     if not f.mmcv_cuda_probed:
         return Check(name, SKIP, 'no GPU' if not f.cuda_available else 'mmcv._ext missing')
     if f.mmcv_cuda_kernel_error:
-        return Check(name, WARN, f.mmcv_cuda_kernel_error + ' (training takes the '
-                     'PyTorch paths listed below)',
-                     "mmcv was built without CUDA kernels: an nvcc of torch's CUDA major "
-                     'on PATH, then MMCV_REBUILD=1 make install (it sets FORCE_CUDA=1)')
-    return Check(name, PASS, 'MultiScaleDeformableAttention ran on CUDA and matches '
-                 'the PyTorch reference')
+        return Check(name, WARN, f.mmcv_cuda_kernel_error + ' (training takes the PyTorch paths '
+                     "listed below)", "mmcv was built without CUDA kernels: an nvcc of torch's CUDA "
+                     'major on PATH, then MMCV_REBUILD=1 make install (it sets FORCE_CUDA=1)')
+    return Check(name, PASS, 'MultiScaleDeformableAttention ran on CUDA and matches the PyTorch '
+                 'reference')
 
 
 def op_path_rows(f: Facts) -> list[Check]:
@@ -353,25 +322,16 @@ def op_path_rows(f: Facts) -> list[Check]:
     if not f.op_paths:  # not probed: importing the routing would fail on a broken stack
         return []
     from segkit.plugins.models.ops_routing import FIX, OPS, PYTORCH
-    rows = []
-    for d in f.op_paths:
+
+    def row(d) -> Check:
         name = f'op {d.op} on {d.device.split(":")[0]}'
         if d.path != PYTORCH:
-            rows.append(Check(name, PASS, f'compiled kernel ({d.reason})'))
-        elif d.device.startswith('cuda'):
-            rows.append(Check(name, WARN, f'PyTorch path: {OPS[d.op].pytorch}; '
-                              f'{OPS[d.op].cost}', FIX))
-        else:  # mmcv compiles neither op for CPU: the PyTorch path is the CPU path
-            rows.append(Check(name, PASS, 'PyTorch path (mmcv has no CPU kernel)'))
-    return rows
-
-
-check_mmseg = _error_check(
-    'mmsegmentation', 'mmseg_error', lambda f: f'{_version("mmsegmentation")} imports',
-    'make install')
-check_mmdet = _error_check(
-    'mmdet (Mask2Former)', 'mmdet_error', lambda f: f'{_version("mmdet")} imports',
-    'make install (pins mmdet in requirements.txt; Mask2Former needs mmdet.models)')
+            return Check(name, PASS, f'compiled kernel ({d.reason})')
+        if d.device.startswith('cuda'):
+            return Check(name, WARN, f'PyTorch path: {OPS[d.op].pytorch}; {OPS[d.op].cost}', FIX)
+        # mmcv compiles neither op for CPU: the PyTorch path is the CPU path
+        return Check(name, PASS, 'PyTorch path (mmcv has no CPU kernel)')
+    return [row(d) for d in f.op_paths]
 
 
 def check_setuptools(f: Facts) -> Check:
@@ -381,11 +341,6 @@ def check_setuptools(f: Facts) -> Check:
                      f"pip install 'setuptools{SETUPTOOLS}' (mmcv's build and mmengine "
                      'import pkg_resources, removed in setuptools 81+)')
     return Check(name, PASS, detail)
-
-
-check_tensorboard = _error_check(
-    'TensorBoard writer', 'tensorboard_error', lambda f: 'SummaryWriter wrote an event file',
-    'pip install tensorboard')
 
 
 def check_nccl(f: Facts) -> Check:
@@ -403,16 +358,7 @@ def check_torchvision(f: Facts) -> Check:
         return Check('torchvision', WARN, 'not installed (segkit does not need it)',
                      'nothing to do; for your own use, install the build matching your '
                      'torch where one exists (PyPI has none for CPU torch)')
-    return _error_check(
-        'torchvision', 'torchvision_error', lambda f: f'{_version("torchvision")} imports',
-        "pip uninstall -y torchvision (a torchvision that does not import stops mmengine's "
-        'Runner at start-up), or install the one built for your torch', status=WARN)(f)
-
-
-check_safe_loading = _error_check(
-    'safe checkpoint loading', 'safe_loading_error',
-    lambda f: 'resume checkpoints load with weights_only=True (segkit allowlist)',
-    'reinstall segkit (make install); never set TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')
+    return _torchvision_imports(f)
 
 
 def check_disk(f: Facts) -> Check:
@@ -421,12 +367,34 @@ def check_disk(f: Facts) -> Check:
         return Check('free disk', SKIP, 'not probed')
     detail = f'{free:.1f} GB free for {f.work_dir}/'
     if free < DISK_FAIL_GB:
-        return Check('free disk', FAIL, detail, 'free space or pass --work-dir on '
-                     'another disk (a checkpoint of Mask2Former-Swin-T is ~0.6 GB)')
+        return Check('free disk', FAIL, detail, 'free space or pass --work-dir on another '
+                     'disk (a checkpoint of Mask2Former-Swin-T is ~0.6 GB)')
     if free < DISK_WARN_GB:
         return Check('free disk', WARN, detail, 'keep fewer checkpoints '
                      '(default_hooks.checkpoint.max_keep_ckpts) or free space')
     return Check('free disk', PASS, detail)
+
+
+# the checks that fail (or warn) when the probe recorded an error: (name, Facts field,
+# detail when it passed, fix)
+check_mmcv_ext, check_mmseg, check_mmdet, check_tensorboard, check_safe_loading = (
+    _error_check(*row) for row in [
+        ('mmcv compiled ops (_ext)', 'mmcv_ext_error', lambda f: 'mmcv._ext imports',
+         'mmcv was installed without ops (mmcv-lite or a broken build): '
+         'pip uninstall -y mmcv mmcv-lite && make install'),
+        ('mmsegmentation', 'mmseg_error', lambda f: f'{_version("mmsegmentation")} imports',
+         'make install'),
+        ('mmdet (Mask2Former)', 'mmdet_error', lambda f: f'{_version("mmdet")} imports',
+         'make install (pins mmdet in requirements.txt; Mask2Former needs mmdet.models)'),
+        ('TensorBoard writer', 'tensorboard_error', lambda f: 'SummaryWriter wrote an event file',
+         'pip install tensorboard'),
+        ('safe checkpoint loading', 'safe_loading_error',
+         lambda f: 'resume checkpoints load with weights_only=True (segkit allowlist)',
+         'reinstall segkit (make install); never set TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')])
+_torchvision_imports = _error_check(
+    'torchvision', 'torchvision_error', lambda f: f'{_version("torchvision")} imports',
+    "pip uninstall -y torchvision (a torchvision that does not import stops mmengine's "
+    'Runner at start-up), or install the one built for your torch', status=WARN)
 
 
 CHECKS = [check_python, check_torch, check_torch_cuda, check_visible_devices,

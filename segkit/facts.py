@@ -1,9 +1,7 @@
 """One source for the facts several parts of segkit state: the pinned stack, dataset
-split sizes, and the pretrained files the configs expect.
-
-Imports nothing, so ``scripts/install.sh`` runs it before anything is installed:
-``python segkit/facts.py`` prints the stack as shell assignments.
-"""
+split sizes, and the pretrained files the configs expect. Imports nothing, so
+``scripts/install.sh`` runs it before anything is installed: ``python segkit/facts.py``
+prints the stack as shell assignments."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,8 +28,7 @@ SPLIT_SIZES = [
     ('PascalVOCDataset', 'ImageSets/Segmentation/train.txt', VOC_COUNTS['train'], 'VOC2012 train'),
     ('PascalVOCDataset', 'ImageSets/Segmentation/train_aug.txt', TRAIN_AUG_COUNT, 'VOC train_aug'),
     ('PascalContextDataset', 'SegmentationContext/train.txt', 4996, 'Pascal Context train'),
-    ('PascalContextDataset59', 'SegmentationContext/train.txt', 4996,
-     'Pascal Context train'),
+    ('PascalContextDataset59', 'SegmentationContext/train.txt', 4996, 'Pascal Context train'),
     ('COCOStuffDataset', 'images/train2017', 118287, 'COCO-Stuff 164k train2017'),
     ('COCOStuffDataset', 'images/train2014', 9000, 'COCO-Stuff 10k train'),
     ('LoveDADataset', 'img_dir/train', 2522, 'LoveDA train'),
@@ -83,11 +80,9 @@ SOURCES = {
 
 def how_to_get(path: str) -> str:
     """A one-line hint for a missing pretrained file."""
-    hint = SOURCES.get(Path(path).name)
-    if hint:
-        return hint
-    return ('put the file there, or set its init_cfg checkpoint (or load_from) '
-            'to an existing path; see checkpoints/README.md')
+    return SOURCES.get(Path(path).name) or (
+        'put the file there, or set its init_cfg checkpoint (or load_from) to an existing '
+        'path; see checkpoints/README.md')
 
 
 if __name__ == '__main__':  # for scripts/install.sh

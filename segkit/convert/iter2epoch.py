@@ -1,10 +1,8 @@
 """Iteration-based mmseg config -> epoch-based leaf config with the same LR per sample.
 
-The written file inherits the source (``_base_``), sets the shipped leaves' knobs
-(``num_gpus``, ``samples_per_gpu``, ``max_epochs``, ``warmup_epochs``, ``val_interval``,
-``checkpoint_interval``, ``lr``) with the arithmetic beside them, and overrides what
-epochs change: loop, sampler, batch, scheduler positions, hooks, log processor, vis
-backends, and ``auto_scale_lr.base_batch_size`` (the source's total batch).
+The written file inherits the source (``_base_``), sets the shipped leaves' knobs with
+the arithmetic beside them, and overrides what epochs change: loop, sampler, batch,
+scheduler positions, hooks, log processor, vis backends, ``auto_scale_lr``.
 
 Source iteration ``p`` has seen ``p x B0`` samples (B0 = its GPUs x batch), converted
 iteration ``j`` ``j x G x B``: every position moves to ``j = round(p x B0 / (G x B))``
@@ -12,8 +10,7 @@ iteration ``j`` ``j x G x B``: every position moves to ``j = round(p x B0 / (G x
 len(train_dataloader)``: ``ceil(ceil(N / G) / B)`` (DefaultSampler pads each rank).
 ``convert_to_iter_based`` maps epochs back with ``begin/end = int(e x L)`` and
 ``milestones = e x L``, compared exactly: a drop no float ``e`` places becomes its own
-MultiStep scheduler beginning there. ``max_epochs`` rounds the schedule's end up; the
-< 1 epoch after it runs at the final LR.
+MultiStep scheduler beginning there. ``max_epochs`` rounds the schedule's end up.
 """
 from __future__ import annotations
 
@@ -36,12 +33,11 @@ from segkit.io import atomic_write
 # scheduler family (the type without LR/Momentum/ParamScheduler) -> kind
 _FAMILIES = {'Poly': 'poly', 'PolyLRRatio': 'poly', 'Linear': 'linear', 'Constant': 'constant',
              'MultiStep': 'multistep', 'Step': 'step', 'CosineAnnealing': 'cosine'}
-# kind -> the arguments it may carry that have no unit of time
-_PLAIN_ARGS = {'poly': {'eta_min', 'power', 'eta_min_ratio'},
-               'linear': {'start_factor', 'end_factor'}, 'constant': {'factor'},
-               'multistep': {'gamma'}, 'step': {'gamma'},
-               'cosine': {'eta_min', 'eta_min_ratio'}}
-_TIME_ARGS = {'multistep': {'milestones'}, 'step': {'step_size'}, 'cosine': {'T_max'}}
+# kind -> (the arguments it may carry that have no unit of time, those counted in iterations)
+_ARGS = {'poly': ({'eta_min', 'power', 'eta_min_ratio'}, set()),
+         'linear': ({'start_factor', 'end_factor'}, set()), 'constant': ({'factor'}, set()),
+         'multistep': ({'gamma'}, {'milestones'}), 'step': ({'gamma'}, {'step_size'}),
+         'cosine': ({'eta_min', 'eta_min_ratio'}, {'T_max'})}
 _COMMON_ARGS = {'type', 'begin', 'end', 'by_epoch', 'verbose', 'param_name', '_scope_'}
 _MAX_MILESTONES = 200  # a StepLR rewritten as MultiStepLR: beyond this, refuse
 
@@ -82,12 +78,8 @@ class Conversion:
 
 class _Ref(str):
     """A knob's name: written bare in the config (``end=warmup_epochs``)."""
+    __repr__ = str.__str__
 
-    def __repr__(self) -> str:
-        return str(self)
-
-
-# ---------------------------------------------------------------- arithmetic
 
 def epoch_length(n: int, gpus: int, batch: int, drop_last: bool = False) -> int:
     """len(train_dataloader) per rank with DefaultSampler(round_up=True)."""
@@ -116,8 +108,6 @@ def milestone_value(j: int, length: int):
 def _nearest(x: Fraction) -> int:
     return math.floor(x + Fraction(1, 2))
 
-
-# ---------------------------------------------------------------- the source
 
 def _src_batch(cfg, src: str, src_gpus: Optional[int]) -> tuple:
     """(GPUs, batch per GPU) the source recipe was trained with."""
@@ -166,11 +156,10 @@ def _leaves(ds) -> list:
 def _missing_files(ds) -> Optional[str]:
     for leaf in _leaves(ds):
         paths = dataset_paths(leaf)
-        if 'img_path' in paths and not os.path.isdir(paths['img_path']):
-            return paths['img_path']
-        if 'ann_file' in paths and not os.path.isfile(paths['ann_file']):
-            return paths['ann_file']
-        if 'img_path' not in paths and 'ann_file' not in paths:
+        for key, exists in (('img_path', os.path.isdir), ('ann_file', os.path.isfile)):
+            if key in paths and not exists(paths[key]):
+                return paths[key]
+        if not paths.keys() & {'img_path', 'ann_file'}:
             return paths.get('data_root') or '(no data paths)'
     return None
 
@@ -313,8 +302,6 @@ def _base_entry(src: str, dst: Optional[str]) -> str:
     return path
 
 
-# ---------------------------------------------------------------- the schedulers
-
 def _map_scheduler(i: int, s: dict, max_iters: int, k: Fraction, length: int,
                    knobs: dict) -> list:
     """[(scheduler dict for the leaf, comment)], usually one; or SegkitError.
@@ -324,7 +311,6 @@ def _map_scheduler(i: int, s: dict, max_iters: int, k: Fraction, length: int,
 
     def ep(j: int):
         return knobs.get(j, epoch_value(j, length))
-
     typ, kind = s.get('type'), _scheduler_kind(s.get('type'))
     where = f'param_scheduler[{i}] ({typ})'
     if s.get('by_epoch', True) is not False:
@@ -335,7 +321,8 @@ def _map_scheduler(i: int, s: dict, max_iters: int, k: Fraction, length: int,
                if 'ReduceOnPlateau' in str(typ) else 'is not one segkit can map exactly '
                '(Poly, Linear, Constant, MultiStep, Step, CosineAnnealing)')
         raise SegkitError(f'{where} {why}: convert it by hand')
-    extra = set(s) - _COMMON_ARGS - _PLAIN_ARGS[kind] - _TIME_ARGS.get(kind, set())
+    plain, timed = _ARGS[kind]
+    extra = set(s) - _COMMON_ARGS - plain - timed
     if extra:  # e.g. last_step (a resumed schedule)
         raise SegkitError(f'{where}: argument {sorted(extra)[0]!r} has no known epoch mapping')
     b, e = s.get('begin', 0), s.get('end', max_iters)
@@ -346,8 +333,7 @@ def _map_scheduler(i: int, s: dict, max_iters: int, k: Fraction, length: int,
     if bj >= ej:
         raise SegkitError(f'{where}: [{b}, {e}) it is shorter than one iteration at the '
                           'new batch size')
-    out = {key: v for key, v in s.items()
-           if key == 'type' or key not in _COMMON_ARGS | _TIME_ARGS.get(kind, set())}
+    out = {key: v for key, v in s.items() if key == 'type' or key not in _COMMON_ARGS | timed}
     if 'param_name' in s:
         out['param_name'] = s['param_name']
     out.update(by_epoch=True, convert_to_iter_based=True, begin=ep(bj), end=ep(ej))
@@ -389,17 +375,12 @@ def _map_scheduler(i: int, s: dict, max_iters: int, k: Fraction, length: int,
                       f'is exactly {j - bj}') for j in alone]
 
 
-# ---------------------------------------------------------------- convert / write
-
 def convert(src: str, gpus: int, batch: int, dataset_size: Optional[int] = None,
             epochs: Optional[int] = None, src_gpus: Optional[int] = None,
             save_best: Optional[str] = None, dst: Optional[str] = None) -> tuple:
-    """(text of the epoch leaf config, :class:`Conversion`). Refuses with SegkitError.
-
-    ``epochs`` stretches the whole schedule to that many epochs instead of keeping
-    the source's number of samples; ``dst`` only decides how ``_base_`` points at
-    ``src`` (relative to the written file).
-    """
+    """(text of the epoch leaf config, :class:`Conversion`), or SegkitError. ``epochs``
+    stretches the whole schedule to that many epochs instead of keeping the source's
+    number of samples; ``dst`` only decides how ``_base_`` points at ``src``."""
     for name, v in (('gpus', gpus), ('batch', batch), ('dataset_size', dataset_size),
                     ('epochs', epochs), ('src_gpus', src_gpus)):
         if v is not None and (not isinstance(v, int) or v < 1):
@@ -408,16 +389,13 @@ def convert(src: str, gpus: int, batch: int, dataset_size: Optional[int] = None,
     train_cfg, loader, scheds, ckpt = _check_source(cfg, src)
     max_iters = train_cfg['max_iters']
     src_g, src_b = _src_batch(cfg, src, src_gpus)
-    if dataset_size:
-        n, how, note = dataset_size, 'given', 'given with --dataset-size'
-    else:
-        n, how, note = train_set_size(cfg)
+    n, how, note = ((dataset_size, 'given', 'given with --dataset-size') if dataset_size
+                    else train_set_size(cfg))
     drop_last = bool(loader.get('drop_last', False))
     length = epoch_length(n, gpus, batch, drop_last)
     if length < 1:
         raise SegkitError(f'{n} images with drop_last=True give no full batch of {batch} '
                           f'on {gpus} GPUs')
-
     b0, b1 = src_g * src_b, gpus * batch
     k = Fraction(epochs * length, max_iters) if epochs else Fraction(b0, b1)
     sched_iters = _nearest(max_iters * k)
@@ -468,8 +446,6 @@ def convert(src: str, gpus: int, batch: int, dataset_size: Optional[int] = None,
 
 def _fmt(v) -> str:
     """Python source for a config value: dict(...) for dicts, knob names bare."""
-    if isinstance(v, _Ref):
-        return str(v)
     if isinstance(v, dict):
         if all(isinstance(key, str) and key.isidentifier() for key in v):
             return 'dict(' + ', '.join(f'{key}={_fmt(x)}' for key, x in v.items()) + ')'
@@ -509,12 +485,10 @@ def _knobs(info: Conversion) -> list:
              knob('samples_per_gpu', b, f'images per GPU per iteration -> total batch {b1} '
                                         f'(source: {info.src_gpus} x {info.src_batch})'),
              *_comment(arith), knob('max_epochs', info.max_epochs)]
-    if info.warmup_epochs is not None:
-        lines.append(knob('warmup_epochs', info.warmup_epochs, 'linear warmup: source '
-                          f'{info.src_warmup_iters} it = {round(info.warmup_epochs * L)} it '
-                          'here'))
-    else:
-        lines.append('# (no LR warmup at the start of the source schedule)')
+    lines.append('# (no LR warmup at the start of the source schedule)'
+                 if info.warmup_epochs is None else
+                 knob('warmup_epochs', info.warmup_epochs, 'linear warmup: source '
+                      f'{info.src_warmup_iters} it = {round(info.warmup_epochs * L)} it here'))
     if j != max_iters:
         lines.append(knob('schedule_epochs', info.schedule_epochs,
                           f'the LR schedule ends: source {info.src_iters} it = {j} it here'))

@@ -1,15 +1,10 @@
-"""Pretrained backbone weights -> mmseg key names, checked against the mmseg backbone.
+"""Pretrained backbone weights -> mmseg key names, checked against the mmseg backbone
+(``tools/convert_weights.py``; inputs in checkpoints/README.md).
 
-    python tools/convert_weights.py {mit,swin,mobilenetv3} SRC [DST] [--arch b2] [--force]
-
-Inputs (checkpoints/README.md): ``mit``: the SegFormer release ``mit_b*.pth`` or Hugging
-Face ``nvidia/mit-b*``; ``swin``: the Swin release ``swin_tiny_patch4_window7_224.pth``
-(``{'model': ...}``) or ``microsoft/swin-tiny-patch4-window7-224``; ``mobilenetv3``:
-torchvision's ``deeplabv3_mobilenet_v3_large``. Hugging Face files (the hub names
-``save_pretrained`` writes) are first renamed to the release's layout, fusing q/k/v,
-so one release -> mmseg mapping serves both. Each mapping is a list of key rewrites; a
-key no rule knows passes through, and the strict load into the mmseg backbone, done
-before anything is written, names it.
+Hugging Face files are first renamed to the official release's layout, fusing q/k/v, so
+one release -> mmseg mapping serves both. Each mapping is a list of key rewrites; a key
+no rule knows passes through, and the strict load into the mmseg backbone, done before
+anything is written, names it.
 """
 from __future__ import annotations
 
@@ -36,7 +31,7 @@ SWIN_T = dict(type='SwinTransformer', pretrain_img_size=224, embed_dims=96, patc
               strides=(4, 2, 2, 2), qkv_bias=True, patch_norm=True, out_indices=(0, 1, 2, 3))
 MOBILENETV3_L = dict(type='MobileNetV3', arch='large', norm_cfg=dict(type='BN', eps=0.001),
                      out_indices=(3, 6, 12, 16))
-_VARIANT = {'swin': 'swin-t', 'mobilenetv3': 'mobilenet_v3_large'}
+_BACKBONES = {'swin': (SWIN_T, 'swin-t'), 'mobilenetv3': (MOBILENETV3_L, 'mobilenet_v3_large')}
 
 
 def mit_backbone_cfg(arch: str) -> dict:
@@ -46,8 +41,6 @@ def mit_backbone_cfg(arch: str) -> dict:
                 num_layers=list(depths), num_heads=[1, 2, 5, 8], patch_sizes=[7, 3, 3, 3],
                 sr_ratios=[8, 4, 2, 1], out_indices=(0, 1, 2, 3), mlp_ratio=4, qkv_bias=True)
 
-
-# --------------------------------------------------------------------------- loading
 
 def load_state_dict(src) -> tuple[Path, dict]:
     """``(file, {name: tensor})`` from a ``.pth``/``.bin`` (safe load), a
@@ -96,8 +89,6 @@ def unwrap(obj, where: str = 'the checkpoint') -> dict:
     return sd
 
 
-# -------------------------------------------------------------------- layout detection
-
 # (kind, layout, a key pattern only that layout has)
 _LAYOUTS = (
     ('mit', 'hf', r'(segformer\.)?encoder\.patch_embeddings\.\d+\.'),
@@ -120,19 +111,6 @@ def detect_format(state_dict: Mapping) -> tuple[str, str]:
                       f'{", ".join(list(state_dict)[:3])}); expected SegFormer/MiT, Swin or '
                       'torchvision MobileNetV3 weights (official release or Hugging Face)')
 
-
-def _expect_kind(state_dict: Mapping, kind: str) -> str:
-    found, layout = detect_format(state_dict)
-    if found != kind:
-        raise SegkitError(f'these are {found} weights ({layout} layout), not {kind}; '
-                          f'run: python tools/convert_weights.py {found} SRC')
-    if layout == 'mmseg':
-        raise SegkitError(f'these {kind} weights already use mmseg key names; point '
-                          "the config's init_cfg checkpoint at the file directly")
-    return layout
-
-
-# ------------------------------------------------------------------------ the mappings
 
 def _rename(state_dict: Mapping, rules: list, fuse: tuple = ()) -> OrderedDict:
     """Every ``(pattern, replacement)`` of ``rules`` applied to each key in turn (a
@@ -239,33 +217,57 @@ def _unfold_order(w: torch.Tensor) -> torch.Tensor:
     return w.reshape(*head, 4, c)[..., [0, 2, 1, 3], :].transpose(-1, -2).reshape(w.shape)
 
 
+# kind -> ((rules, fuse) Hugging Face -> release, (rules, fuse) release -> mmseg,
+#          (key pattern, tensor rewrite) after renaming)
+_MAPPINGS = {
+    # q and kv fuse into nn.MultiheadAttention's in_proj; the Mix-FFN Linears become 1x1 convs
+    'mit': ((_HF_MIT, (('attn.k', 'attn.v'), 'attn.kv.{}')),
+            (_MIT, (('attn.attn.q', 'attn.attn.kv'), 'attn.attn.in_proj_{}')),
+            (r'\.ffn\.layers\.[04]\.weight$', lambda v: v.reshape(*v.shape, 1, 1))),
+    'swin': ((_HF_SWIN, (('attn.q', 'attn.k', 'attn.v'), 'attn.qkv.{}')), (_SWIN, ()),
+             (r'\.downsample\.', _unfold_order)),
+    'mobilenetv3': (None, (_MOBILENETV3, ()), (None, None)),
+}
+
+
 def hf_mit_to_official(state_dict: Mapping) -> OrderedDict:
     """Hugging Face Segformer keys -> the SegFormer release's (key+value fuse into kv)."""
-    return _rename(state_dict, _HF_MIT, (('attn.k', 'attn.v'), 'attn.kv.{}'))
+    return _rename(state_dict, *_MAPPINGS['mit'][0])
 
 
 def hf_swin_to_official(state_dict: Mapping) -> OrderedDict:
     """Hugging Face Swin keys -> the Swin release's (query/key/value fuse into qkv)."""
-    return _rename(state_dict, _HF_SWIN, (('attn.q', 'attn.k', 'attn.v'), 'attn.qkv.{}'))
+    return _rename(state_dict, *_MAPPINGS['swin'][0])
 
 
-def convert_mit(state_dict: Mapping, arch: Optional[str] = None) -> OrderedDict:
-    """MiT weights -> mmseg keys: q and kv fuse into ``nn.MultiheadAttention``'s
-    ``in_proj``, the Mix-FFN Linears become 1x1 convs. With ``arch``, the weights
-    must be that variant."""
-    if _expect_kind(state_dict, 'mit') == 'hf':
-        state_dict = hf_mit_to_official(state_dict)
-    out = _rename(state_dict, _MIT, (('attn.attn.q', 'attn.attn.kv'), 'attn.attn.in_proj_{}'))
+def _to_mmseg(kind: str, state_dict: Mapping) -> tuple[OrderedDict, str]:
+    """``(weights under mmseg key names, the source's layout)``."""
+    found, layout = detect_format(state_dict)
+    if found != kind:
+        raise SegkitError(f'these are {found} weights ({layout} layout), not {kind}; '
+                          f'run: python tools/convert_weights.py {found} SRC')
+    if layout == 'mmseg':
+        raise SegkitError(f'these {kind} weights already use mmseg key names; point '
+                          "the config's init_cfg checkpoint at the file directly")
+    to_release, to_mmseg, (pattern, rewrite) = _MAPPINGS[kind]
+    if layout == 'hf':
+        state_dict = _rename(state_dict, *to_release)
+    out = _rename(state_dict, *to_mmseg)
     for k, v in out.items():
-        if re.search(r'\.ffn\.layers\.[04]\.weight$', k):
-            out[k] = v.reshape(*v.shape, 1, 1)
-    found = infer_mit_arch(out)
-    if arch is not None and arch != found:
-        width, depths = MIT_ARCHS[found]
-        raise SegkitError(f'--arch {arch} does not match the weights: they are mit-{found} '
-                          f'(stage-1 width {width}, blocks per stage {list(depths)}); '
-                          f'rerun with --arch {found} or without --arch')
-    return out
+        if pattern and re.search(pattern, k):
+            out[k] = rewrite(v)
+    return out, layout
+
+
+def convert_swin(state_dict: Mapping) -> OrderedDict:
+    """Swin weights (release or Hugging Face) -> mmseg ``SwinTransformer`` keys."""
+    return _to_mmseg('swin', state_dict)[0]
+
+
+def convert_mobilenetv3(state_dict: Mapping) -> OrderedDict:
+    """torchvision's DeepLabV3 MobileNetV3-Large ``backbone`` -> mmseg ``MobileNetV3``
+    (``InvertedResidualV3``: expand_conv, depthwise_conv, se.conv1/2, linear_conv)."""
+    return _to_mmseg('mobilenetv3', state_dict)[0]
 
 
 def infer_mit_arch(mmseg_state_dict: Mapping) -> str:
@@ -283,26 +285,6 @@ def infer_mit_arch(mmseg_state_dict: Mapping) -> str:
     raise SegkitError(f'unrecognised MiT variant (stage-1 width {width}, blocks per '
                       f'stage {list(depths)}); supported: mit-b0..b5')
 
-
-def convert_swin(state_dict: Mapping) -> OrderedDict:
-    """Swin weights (release or Hugging Face) -> mmseg ``SwinTransformer`` keys."""
-    if _expect_kind(state_dict, 'swin') == 'hf':
-        state_dict = hf_swin_to_official(state_dict)
-    out = _rename(state_dict, _SWIN)
-    for k, v in out.items():
-        if '.downsample.' in k:
-            out[k] = _unfold_order(v)
-    return out
-
-
-def convert_mobilenetv3(state_dict: Mapping) -> OrderedDict:
-    """torchvision's DeepLabV3 MobileNetV3-Large ``backbone`` -> mmseg ``MobileNetV3``
-    (``InvertedResidualV3``: expand_conv, depthwise_conv, se.conv1/2, linear_conv)."""
-    _expect_kind(state_dict, 'mobilenetv3')
-    return _rename(state_dict, _MOBILENETV3)
-
-
-# ------------------------------------------------------------------- verification
 
 # Keys the mmseg Swin has that no pretrained file carries, filled from the freshly
 # built backbone: its window-derived index buffers and the output norms of stages 0-2.
@@ -342,8 +324,6 @@ def verify(kind: str, state_dict: Mapping, cfg: dict,
     return out, filled
 
 
-# --------------------------------------------------------------------------- files
-
 def default_dst(kind: str, arch: Optional[str] = None) -> Path:
     """The file the configs expect (segkit/facts.py), mit-b* named like b2/b4."""
     if kind == 'mit':
@@ -352,20 +332,24 @@ def default_dst(kind: str, arch: Optional[str] = None) -> Path:
 
 
 def convert_state_dict(kind: str, state_dict: Mapping, arch: Optional[str] = None):
-    """Convert and verify in memory: ``(mmseg state dict, info dict)``."""
+    """Convert and verify in memory: ``(mmseg state dict, info dict)``; with ``arch``,
+    MiT weights must be that variant."""
     if kind not in KINDS:
         raise SegkitError(f'unknown kind {kind!r}; use one of {", ".join(KINDS)}')
     if arch is not None and kind != 'mit':
         raise SegkitError(f'--arch applies to mit only; {kind} converts '
-                          f'{_VARIANT[kind]} weights')
-    layout = _expect_kind(state_dict, kind)
+                          f'{_BACKBONES[kind][1]} weights')
+    converted, layout = _to_mmseg(kind, state_dict)
     if kind == 'mit':
-        converted = convert_mit(state_dict, arch)
-        arch = infer_mit_arch(converted)
-        cfg, variant = mit_backbone_cfg(arch), f'mit-{arch}'
+        found = infer_mit_arch(converted)
+        if arch is not None and arch != found:
+            width, depths = MIT_ARCHS[found]
+            raise SegkitError(f'--arch {arch} does not match the weights: they are mit-{found} '
+                              f'(stage-1 width {width}, blocks per stage {list(depths)}); '
+                              f'rerun with --arch {found} or without --arch')
+        arch, cfg, variant = found, mit_backbone_cfg(found), f'mit-{found}'
     else:
-        converted = (convert_swin if kind == 'swin' else convert_mobilenetv3)(state_dict)
-        cfg, variant = (SWIN_T if kind == 'swin' else MOBILENETV3_L), _VARIANT[kind]
+        cfg, variant = _BACKBONES[kind]
     out, filled = verify(kind, converted, cfg, f'SRC should be {variant}; it is incomplete or '
                          'another model: download it again')
     return out, dict(kind=kind, layout=layout, variant=variant, backbone=cfg, arch=arch,
@@ -391,7 +375,20 @@ def convert_file(kind: str, src, dst=None, arch: Optional[str] = None,
                 filled_from_init=info['filled'])
     atomic_write(str(dst), lambda tmp: torch.save({'state_dict': out, 'meta': meta}, tmp),
                  durable=True)
-    _summary(console, src_path, dst, info, out)
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(title=f'{kind} weights -> mmseg {info["backbone"]["type"]}', show_header=False)
+    n_values = sum(v.numel() for v in out.values() if v.is_floating_point())
+    rows = [('source', f'{src_path} ({info["layout"]} layout, {len(state_dict)} tensors)'),
+            ('variant', info['variant']),
+            ('converted', f'{len(out)} tensors, {n_values / 1e6:.1f}M values (heads dropped)'),
+            ('from init', info['filled'] and f'{len(info["filled"])} tensors mmseg adds '
+                                             '(buffers, norms)'),
+            ('check', 'strict load into the mmseg backbone: ok'), ('written', str(dst))]
+    for row in rows:
+        if row[1]:
+            table.add_row(*row)
+    (console or Console()).print(table)
     return dst
 
 
@@ -400,21 +397,3 @@ def _refuse_existing(dst: Path, force: bool) -> None:
         raise SegkitError(f'{dst} already exists; pass --force to overwrite it')
     if dst.is_dir():
         raise SegkitError(f'DST {dst} is a folder; give a file name ending in .pth')
-
-
-def _summary(console, src: Path, dst: Path, info: dict, out: Mapping) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    n_params = sum(v.numel() for v in out.values() if v.is_floating_point())
-    table = Table(title=f'{info["kind"]} weights -> mmseg {info["backbone"]["type"]}',
-                  show_header=False)
-    table.add_row('source', f'{src} ({info["layout"]} layout, '
-                            f'{info["source_tensors"]} tensors)')
-    table.add_row('variant', info['variant'])
-    table.add_row('converted', f'{len(out)} tensors, {n_params / 1e6:.1f}M values '
-                               '(heads dropped)')
-    if info['filled']:
-        table.add_row('from init', f'{len(info["filled"])} tensors mmseg adds (buffers, norms)')
-    table.add_row('check', 'strict load into the mmseg backbone: ok')
-    table.add_row('written', str(dst))
-    (console or Console()).print(table)
