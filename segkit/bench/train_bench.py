@@ -19,7 +19,7 @@ import statistics
 import sys
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -42,33 +42,24 @@ OOM_TEXT = ('out of memory', "can't allocate memory", 'CUDNN_STATUS_ALLOC_FAILED
 
 @dataclass
 class Setup:
-    """One benchmarked configuration. ``None`` = what the config says (for the fast
-    paths: the config's ``fast_paths`` dict, else stock PyTorch/mmseg behaviour)."""
+    """One benchmarked configuration. ``switches``: the speed flags given (SETUP_FLAGS
+    from the fourth on: 'amp', 'compile', ...); those not given keep what the config
+    says (its ``fast_paths`` dict, else stock PyTorch/mmseg behaviour)."""
     config: str
     label: str = ''
     batch: Optional[int] = None
-    amp: Optional[str] = None               # 'fp16' | 'bf16' | 'fp32' | None
-    compile: Union[bool, str, None] = None  # False | 'auto' | 'backbone' | 'model'
-    compile_mode: Optional[str] = None
-    compile_backend: Optional[str] = None
-    channels_last: Optional[bool] = None
-    fused: Union[bool, str, None] = None
-    cudnn_benchmark: Optional[bool] = None
-    tf32: Optional[bool] = None
-    fast_attention: Optional[bool] = None
-    size: Optional[tuple] = None            # override the crop size (tests)
+    size: Optional[tuple] = None  # override the crop size (quick CPU runs, tests)
     cfg_options: Optional[dict] = None
+    switches: dict = field(default_factory=dict)
 
     def describe(self) -> str:
         parts = [os.path.basename(self.config).replace('.py', '')]
         for key in ('amp', 'compile', 'channels_last', 'fused', 'fast_attention', 'tf32'):
-            value = getattr(self, key)
+            value = self.switches.get(key)
             if value not in (None, False):
                 parts.append(key if value is True else f'{key}={value}')
         return ' '.join(parts)
 
-
-# ------------------------------------------------------------------ helpers
 
 def quiet_mmengine() -> None:
     """mmengine logs every parameter's init at INFO: keep the terminal readable."""
@@ -140,14 +131,12 @@ def device_info(device: str) -> dict:
     return info
 
 
-# ------------------------------------------------------------------ one setup
-
 def prepare(setup: Setup, device: str):
     """The config with the setup's switches applied: (cfg, FastPaths, amp, batch, size)."""
     cfg = load_config(setup.config, setup.cfg_options)
-    fp = resolve_fast_paths(cfg, fused_optimizer=setup.fused,
-                            **{k: getattr(setup, k) for k in SETUP_FLAGS[3:]})
-    set_amp(cfg, setup.amp, device)
+    fp = resolve_fast_paths(cfg, fused_optimizer=setup.switches.get('fused'),
+                            **{k: setup.switches.get(k) for k in SETUP_FLAGS[3:]})
+    set_amp(cfg, setup.switches.get('amp'), device)
     if cfg.optim_wrapper.get('type') == AMP_WRAPPER:
         cfg.optim_wrapper['device_type'] = device.split(':')[0]
     fp.applied['fused_optimizer'] = set_fused_optimizer(cfg, fp.fused_optimizer,
@@ -305,8 +294,6 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
     return result
 
 
-# ------------------------------------------------------------------ compare / max batch
-
 def compare(a: dict, b: dict) -> dict:
     """Setup B vs setup A."""
     def ratio(x, y):
@@ -373,8 +360,6 @@ def find_max_batch(setup: Setup, device: str = 'cuda', start: Optional[int] = No
     return out
 
 
-# ------------------------------------------------------------------ report
-
 # metric, a setup's value, its B / A key in report['compare'], digits (4: significant)
 TABLE_ROWS = (
     ('batch', lambda s: s['batch'], None, 0),
@@ -432,9 +417,7 @@ def print_report(report: dict) -> None:
                 rows, before, after)
 
 
-# ------------------------------------------------------------------ CLI
-
-# Setup fields set by flags; from the fourth on, FastPaths fields of the same name
+# the flags of a setup: the batch, then its switches (from the fourth on, FastPaths fields)
 SETUP_FLAGS = ('batch', 'amp', 'fused', 'compile', 'compile_mode', 'compile_backend',
                'channels_last', 'cudnn_benchmark', 'tf32', 'fast_attention')
 
@@ -513,15 +496,17 @@ def main(argv=None) -> int:
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     if device == 'cuda' and not torch.cuda.is_available():
         raise SegkitError('--device cuda: no CUDA device visible')
-    setups = [Setup(config=args.config, size=tuple(args.size) if args.size else None,
-                    cfg_options=args.cfg_options, **_flag_values(args))]
+    flags = _flag_values(args)
+    setups = [Setup(args.config, batch=flags.pop('batch', None), switches=flags,
+                    size=tuple(args.size) if args.size else None, cfg_options=args.cfg_options)]
     if args.compare:
         setups.append(replace(setups[0], config=args.compare))
     elif args.compare_flags:
         changes = _flag_values(_setup_flag_parser().parse_args(shlex.split(args.compare_flags)))
         if not changes:
             raise SegkitError(f'--compare-flags {args.compare_flags!r} changes nothing')
-        setups.append(replace(setups[0], **changes))
+        setups.append(replace(setups[0], batch=changes.pop('batch', setups[0].batch),
+                              switches={**setups[0].switches, **changes}))
     if len(setups) == 2:
         setups[0].label, setups[1].label = 'A', 'B'
     print(f'[segkit] benchmarking on {device}: {args.iters} timed + {args.warmup} warm-up '
