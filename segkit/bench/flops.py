@@ -1,19 +1,12 @@
-"""Model FLOPs per image, counted by PyTorch's ``torch.utils.flop_counter.FlopCounterMode``.
-
-Method: the dispatcher-level counter (fvcore-style: it counts matrix products —
-mm/addmm/bmm/baddbmm, convolutions and their backward, scaled-dot-product attention —
-and nothing elementwise: norms, activations, softmax, interpolation, grid_sample).
-One multiply-add = 2 FLOPs (so numbers are 2x the "GFLOPs" tables that count MACs,
-e.g. SegFormer's paper and mmengine's ``get_model_complexity_info``).
+"""Model FLOPs per image, counted by PyTorch's ``FlopCounterMode`` at the dispatcher:
+matrix products (mm/bmm, convolutions and their backward, scaled-dot-product
+attention), nothing elementwise. One multiply-add = 2 FLOPs (2x the "GFLOPs" tables
+that count MACs: SegFormer's paper, mmengine's ``get_model_complexity_info``).
 
 ``forward``: one image through backbone + neck + decode head (``mode='tensor'``).
-``train``:   one real training forward + loss + backward (no optimizer step), counted
-             directly; it is ~3x forward (backward = 2 matrix products per forward
-             one). Mask2Former's loss adds a little (point-sampled mask losses,
-             matching costs).
-Not seen by the counter: mmcv's compiled ops (the CUDA deformable-attention kernel of
-Mask2Former's pixel decoder; on CPU its PyTorch path is grid_sample, also uncounted).
-Both are bilinear sampling, a small share of the FLOPs.
+``train``: one real forward + loss + backward, counted (~3x forward; Mask2Former's
+loss adds a little). Unseen: mmcv's compiled ops and grid_sample (Mask2Former's
+deformable attention, bilinear sampling: a small share).
 """
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import gc
 import itertools
 import logging
@@ -111,11 +112,14 @@ def read_peak(device: str, was_reset: bool) -> dict:
             'peak_bytes': int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024}
 
 
+def _stats(values: list) -> dict:
+    return {'median': statistics.median(values), 'mean': statistics.fmean(values),
+            'min': min(values), 'max': max(values)}
+
+
 def _rates(batch: int, times: list) -> dict:
-    stats = {'median': statistics.median(times), 'mean': statistics.fmean(times),
-             'min': min(times), 'max': max(times)}
-    return {'img_per_s': batch / stats['median'], 'img_per_s_mean': batch / stats['mean'],
-            'iter_s': stats}
+    return {'img_per_s': batch / statistics.median(times),
+            'img_per_s_mean': batch / statistics.fmean(times), 'iter_s': _stats(times)}
 
 
 def device_info(device: str) -> dict:
@@ -137,10 +141,10 @@ def prepare(setup: Setup, device: str):
     fp = resolve_fast_paths(cfg, fused_optimizer=setup.switches.get('fused'),
                             **{k: setup.switches.get(k) for k in SETUP_FLAGS[3:]})
     set_amp(cfg, setup.switches.get('amp'), device)
+    kind = device.split(':')[0]
     if cfg.optim_wrapper.get('type') == AMP_WRAPPER:
-        cfg.optim_wrapper['device_type'] = device.split(':')[0]
-    fp.applied['fused_optimizer'] = set_fused_optimizer(cfg, fp.fused_optimizer,
-                                                        device.split(':')[0])
+        cfg.optim_wrapper['device_type'] = kind
+    fp.applied['fused_optimizer'] = set_fused_optimizer(cfg, fp.fused_optimizer, kind)
     size = tuple(setup.size) if setup.size else crop_size_of(cfg)
     if setup.size:
         cfg.model.data_preprocessor['size'] = size
@@ -165,11 +169,11 @@ def bench_batch(num_classes: int, batch: int, size, seed: int = 0,
     return data
 
 
-def _data_iter(cfg, batch: int, size, synthetic: bool, classes_per_image: Optional[int] = 10):
-    if synthetic:
-        batches = [bench_batch(num_classes_of(cfg), batch, size, seed=i,
-                               classes_per_image=classes_per_image) for i in range(2)]
-        return itertools.cycle(batches), 'synthetic'
+def _data_iter(cfg, batch: int, make_batch: Optional[Callable]):
+    """Endless batches: two of ``make_batch`` (synthetic) in turn, else the config's
+    train dataloader."""
+    if make_batch:
+        return itertools.cycle([make_batch(batch, seed=i) for i in range(2)]), 'synthetic'
     from mmengine.runner import Runner
     loader_cfg = copy.deepcopy(cfg.train_dataloader)
     loader_cfg['batch_size'] = batch
@@ -221,12 +225,14 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
               'optimizer': dict(type=optimizer.get('type'),
                                 fused=bool(optimizer.get('fused', False))),
               'fast_paths': fp.to_cfg()}
+    make_batch = functools.partial(bench_batch, num_classes_of(cfg), size=size,
+                                   classes_per_image=classes_per_image)
     model = optim_wrapper = data_iter = None
     with backend_flags(fp.cudnn_benchmark, fp.tf32):
         try:
             amp_safe.patch()
-            data_iter, result['data'] = _data_iter(cfg, batch, size, synthetic,  # fails fast
-                                                   classes_per_image=classes_per_image)
+            data_iter, result['data'] = _data_iter(  # fails fast
+                cfg, batch, make_batch if synthetic else None)
             torch.manual_seed(0)
             with warnings.catch_warnings():  # mmseg's deprecation chatter
                 warnings.simplefilter('ignore', UserWarning)
@@ -234,10 +240,8 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
             if fp.fast_attention:
                 enable_fast_attention(model)
             if flops:
-                result['flops'] = dict(count_flops(
-                    model, cfg, size, device=device, train=True, amp=amp,
-                    batch=bench_batch(num_classes_of(cfg), 1, size, seed=123,
-                                      classes_per_image=classes_per_image)))
+                result['flops'] = dict(count_flops(model, cfg, size, device=device, amp=amp,
+                                                   batch=make_batch(1, seed=123)))
             # fast attention is idempotent; compile/channels-last after FLOP counting
             result['applied'] = {**fp.applied, **apply_model_fast_paths(model, fp)}
             optim_wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
@@ -259,8 +263,8 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
             waits, losses = waits[warmup:], losses[warmup:]
             result['memory'] = read_peak(device, was_reset)
             result['train'] = {
-                **_rates(batch, times), 'data_wait_s': _rates(1, waits)['iter_s'],
-                'step_s': _rates(1, [t - w for t, w in zip(times, waits)])['iter_s'],
+                **_rates(batch, times), 'data_wait_s': _stats(waits),
+                'step_s': _stats([t - w for t, w in zip(times, waits)]),
                 'data_wait_share': sum(waits) / max(sum(times), 1e-12),
                 'loss_last': losses[-1], 'losses_finite': all(map(math.isfinite, losses)),
                 'warmup_iter_s': warm_times}
@@ -274,8 +278,7 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
             # ---- inference: model.test_step (preprocess, forward, resize, argmax)
             n_inf = infer_iters if infer_iters is not None else max(2, iters // 2)
             if n_inf > 0:
-                infer = bench_batch(num_classes_of(cfg), batch, size, seed=99,
-                                    classes_per_image=classes_per_image)
+                infer = make_batch(batch, seed=99)
                 infer_amp = inference_amp(cfg, amp, device)
                 model.eval()
                 with torch.no_grad(), autocast_context(infer_amp, device.split(':')[0]):
@@ -512,13 +515,13 @@ def main(argv=None) -> int:
     print(f'[segkit] benchmarking on {device}: {args.iters} timed + {args.warmup} warm-up '
           f'iterations, {"synthetic batches" if args.synthetic else "real dataloader"}',
           flush=True)
+    common = dict(device=device, synthetic=args.synthetic,
+                  classes_per_image=args.classes_per_image)
     report = {'tool': 'segkit benchmark', 'version': 1, 'env': device_info(device),
               'args': dict(vars(args)),
-              'setups': [run_setup(setup, iters=args.iters, warmup=args.warmup, device=device,
-                                   synthetic=args.synthetic, infer_iters=args.infer_iters,
-                                   flops=not args.no_flops,
-                                   classes_per_image=args.classes_per_image)
-                         for setup in setups]}
+              'setups': [run_setup(setup, iters=args.iters, warmup=args.warmup,
+                                   infer_iters=args.infer_iters, flops=not args.no_flops,
+                                   **common) for setup in setups]}
     if len(setups) == 2:
         report['compare'] = compare(*report['setups'])
     if args.find_max_batch:
@@ -527,11 +530,9 @@ def main(argv=None) -> int:
         target = setups[-1]
         report['find_max_batch'] = dict(
             setup=target.label or target.describe(),
-            **find_max_batch(target, device=device, start=report['setups'][-1]['batch'],
-                             cap=args.max_batch, mem_limit_bytes=limit,
-                             iters=max(3, args.iters // 2), warmup=args.warmup,
-                             synthetic=args.synthetic,
-                             classes_per_image=args.classes_per_image))
+            **find_max_batch(target, start=report['setups'][-1]['batch'], cap=args.max_batch,
+                             mem_limit_bytes=limit, iters=max(3, args.iters // 2),
+                             warmup=args.warmup, **common))
     print_report(report)
     if args.json:
         write_json(args.json, report)
