@@ -11,21 +11,17 @@ import time
 from typing import Callable
 
 
-def sync(device: str) -> None:
-    if str(device).startswith('cuda'):
-        import torch
-        torch.cuda.synchronize()
-
-
 def timed(fn: Callable, calls: int, device: str = 'cpu') -> list:
-    """Seconds of each of ``calls`` calls of ``fn()``, the device synchronised around each
-    (run it once untimed for the warm-up)."""
+    """Seconds of each of ``calls`` calls of ``fn()``, CUDA synchronised around each
+    (a warm-up is such a call whose times are dropped)."""
+    import torch
+    sync = torch.cuda.synchronize if str(device).startswith('cuda') else (lambda: None)
     times = []
     for _ in range(calls):
-        sync(device)
+        sync()
         t0 = time.perf_counter()
         fn()
-        sync(device)
+        sync()
         times.append(time.perf_counter() - t0)
     return times
 

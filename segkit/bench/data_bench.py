@@ -80,10 +80,10 @@ def write_synthetic_dataset(cfg, root: str, num_images: int) -> dict:
 
     from segkit.bench.synthetic import num_classes_of
     ds = _leaf_dataset(cfg)
-    if DATASETS.get(ds['type']) is None:
+    cls = DATASETS.get(ds['type'])
+    if cls is None:
         raise SegkitError(f"dataset type {ds['type']!r} is not registered")
-    defaults = {k: v.default for k, v in
-                inspect.signature(DATASETS.get(ds['type']).__init__).parameters.items()}
+    defaults = {k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()}
     img_suffix = ds.get('img_suffix', defaults.get('img_suffix', '.jpg'))
     seg_suffix = ds.get('seg_map_suffix', defaults.get('seg_map_suffix', '.png'))
     prefix = {**(defaults.get('data_prefix') or {}), **(ds.get('data_prefix') or {})}

@@ -44,7 +44,7 @@ OOM_TEXT = ('out of memory', "can't allocate memory", 'CUDNN_STATUS_ALLOC_FAILED
 @dataclass
 class Setup:
     """One benchmarked configuration. ``switches``: the speed flags given (SETUP_FLAGS
-    from the fourth on: 'amp', 'compile', ...); those not given keep what the config
+    but the batch: 'amp', 'fused', 'compile', ...); those not given keep what the config
     says (its ``fast_paths`` dict, else stock PyTorch/mmseg behaviour)."""
     config: str
     label: str = ''
