@@ -278,12 +278,15 @@ def run(config: str, compare: Optional[str] = None, images: int = 40, repeats: i
     return report
 
 
+def _ms_share(row: Optional[dict]) -> tuple:
+    return (f"{row['ms_per_image']:.2f}", f"{100 * row['share']:.1f}%") if row else ('', '')
+
+
 def print_report(report: dict) -> None:
     setups = report['setups']
     labels = ['A', 'B'] if len(setups) > 1 else ['config']
     rows = [[' / '.join(dict.fromkeys(r['transform'] for r in step if r)),
-             *(c for r in step for c in ((f"{r['ms_per_image']:.2f}", f"{100 * r['share']:.1f}%")
-                                         if r else ('', '')))]
+             *(cell for r in step for cell in _ms_share(r))]
             for step in itertools.zip_longest(*(s['transforms'] for s in setups))]
     summaries = {'total ms/image': lambda s: f"{s['ms_per_image']:.2f}",
                  'img/s per worker': lambda s: f"{s['img_per_s_per_worker']:.1f}"}
