@@ -1,23 +1,48 @@
 """Benchmarks: training throughput (:mod:`.train_bench`, ``tools/benchmark.py``), the
-data pipeline (:mod:`.data_bench`, ``tools/benchmark_data.py``) and model FLOPs
-(:mod:`.flops`).
-
-GPU measurements of the performance targets (one H100; JSON under work_dirs/bench)::
-
-    B=work_dirs/bench; mkdir -p $B
-    SF_STOCK=mmseg::segformer/segformer_mit-b2_8xb2-160k_ade20k-512x512.py
-    SF_OURS=configs/segformer/segformer_mit-b2_3xb6-200e_voc12aug-512x512_amp.py
-    M2F_STOCK=mmseg::mask2former/mask2former_swin-t_8xb2-160k_ade20k-512x512.py
-    M2F_OURS=configs/mask2former/mask2former_swin-t_3xb4-200e_ade20k-512x512_amp.py
-    # 1. ours vs stock fp32, same crop (512) and batch (ours: 6 / 4 per GPU; stock: 2)
-    python tools/benchmark.py $SF_STOCK --synthetic --batch 6 --iters 50 --warmup 10 \\
-        --compare $SF_OURS --json $B/segformer_b6.json
-    python tools/benchmark.py $M2F_STOCK --synthetic --batch 4 --iters 50 --warmup 10 \\
-        --compare $M2F_OURS --json $B/mask2former_b4.json
-    # 2. largest batch per GPU (ours, then stock for reference)
-    python tools/benchmark.py $SF_OURS --synthetic --find-max-batch --json $B/segformer_max.json
-    python tools/benchmark.py $M2F_OURS --synthetic --find-max-batch --json $B/m2f_max.json
-
-The table prints img/s, the B/A ratio (target >= 2.0x), peak memory (target B/A <=
-1.0x) and SegFormer-B2's achieved TFLOP/s (H100 dense bf16 peak ~798).
+data pipeline (:mod:`.data_bench`, ``tools/benchmark_data.py``), model FLOPs
+(:mod:`.flops`), the Hugging Face peers (:mod:`.hf_peer`), the routed ops
+(:mod:`.ops_cost`); ``scripts/gpu_check.sh`` runs them on a GPU and
+:mod:`.gpu_report` gathers its record. Below: what they share.
 """
+from __future__ import annotations
+
+import json
+import time
+from typing import Callable
+
+
+def timed(fn: Callable, calls: int, device: str = 'cpu') -> list:
+    """Seconds of each of ``calls`` calls of ``fn()``, CUDA synchronised around each
+    (a warm-up is such a call whose times are dropped)."""
+    import torch
+    sync = torch.cuda.synchronize if str(device).startswith('cuda') else (lambda: None)
+    times = []
+    for _ in range(calls):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def write_json(path: str, report: dict) -> None:
+    """The report as indented JSON, written atomically."""
+    from segkit.io import atomic_write_bytes
+    atomic_write_bytes(path, (json.dumps(report, indent=1, default=str) + '\n').encode())
+
+
+def print_table(title: str, header: list, rows: list, before=(), after=()) -> None:
+    """A rich table (first column left-aligned, the others right), with lines before
+    and after it."""
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(title=title)
+    table.add_column(header[0])
+    for name in header[1:]:
+        table.add_column(name, justify='right')
+    for row in rows:
+        table.add_row(*row)
+    console = Console()
+    for item in (*before, table, *after):
+        console.print(item)

@@ -12,13 +12,15 @@ the same random seeds.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
 import inspect
+import itertools
+import json
 import os
 import random
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +28,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from segkit.bench import print_table, write_json
 from segkit.engine.cli import add_cfg_options
 from segkit.engine.config import dataset_paths, iter_datasets, load_config
 from segkit.errors import SegkitError
@@ -34,6 +37,10 @@ from segkit.errors import SegkitError
 TYPICAL_SIZE = {'ADE20KDataset': (512, 683), 'PascalVOCDataset': (375, 500),
                 'PascalContextDataset': (375, 500), 'PascalContextDataset59': (375, 500),
                 'CityscapesDataset': (1024, 2048)}
+# a GPU's training speed to feed when none is measured (img/s per H100, bf16 recipe):
+# deliberately generous guesses; pass --gpu-img-per-s or --train-json with a number
+# measured by tools/benchmark.py on the training server
+ASSUMED_GPU_IMG_PER_S = {'mask2former': 40.0, 'segformer': 150.0}
 
 
 def _leaf_dataset(cfg) -> dict:
@@ -41,16 +48,6 @@ def _leaf_dataset(cfg) -> dict:
     if not leaves:
         raise SegkitError('the config has no train_dataloader.dataset')
     return copy.deepcopy(leaves[0][1])
-
-
-def _dataset_defaults(ds_type: str) -> dict:
-    from mmseg.registry import DATASETS
-    cls = DATASETS.get(ds_type)
-    if cls is None:
-        raise SegkitError(f'dataset type {ds_type!r} is not registered')
-    sig = inspect.signature(cls.__init__)
-    return {k: v.default for k, v in sig.parameters.items()
-            if v.default is not inspect.Parameter.empty}
 
 
 def _real_files_present(ds: dict) -> bool:
@@ -79,9 +76,14 @@ def write_synthetic_dataset(cfg, root: str, num_images: int) -> dict:
     """Write ``num_images`` pairs where the config's train dataset looks for them,
     under ``root``; returns the dataset cfg pointed at ``root``."""
     import cv2
+    from mmseg.registry import DATASETS
+
     from segkit.bench.synthetic import num_classes_of
     ds = _leaf_dataset(cfg)
-    defaults = _dataset_defaults(ds['type'])
+    cls = DATASETS.get(ds['type'])
+    if cls is None:
+        raise SegkitError(f"dataset type {ds['type']!r} is not registered")
+    defaults = {k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()}
     img_suffix = ds.get('img_suffix', defaults.get('img_suffix', '.jpg'))
     seg_suffix = ds.get('seg_map_suffix', defaults.get('seg_map_suffix', '.png'))
     prefix = {**(defaults.get('data_prefix') or {}), **(ds.get('data_prefix') or {})}
@@ -89,8 +91,8 @@ def write_synthetic_dataset(cfg, root: str, num_images: int) -> dict:
     num_classes = num_classes_of(cfg)
     root_p = Path(root)
     img_dir, seg_dir = (root_p / prefix.get(k, '') for k in ('img_path', 'seg_map_path'))
-    for d in (img_dir, seg_dir):
-        d.mkdir(parents=True, exist_ok=True)
+    img_dir.mkdir(parents=True, exist_ok=True)
+    seg_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     names = [f'bench_{i:05d}' for i in range(num_images)]
     for name in names:
@@ -153,41 +155,33 @@ def profile_pipelines(pipeline_cfgs: list, infos: list, repeats: int = 2) -> lis
     from mmengine.registry import init_default_scope
     from mmseg.registry import TRANSFORMS
     init_default_scope('mmseg')
-    setups = [{'cfg': pipeline_cfg, 'names': [t.get('type') for t in pipeline_cfg],
-               'transforms': [TRANSFORMS.build(copy.deepcopy(t)) for t in pipeline_cfg],
-               'totals': np.zeros(len(pipeline_cfg)), 'per_image': [], 'dropped': 0}
-              for pipeline_cfg in pipeline_cfgs]
+    setups = [{'cfg': cfg, 'transforms': [TRANSFORMS.build(copy.deepcopy(t)) for t in cfg],
+               'times': [], 'dropped': 0} for cfg in pipeline_cfgs]
     with worker_threads():
-        for rep in range(repeats + 1):  # pass 0: warm-up
-            timed = rep > 0
-            for i, info in enumerate(infos):
-                for st in setups:
-                    np.random.seed(rep * 100003 + i)
-                    random.seed(rep * 100003 + i)
-                    results = _start(info, st['cfg'])
-                    t_img = 0.0
-                    for k, transform in enumerate(st['transforms']):
-                        t0 = time.perf_counter()
-                        results = transform(results)
-                        dt = time.perf_counter() - t0
-                        t_img += dt
-                        if timed:
-                            st['totals'][k] += dt
-                        if results is None:
-                            st['dropped'] += timed
-                            break
-                    if timed:
-                        st['per_image'].append(t_img)
+        for rep, (i, info) in itertools.product(range(repeats + 1), enumerate(infos)):
+            for st in setups:  # rep 0: warm-up
+                np.random.seed(rep * 100003 + i)
+                random.seed(rep * 100003 + i)
+                results, times = _start(info, st['cfg']), np.zeros(len(st['transforms']))
+                for k, transform in enumerate(st['transforms']):
+                    t0 = time.perf_counter()
+                    results = transform(results)
+                    times[k] = time.perf_counter() - t0
+                    if results is None:
+                        st['dropped'] += rep > 0
+                        break
+                if rep:
+                    st['times'].append(times)
     out = []
     for st in setups:
-        n = len(st['per_image'])
-        total = float(st['totals'].sum())
-        rows = [{'transform': name, 'ms_per_image': 1e3 * float(t) / n,
-                 'share': float(t) / total if total else 0.0}
-                for name, t in zip(st['names'], st['totals'])]
+        times = np.array(st['times'])  # image x transform
+        n, total = len(times), float(times.sum())
+        rows = [{'transform': t.get('type'), 'ms_per_image': 1e3 * float(x) / n,
+                 'share': float(x) / total if total else 0.0}
+                for t, x in zip(st['cfg'], times.sum(0))]
         out.append({'images': n, 'img_per_s_per_worker': n / total,
                     'ms_per_image': 1e3 * total / n,
-                    'ms_per_image_median': 1e3 * statistics.median(st['per_image']),
+                    'ms_per_image_median': 1e3 * float(np.median(times.sum(1))),
                     'transforms': rows,
                     'slowest': max(rows, key=lambda r: r['ms_per_image'])['transform'],
                     'dropped': st['dropped']})
@@ -284,60 +278,48 @@ def run(config: str, compare: Optional[str] = None, images: int = 40, repeats: i
     return report
 
 
+def _ms_share(row: Optional[dict]) -> tuple:
+    return (f"{row['ms_per_image']:.2f}", f"{100 * row['share']:.1f}%") if row else ('', '')
+
+
 def print_report(report: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    console = Console()
     setups = report['setups']
     labels = ['A', 'B'] if len(setups) > 1 else ['config']
-    table = Table(title=f"train pipeline, one worker ({report['images']} images x "
-                        f"{report['repeats']}, {report['source'].split(' in ')[0]})")
-    table.add_column('transform')
-    for label in labels:
-        table.add_column(f'{label} ms', justify='right')
-        table.add_column(f'{label} share', justify='right')
-    for i in range(max(len(s['transforms']) for s in setups)):
-        rows = [s['transforms'][i] if i < len(s['transforms']) else None for s in setups]
-        cells = [(f"{r['ms_per_image']:.2f}", f"{100 * r['share']:.1f}%") if r else ('', '')
-                 for r in rows]
-        table.add_row(' / '.join(dict.fromkeys(r['transform'] for r in rows if r)),
-                      *(c for pair in cells for c in pair))
-
-    def summary(label: str, cell: Callable) -> None:
-        table.add_row(label, *(c for s in setups for c in (cell(s), '')))
-    summary('total ms/image', lambda s: f"{s['ms_per_image']:.2f}")
-    summary('img/s per worker', lambda s: f"{s['img_per_s_per_worker']:.1f}")
+    rows = [[' / '.join(dict.fromkeys(r['transform'] for r in step if r)),
+             *(cell for r in step for cell in _ms_share(r))]
+            for step in itertools.zip_longest(*(s['transforms'] for s in setups))]
+    summaries = {'total ms/image': lambda s: f"{s['ms_per_image']:.2f}",
+                 'img/s per worker': lambda s: f"{s['img_per_s_per_worker']:.1f}"}
     if any('loader' in s for s in setups):
-        summary('DataLoader img/s', lambda s: f"{s['loader']['img_per_s']:.1f} "
-                f"({s['loader']['workers']} w)" if 'loader' in s else '-')
-    console.print(table)
-    for label, s in zip(labels, setups):
-        console.print(f"{label}: {s['config']}  (slowest: {s['slowest']})")
+        summaries['DataLoader img/s'] = lambda s: (f"{s['loader']['img_per_s']:.1f} "
+                                                   f"({s['loader']['workers']} w)"
+                                                   if 'loader' in s else '-')
+    rows += [[label, *(c for s in setups for c in (cell(s), ''))]
+             for label, cell in summaries.items()]
+    after = [f"{label}: {s['config']}  (slowest: {s['slowest']})"
+             for label, s in zip(labels, setups)]
     if report.get('compare'):
-        console.print(f"B vs A: {report['compare']['b_vs_a_img_per_s']:.2f}x images/s per "
-                      'worker')
+        after.append(f"B vs A: {report['compare']['b_vs_a_img_per_s']:.2f}x images/s per "
+                     'worker')
     feed = report.get('gpu_feed')
     if feed:
-        console.print(
+        after.append(
             f"GPU feed: {feed['gpus']} GPUs, {feed['cores']} cores -> "
             f"{feed['workers_per_gpu']} workers/GPU x "
-            f"{report['setups'][0]['img_per_s_per_worker']:.1f}"
+            f"{setups[0]['img_per_s_per_worker']:.1f}"
             f" = {feed['supplied_img_per_s_per_gpu']:.0f} img/s per GPU vs "
             f"{feed['needed_img_per_s_per_gpu']:.0f} needed ({feed['source']}): headroom "
             f"{feed['headroom']:.1f}x{' -> STARVES' if feed['starves'] else ''}")
-
-
-# a GPU's training speed to feed when none is measured (img/s per H100, bf16 recipe):
-# deliberately generous guesses; pass --gpu-img-per-s or --train-json with a number
-# measured by tools/benchmark.py on the training server
-ASSUMED_GPU_IMG_PER_S = {'mask2former': 40.0, 'segformer': 150.0}
+    print_table(f"train pipeline, one worker ({report['images']} images x "
+                f"{report['repeats']}, {report['source'].split(' in ')[0]})",
+                ['transform', *(f'{label} {col}' for label in labels for col in ('ms', 'share'))],
+                rows, after=after)
 
 
 def _needed_rate(args, config: str) -> tuple:
     if args.gpu_img_per_s:
         return float(args.gpu_img_per_s), 'given'
     if args.train_json:
-        import json
         rep = json.loads(Path(args.train_json).read_text())
         best = max(s['train']['img_per_s'] for s in rep['setups'])
         return float(best), f'measured, {args.train_json}'
@@ -348,7 +330,6 @@ def _needed_rate(args, config: str) -> tuple:
 
 
 def build_parser():
-    import argparse
     p = argparse.ArgumentParser(
         prog='tools/benchmark_data.py', formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Images/s of a config's train pipeline per DataLoader worker, each "
@@ -396,8 +377,6 @@ def main(argv=None) -> int:
     report['gpu_feed'] = report['setups'][0]['gpu_feed']
     print_report(report)
     if args.json:
-        import json
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1, default=str) + '\n')
+        write_json(args.json, report)
         print(f'[segkit] JSON: {args.json}')
     return 0

@@ -1,19 +1,12 @@
-"""Model FLOPs per image, counted by PyTorch's ``torch.utils.flop_counter.FlopCounterMode``.
-
-Method: the dispatcher-level counter (fvcore-style: it counts matrix products —
-mm/addmm/bmm/baddbmm, convolutions and their backward, scaled-dot-product attention —
-and nothing elementwise: norms, activations, softmax, interpolation, grid_sample).
-One multiply-add = 2 FLOPs (so numbers are 2x the "GFLOPs" tables that count MACs,
-e.g. SegFormer's paper and mmengine's ``get_model_complexity_info``).
+"""Model FLOPs per image, counted by PyTorch's ``FlopCounterMode`` at the dispatcher:
+matrix products (mm/bmm, convolutions and their backward, scaled-dot-product
+attention), nothing elementwise. One multiply-add = 2 FLOPs (2x the "GFLOPs" tables
+that count MACs: SegFormer's paper, mmengine's ``get_model_complexity_info``).
 
 ``forward``: one image through backbone + neck + decode head (``mode='tensor'``).
-``train``:   one real training forward + loss + backward (no optimizer step), counted
-             directly; it is ~3x forward (backward = 2 matrix products per forward
-             one). Mask2Former's loss adds a little (point-sampled mask losses,
-             matching costs).
-Not seen by the counter: mmcv's compiled ops (the CUDA deformable-attention kernel of
-Mask2Former's pixel decoder; on CPU its PyTorch path is grid_sample, also uncounted).
-Both are bilinear sampling, a small share of the FLOPs.
+``train``: one real forward + loss + backward, counted (~3x forward; Mask2Former's
+loss adds a little). Unseen: mmcv's compiled ops and grid_sample (Mask2Former's
+deformable attention, bilinear sampling: a small share).
 """
 from __future__ import annotations
 
@@ -35,7 +28,7 @@ def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _paddi
     from torch.utils.flop_counter import conv_flop_count
     forward = conv_flop_count(list(x_shape), list(w_shape), list(grad_out_shape),
                               transposed=bool(transposed))
-    return forward * (int(bool(output_mask[0])) + int(bool(output_mask[1])))
+    return forward * sum(map(bool, output_mask[:2]))
 
 
 def _flop_counter():
@@ -47,35 +40,26 @@ def _flop_counter():
 
 def count_flops(model, cfg, size=None, device: str = 'cpu', train: bool = True,
                 amp=None, batch: dict = None) -> dict:
-    """FLOPs per image: {'forward': int, 'train': int|None, 'method': str}.
-
-    ``model`` is used as is (weights untouched: the backward leaves gradients that
-    are zeroed afterwards); ``size`` defaults to the config's crop size; ``batch``:
-    a one-image batch to count on (default: segkit.bench.synthetic's).
-    """
+    """FLOPs per image of ``model`` as is (the backward's gradients are zeroed after),
+    at ``size`` (default: the crop), on ``batch`` (one image; default: a synthetic one)."""
     from segkit.engine.fast_paths import autocast_context
     from segkit.bench.synthetic import crop_size_of, num_classes_of, synthetic_batch
     size = tuple(size or crop_size_of(cfg) or (512, 512))
     if batch is None:
         batch = synthetic_batch(num_classes_of(cfg), 1, size, seed=123)
     was_training = model.training
-    out = {'method': FLOPS_METHOD, 'size': list(size)}
+    out = {'method': FLOPS_METHOD, 'size': list(size), 'forward': None, 'train': None}
     try:
         model.train()
         data = model.data_preprocessor(copy.copy(batch), True)
-        with torch.no_grad(), autocast_context(amp, device):
-            counter = _flop_counter()
-            with counter:
-                _forward(model, data)
+        with _flop_counter() as counter, torch.no_grad(), autocast_context(amp, device):
+            _forward(model, data)
         out['forward'] = int(counter.get_total_flops())
-        out['train'] = None
         if train:
-            counter = _flop_counter()
             data = model.data_preprocessor(copy.copy(batch), True)
-            with counter:
+            with _flop_counter() as counter:
                 with autocast_context(amp, device):
-                    losses = model(**data, mode='loss')
-                    loss, _ = model.parse_losses(losses)
+                    loss, _ = model.parse_losses(model(**data, mode='loss'))
                 loss.backward()
             model.zero_grad(set_to_none=True)
             out['train'] = int(counter.get_total_flops())
@@ -93,12 +77,3 @@ def _forward(model, data):
     if 'batch_data_samples' in inspect.signature(head.forward).parameters:
         return head.forward(x, data['data_samples'])
     return head.forward(x)
-
-
-def train_flops_per_image(flops: dict) -> int:
-    """Measured training FLOPs per image, else 3x forward."""
-    return int(flops.get('train') or 3 * flops['forward'])
-
-
-def achieved_tflops(flops: dict, images_per_s: float) -> float:
-    return train_flops_per_image(flops) * images_per_s / 1e12

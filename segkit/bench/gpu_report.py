@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import operator
 import re
 from pathlib import Path
+
+from segkit.bench import write_json
+from segkit.io import atomic_write_bytes
 
 H200_BF16_PEAK_TFLOPS = 790.0  # measured dense bf16 matmul on this workplace's H200
 TARGETS = {'amp_over_stock': 2.0, 'mem_ratio_max': 1.0, 'over_hf': 1.2, 'mfu': 0.35}
@@ -36,52 +40,51 @@ def read_steps(results: Path) -> list:
     return steps
 
 
+FIELDS = {  # a model's row: the bench JSON ({} = the model) and the keys into it
+    'stock_img_s': ('{}', 'setups', 0, 'train', 'img_per_s'),
+    'amp_img_s': ('{}', 'setups', 1, 'train', 'img_per_s'),
+    'stock_peak_gib': ('{}', 'setups', 0, 'memory', 'peak_bytes'),
+    'amp_peak_gib': ('{}', 'setups', 1, 'memory', 'peak_bytes'),
+    'stock_infer_img_s': ('{}', 'setups', 0, 'inference', 'img_per_s'),
+    'amp_infer_img_s': ('{}', 'setups', 1, 'inference', 'img_per_s'),
+    'amp_tflops': ('{}', 'setups', 1, 'train', 'achieved_tflops'),
+    'hf_img_s': ('hf_{}', 'train', 'img_per_s'),
+    'hf_peak_gib': ('hf_{}', 'memory', 'peak_bytes'),
+    'amp_max_batch': ('{}_max', 'find_max_batch', 'max_batch')}
+RATIOS = {'amp_over_stock': ('amp_img_s', 'stock_img_s'),
+          'mem_ratio': ('amp_peak_gib', 'stock_peak_gib'),
+          'infer_ratio': ('amp_infer_img_s', 'stock_infer_img_s'),
+          'amp_over_hf': ('amp_img_s', 'hf_img_s')}
+VERDICTS = {'amp >= 2.0x stock': ('amp_over_stock', operator.ge, TARGETS['amp_over_stock']),
+            'peak memory <= stock': ('mem_ratio', operator.le, TARGETS['mem_ratio_max']),
+            'amp >= 1.2x HF': ('amp_over_hf', operator.ge, TARGETS['over_hf']),
+            'inference >= stock': ('infer_ratio', operator.ge, 1.0),
+            '>= 35% of bf16 peak': ('mfu', operator.ge, TARGETS['mfu'])}
+
+
 def _get(d, *keys):
     for k in keys:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(k)
+        if isinstance(k, int):
+            d = d[k] if isinstance(d, list) and k < len(d) else None
+        else:
+            d = d.get(k) if isinstance(d, dict) else None
     return d
 
 
 def model_rows(bench: Path) -> dict:
     out = {}
     for model in ('segformer', 'mask2former'):
-        rep = _load(bench / f'{model}.json') or {}
-        setups = rep.get('setups') or [{}, {}]
-        stock, ours = (setups + [{}, {}])[:2]
-        hf = _load(bench / f'hf_{model}.json') or {}
-        mx = _load(bench / f'{model}_max.json') or {}
-        row = {'stock_img_s': _get(stock, 'train', 'img_per_s'),
-               'amp_img_s': _get(ours, 'train', 'img_per_s'),
-               'stock_peak_gib': (_get(stock, 'memory', 'peak_bytes') or 0) / 2**30 or None,
-               'amp_peak_gib': (_get(ours, 'memory', 'peak_bytes') or 0) / 2**30 or None,
-               'stock_infer_img_s': _get(stock, 'inference', 'img_per_s'),
-               'amp_infer_img_s': _get(ours, 'inference', 'img_per_s'),
-               'amp_tflops': _get(ours, 'train', 'achieved_tflops'),
-               'hf_img_s': _get(hf, 'train', 'img_per_s'),
-               'hf_peak_gib': (_get(hf, 'memory', 'peak_bytes') or 0) / 2**30 or None,
-               'amp_max_batch': _get(mx, 'find_max_batch', 'max_batch')}
-
-        def ratio(a, b):
-            return row[a] / row[b] if row[a] and row[b] else None
-        row['amp_over_stock'] = ratio('amp_img_s', 'stock_img_s')
-        row['mem_ratio'] = ratio('amp_peak_gib', 'stock_peak_gib')
-        row['infer_ratio'] = ratio('amp_infer_img_s', 'stock_infer_img_s')
-        row['amp_over_hf'] = ratio('amp_img_s', 'hf_img_s')
+        row = {}
+        for field, (name, *keys) in FIELDS.items():
+            value = _get(_load(bench / f'{name.format(model)}.json'), *keys)
+            row[field] = ((value or 0) / 2**30 or None) if field.endswith('_gib') else value
+        for field, (a, b) in RATIOS.items():
+            row[field] = row[a] / row[b] if row[a] and row[b] else None
         row['mfu'] = row['amp_tflops'] / H200_BF16_PEAK_TFLOPS if row['amp_tflops'] else None
+        row['targets'] = {name: None if row[key] is None else bool(meets(row[key], bound))
+                          for name, (key, meets, bound) in VERDICTS.items()}
         out[model] = row
     return out
-
-
-def verdicts(row: dict) -> dict:
-    def v(x, ok):
-        return None if x is None else bool(ok(x))
-    return {'amp >= 2.0x stock': v(row['amp_over_stock'], lambda x: x >= TARGETS['amp_over_stock']),
-            'peak memory <= stock': v(row['mem_ratio'], lambda x: x <= TARGETS['mem_ratio_max']),
-            'amp >= 1.2x HF': v(row['amp_over_hf'], lambda x: x >= TARGETS['over_hf']),
-            'inference >= stock': v(row['infer_ratio'], lambda x: x >= 1.0),
-            '>= 35% of bf16 peak': v(row['mfu'], lambda x: x >= TARGETS['mfu'])}
 
 
 def _f(x, fmt='{:.2f}'):
@@ -107,7 +110,7 @@ def summary_md(report: dict) -> str:
     lines.append('')
     for model, r in report['models'].items():
         marks = ', '.join(f"{k}: {'yes' if ok else 'NO'}" for k, ok in
-                          verdicts(r).items() if ok is not None)
+                          r['targets'].items() if ok is not None)
         lines.append(f'- {model} targets: {marks or "no numbers"}')
     ops = report.get('ops_msda') or {}
     if ops:
@@ -119,13 +122,9 @@ def summary_md(report: dict) -> str:
 
 def build(results: Path, total_s: int = 0) -> dict:
     bench = results / 'bench'
-    report = {'total_s': total_s, 'steps': read_steps(results), 'models': model_rows(bench),
-              'ops_msda': _load(bench / 'ops_msda.json'), 'bench': {}}
-    for path in sorted(bench.glob('*.json')):
-        report['bench'][path.stem] = _load(path)
-    for model, row in report['models'].items():
-        row['targets'] = verdicts(row)
-    return report
+    return {'total_s': total_s, 'steps': read_steps(results), 'models': model_rows(bench),
+            'ops_msda': _load(bench / 'ops_msda.json'),
+            'bench': {path.stem: _load(path) for path in sorted(bench.glob('*.json'))}}
 
 
 def main(argv=None) -> int:
@@ -133,12 +132,10 @@ def main(argv=None) -> int:
     p.add_argument('results')
     p.add_argument('--total-s', type=int, default=0)
     args = p.parse_args(argv)
-    from segkit.io import atomic_write_bytes
-    results = Path(args.results)
-    report = build(results, args.total_s)
-    atomic_write_bytes(str(results / 'gpu_check.json'), json.dumps(report, indent=1).encode())
+    report = build(Path(args.results), args.total_s)
+    write_json(str(Path(args.results) / 'gpu_check.json'), report)
     text = summary_md(report)
-    atomic_write_bytes(str(results / 'summary.md'), text.encode())
+    atomic_write_bytes(str(Path(args.results) / 'summary.md'), text.encode())
     print(text)
     return 0
 

@@ -2,23 +2,21 @@
 config (random weights), bf16 autocast, the same batch and crop; training images/s
 and peak memory, to set beside ``tools/benchmark.py``'s numbers.
 
-    python -m segkit.bench.hf_peer segformer --batch 6 --size 512 --json out.json
-    python -m segkit.bench.hf_peer mask2former --batch 4 --size 512
+    python -m segkit.bench.hf_peer {segformer,mask2former} --batch 6 --size 512 [--json OUT]
 
-``segformer``: ``SegformerForSemanticSegmentation`` with MiT-B2's sizes (21 classes,
-VOC). ``mask2former``: ``Mask2FormerForUniversalSegmentation`` with a Swin-T backbone
-(150 classes, ADE20K; 10 masks per image, like tools/benchmark.py's synthetic
-labels). AdamW (fused on CUDA). Needs transformers (not a segkit dependency).
+``SegformerForSemanticSegmentation`` with MiT-B2's sizes (21 classes, VOC);
+``Mask2FormerForUniversalSegmentation`` with a Swin-T backbone (150 classes, ADE20K;
+10 masks per image, like tools/benchmark.py's synthetic labels). AdamW (fused on
+CUDA). Needs transformers (not a segkit dependency).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import time
 
 import torch
 
+from segkit.bench import timed, write_json
 from segkit.errors import SegkitError
 
 MODELS = ('segformer', 'mask2former')
@@ -28,7 +26,8 @@ def build(name: str):
     try:
         import transformers as tf
     except ImportError as err:
-        raise SegkitError('the Hugging Face peer needs transformers: pip install transformers') from err
+        raise SegkitError('the Hugging Face peer needs transformers: '
+                          'pip install transformers') from err
     if name == 'segformer':  # MiT-B2 (nvidia/mit-b2's config)
         cfg = tf.SegformerConfig(depths=[3, 4, 6, 3], hidden_sizes=[64, 128, 320, 512],
                                  decoder_hidden_size=768, num_labels=21)
@@ -63,32 +62,27 @@ def run(name: str, batch: int, size: int, iters: int = 20, warmup: int = 5,
     torch.manual_seed(0)
     model, classes = build(name)
     model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=6e-5,
-                            fused=device.startswith('cuda'))
-    data = batch_of(name, classes, batch, size, device)
     cuda = device.startswith('cuda')
-    times = []
-    for i in range(warmup + iters):
-        if i == warmup and cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        t0 = time.perf_counter()
+    opt = torch.optim.AdamW(model.parameters(), lr=6e-5, fused=cuda)
+    data = batch_of(name, classes, batch, size, device)
+    losses = []
+
+    def step():
         with torch.autocast(device.split(':')[0], dtype=torch.bfloat16, enabled=amp):
             loss = model(**data).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        if cuda:
-            torch.cuda.synchronize()
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    out = {'label': f'hf-{name}', 'model': type(model).__name__, 'batch': batch,
-           'size': [size, size], 'amp': 'bf16' if amp else None, 'iters': iters,
-           'train': {'img_per_s': batch / statistics.median(times),
-                     'iter_s_median': statistics.median(times)},
-           'loss_last': float(loss.detach()),
-           'memory': {'peak_bytes': torch.cuda.max_memory_allocated() if cuda else None}}
-    return out
+        losses.append(loss.detach())
+    timed(step, warmup, device)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    median = statistics.median(timed(step, iters, device))
+    return {'label': f'hf-{name}', 'model': type(model).__name__, 'batch': batch,
+            'size': [size, size], 'amp': 'bf16' if amp else None, 'iters': iters,
+            'train': {'img_per_s': batch / median, 'iter_s_median': median},
+            'loss_last': float(losses[-1]),
+            'memory': {'peak_bytes': torch.cuda.max_memory_allocated() if cuda else None}}
 
 
 def main(argv=None) -> int:
@@ -110,8 +104,7 @@ def main(argv=None) -> int:
           f"{res['amp'] or 'fp32'}): {res['train']['img_per_s']:.2f} img/s train"
           + (f', peak {peak / 2**30:.2f} GiB' if peak else ''))
     if args.json:
-        from segkit.io import atomic_write_bytes
-        atomic_write_bytes(args.json, json.dumps(res, indent=1).encode())
+        write_json(args.json, res)
     return 0
 
 

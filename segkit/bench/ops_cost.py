@@ -8,12 +8,13 @@ calls per step), forward + backward, in fp32 as amp_safe runs it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import time
+from unittest import mock
 
 import torch
+
+from segkit.bench import timed, write_json
 
 
 def msda_case(batch: int, size: int, device: str, heads: int = 8, ch: int = 32,
@@ -34,27 +35,13 @@ def time_path(path: str, case, iters: int, warmup: int = 2) -> float:
     import segkit.plugins  # noqa: F401  (amp_safe + routing)
     from segkit.plugins.models.amp_safe import Fp32MultiScaleDeformableAttnFunction as F
     value, shapes, start, loc, weights = case
-    old = os.environ.get('SEGKIT_OPS')
-    os.environ['SEGKIT_OPS'] = path
-    cuda = value.is_cuda
-    times = []
-    try:
-        for i in range(warmup + iters):
-            v, lc, w = (t.detach().requires_grad_() for t in (value, loc, weights))
-            if cuda:
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            F.apply(v, shapes, start, lc, w, 64).sum().backward()
-            if cuda:
-                torch.cuda.synchronize()
-            if i >= warmup:
-                times.append(time.perf_counter() - t0)
-    finally:
-        if old is None:
-            os.environ.pop('SEGKIT_OPS', None)
-        else:
-            os.environ['SEGKIT_OPS'] = old
-    return statistics.median(times)
+
+    def call():
+        v, lc, w = (t.detach().requires_grad_() for t in (value, loc, weights))
+        F.apply(v, shapes, start, lc, w, 64).sum().backward()
+    with mock.patch.dict(os.environ, SEGKIT_OPS=path):
+        timed(call, warmup, value.device.type)
+        return statistics.median(timed(call, iters, value.device.type))
 
 
 def main(argv=None) -> int:
@@ -80,8 +67,7 @@ def main(argv=None) -> int:
           + (f", kernel {res['kernel_ms']:.2f} ms ({res['pytorch_over_kernel']:.2f}x)"
              if res['kernel'] else f" (no kernel: {auto.reason})"))
     if args.json:
-        from segkit.io import atomic_write_bytes
-        atomic_write_bytes(args.json, json.dumps(res, indent=1).encode())
+        write_json(args.json, res)
     return 0
 
 

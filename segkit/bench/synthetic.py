@@ -14,8 +14,6 @@ from segkit.engine.config import resolve_class_weight_files
 
 def strip_pretrained(model_cfg):
     """A copy of ``model_cfg`` that loads no pretrained weights."""
-    model_cfg = copy.deepcopy(model_cfg)
-
     def walk(node):
         if isinstance(node, dict):
             init = node.get('init_cfg')
@@ -23,12 +21,10 @@ def strip_pretrained(model_cfg):
                 node['init_cfg'] = None
             if isinstance(node.get('pretrained'), str):
                 node['pretrained'] = None
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, (list, tuple)):
-            for v in node:
-                walk(v)
-
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, (dict, list, tuple)):
+                walk(child)
+    model_cfg = copy.deepcopy(model_cfg)
     walk(model_cfg)
     return model_cfg
 
@@ -41,12 +37,13 @@ def import_custom_modules(cfg) -> None:
         import_modules_from_strings(**cfg['custom_imports'])
 
 
-def build_model(cfg, pretrained: bool = False, device: str = 'cpu'):
-    """The config's model (SyncBN reverted to BN: one process, maybe no GPU)."""
+def build_model(cfg, device: str = 'cpu'):
+    """The config's model without pretrained weights (SyncBN reverted to BN: one
+    process, maybe no GPU)."""
     from mmengine.model import revert_sync_batchnorm
     from mmseg.registry import MODELS
     import_custom_modules(cfg)
-    model_cfg = copy.deepcopy(cfg.model) if pretrained else strip_pretrained(cfg.model)
+    model_cfg = strip_pretrained(cfg.model)
     resolve_class_weight_files(model_cfg)
     model = MODELS.build(model_cfg)
     model.init_weights()
@@ -55,48 +52,38 @@ def build_model(cfg, pretrained: bool = False, device: str = 'cpu'):
 
 def num_classes_of(cfg) -> int:
     head = cfg.model.get('decode_head')
-    heads = head if isinstance(head, (list, tuple)) else [head]
-    return int(heads[-1]['num_classes'])
+    return int((head[-1] if isinstance(head, (list, tuple)) else head)['num_classes'])
 
 
-def synthetic_batch(num_classes: int, batch_size: int, size: tuple,
-                    seed: int = 0, ignore_index: int = 255,
-                    device: str = 'cpu') -> dict:
-    """A batch as mmseg's dataloader yields it: uint8 images and label maps.
+def crop_size_of(cfg) -> Optional[tuple]:
+    crop = cfg.get('crop_size') or cfg.model.get('data_preprocessor', {}).get('size')
+    return tuple(crop) if crop else None
 
-    Labels are blocky (a few regions per image) so Mask2Former's instance
-    conversion sees several classes, with a strip of ``ignore_index``.
-    """
+
+def synthetic_batch(num_classes: int, batch_size: int, size: tuple, seed: int = 0) -> dict:
+    """A batch as mmseg's dataloader yields it: uint8 images and label maps, blocky (a
+    few regions per image, so Mask2Former's instance conversion sees several classes)
+    with a strip of 255 (ignored)."""
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     h, w = size
     g = torch.Generator().manual_seed(seed)
     inputs, samples = [], []
     for _ in range(batch_size):
-        img = torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=g)
+        inputs.append(torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=g))
         coarse = torch.randint(0, num_classes, (1, 1, max(h // 16, 1), max(w // 16, 1)),
                                generator=g).float()
-        label = torch.nn.functional.interpolate(coarse, size=(h, w), mode='nearest')
-        label = label[0].long()
-        label[:, :, : max(w // 32, 1)] = ignore_index
-        sample = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
-                                             pad_shape=(h, w), scale_factor=(1.0, 1.0),
-                                             flip=False, reduce_zero_label=False))
-        sample.gt_sem_seg = PixelData(data=label.to(device))
-        inputs.append(img.to(device))
-        samples.append(sample)
+        label = torch.nn.functional.interpolate(coarse, size=(h, w), mode='nearest')[0].long()
+        label[:, :, :max(w // 32, 1)] = 255
+        samples.append(SegDataSample(
+            metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
+                          scale_factor=(1.0, 1.0), flip=False, reduce_zero_label=False),
+            gt_sem_seg=PixelData(data=label)))
     return dict(inputs=inputs, data_samples=samples)
 
 
-def train_step(model, cfg, data: dict, optim_wrapper=None) -> dict:
+def train_step(model, cfg, data: dict) -> dict:
     """One real training step through the config's optimizer wrapper."""
     from mmengine.optim import build_optim_wrapper
-    if optim_wrapper is None:
-        optim_wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
     model.train()
-    return model.train_step(data, optim_wrapper)
-
-
-def crop_size_of(cfg) -> Optional[tuple]:
-    crop = cfg.get('crop_size') or cfg.model.get('data_preprocessor', {}).get('size')
-    return tuple(crop) if crop else None
+    return model.train_step(data, build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper)))

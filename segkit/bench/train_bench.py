@@ -5,23 +5,29 @@ and TF32 are set per setup and restored afterwards.
 """
 from __future__ import annotations
 
+import argparse
 import copy
+import functools
 import gc
 import itertools
 import logging
 import math
 import os
 import platform
+import re
+import shlex
 import statistics
+import sys
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Optional
 
 import torch
 
-from segkit.bench.flops import achieved_tflops, count_flops, train_flops_per_image
+from segkit.bench import print_table, timed, write_json
+from segkit.bench.flops import count_flops
 from segkit.bench.synthetic import (build_model, crop_size_of, import_custom_modules,
                                     num_classes_of, synthetic_batch)
 from segkit.engine.cli import add_cfg_options, add_speed_flags
@@ -30,7 +36,6 @@ from segkit.engine.fast_paths import (AMP_WRAPPER, amp_of, apply_model_fast_path
                                       autocast_context, backend_flags, enable_fast_attention,
                                       resolve_fast_paths, set_amp, set_fused_optimizer)
 from segkit.errors import SegkitError
-from segkit.io import atomic_write
 
 OOM_TEXT = ('out of memory', "can't allocate memory", 'CUDNN_STATUS_ALLOC_FAILED',
             'CUBLAS_STATUS_ALLOC_FAILED')
@@ -38,46 +43,31 @@ OOM_TEXT = ('out of memory', "can't allocate memory", 'CUDNN_STATUS_ALLOC_FAILED
 
 @dataclass
 class Setup:
-    """One benchmarked configuration. ``None`` = what the config says (for the fast
-    paths: the config's ``fast_paths`` dict, else stock PyTorch/mmseg behaviour)."""
+    """One benchmarked configuration. ``switches``: the speed flags given (SETUP_FLAGS
+    but the batch: 'amp', 'fused', 'compile', ...); those not given keep what the config
+    says (its ``fast_paths`` dict, else stock PyTorch/mmseg behaviour)."""
     config: str
     label: str = ''
     batch: Optional[int] = None
-    amp: Optional[str] = None               # 'fp16' | 'bf16' | 'fp32' | None
-    compile: Union[bool, str, None] = None  # False | 'auto' | 'backbone' | 'model'
-    compile_mode: Optional[str] = None
-    compile_backend: Optional[str] = None
-    channels_last: Optional[bool] = None
-    fused: Union[bool, str, None] = None
-    cudnn_benchmark: Optional[bool] = None
-    tf32: Optional[bool] = None
-    fast_attention: Optional[bool] = None
-    size: Optional[tuple] = None            # override the crop size (tests)
+    size: Optional[tuple] = None  # override the crop size (quick CPU runs, tests)
     cfg_options: Optional[dict] = None
+    switches: dict = field(default_factory=dict)
 
     def describe(self) -> str:
         parts = [os.path.basename(self.config).replace('.py', '')]
         for key in ('amp', 'compile', 'channels_last', 'fused', 'fast_attention', 'tf32'):
-            value = getattr(self, key)
+            value = self.switches.get(key)
             if value not in (None, False):
                 parts.append(key if value is True else f'{key}={value}')
         return ' '.join(parts)
 
 
-# ------------------------------------------------------------------ helpers
-
 def quiet_mmengine() -> None:
     """mmengine logs every parameter's init at INFO: keep the terminal readable."""
     from mmengine.logging import MMLogger
     logger = MMLogger.get_instance('mmengine')
-    logger.setLevel(logging.WARNING)
-    for handler in logger.handlers:
-        handler.setLevel(logging.WARNING)
-
-
-def sync(device: str) -> None:
-    if device.startswith('cuda'):
-        torch.cuda.synchronize()
+    for item in (logger, *logger.handlers):
+        item.setLevel(logging.WARNING)
 
 
 def is_oom(err: BaseException) -> bool:
@@ -91,54 +81,45 @@ def free_memory(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-class MemoryMeter:
-    """Peak memory of a block: CUDA ``max_memory_allocated`` (and reserved); on CPU
-    the process's resident-set high-water mark (VmHWM, reset through
-    /proc/self/clear_refs where Linux allows it, else ``ru_maxrss``)."""
-
-    def __init__(self, device: str):
-        self.device = device
-        self.cpu_reset = False
-
-    def reset(self) -> None:
-        if self.device.startswith('cuda'):
-            torch.cuda.reset_peak_memory_stats()
-            return
-        try:
-            with open('/proc/self/clear_refs', 'w') as f:
-                f.write('5')
-            self.cpu_reset = True
-        except OSError:
-            self.cpu_reset = False
-
-    def read(self) -> dict:
-        if self.device.startswith('cuda'):
-            return {'kind': 'cuda max_memory_allocated',
-                    'peak_bytes': int(torch.cuda.max_memory_allocated()),
-                    'peak_reserved_bytes': int(torch.cuda.max_memory_reserved())}
-        hwm = _proc_status_kb('VmHWM')
-        if hwm is None or not self.cpu_reset:
-            import resource
-            return {'kind': 'cpu ru_maxrss (process lifetime)',
-                    'peak_bytes': int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-                    * 1024}
-        return {'kind': 'cpu RSS high-water mark', 'peak_bytes': hwm * 1024}
-
-
-def _proc_status_kb(key: str) -> Optional[int]:
+def reset_peak(device: str) -> bool:
+    """Start a peak-memory window; False where the CPU high-water mark cannot be reset."""
+    if device.startswith('cuda'):
+        torch.cuda.reset_peak_memory_stats()
+        return True
     try:
-        with open('/proc/self/status') as f:
-            return next((int(line.split()[1]) for line in f if line.startswith(key + ':')),
-                        None)
+        Path('/proc/self/clear_refs').write_text('5')
+        return True
     except OSError:
-        return None
+        return False
+
+
+def read_peak(device: str, was_reset: bool) -> dict:
+    """Peak memory since :func:`reset_peak`: CUDA ``max_memory_allocated`` (and
+    reserved); on CPU the process's RSS high-water mark (VmHWM), ``ru_maxrss`` where
+    Linux does not let it be reset."""
+    if device.startswith('cuda'):
+        return {'kind': 'cuda max_memory_allocated',
+                'peak_bytes': int(torch.cuda.max_memory_allocated()),
+                'peak_reserved_bytes': int(torch.cuda.max_memory_reserved())}
+    try:
+        hwm = re.search(r'^VmHWM:\s*(\d+)', Path('/proc/self/status').read_text(), re.M)
+    except OSError:
+        hwm = None
+    if was_reset and hwm:
+        return {'kind': 'cpu RSS high-water mark', 'peak_bytes': int(hwm[1]) * 1024}
+    import resource
+    return {'kind': 'cpu ru_maxrss (process lifetime)',
+            'peak_bytes': int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024}
 
 
 def _stats(values: list) -> dict:
-    if not values:
-        return {'median': None, 'mean': None, 'min': None, 'max': None}
     return {'median': statistics.median(values), 'mean': statistics.fmean(values),
             'min': min(values), 'max': max(values)}
+
+
+def _rates(batch: int, times: list) -> dict:
+    return {'img_per_s': batch / statistics.median(times),
+            'img_per_s_mean': batch / statistics.fmean(times), 'iter_s': _stats(times)}
 
 
 def device_info(device: str) -> dict:
@@ -154,24 +135,21 @@ def device_info(device: str) -> dict:
     return info
 
 
-# ------------------------------------------------------------------ one setup
-
 def prepare(setup: Setup, device: str):
     """The config with the setup's switches applied: (cfg, FastPaths, amp, batch, size)."""
     cfg = load_config(setup.config, setup.cfg_options)
-    fp = resolve_fast_paths(cfg, fused_optimizer=setup.fused,
-                            **{k: getattr(setup, k) for k in SETUP_FLAGS[3:]})
-    set_amp(cfg, setup.amp, device)
+    fp = resolve_fast_paths(cfg, fused_optimizer=setup.switches.get('fused'),
+                            **{k: setup.switches.get(k) for k in SETUP_FLAGS[3:]})
+    set_amp(cfg, setup.switches.get('amp'), device)
+    kind = device.split(':')[0]
     if cfg.optim_wrapper.get('type') == AMP_WRAPPER:
-        cfg.optim_wrapper['device_type'] = device.split(':')[0]
-    fp.applied['fused_optimizer'] = set_fused_optimizer(cfg, fp.fused_optimizer,
-                                                        device.split(':')[0])
-    amp = amp_of(cfg)
+        cfg.optim_wrapper['device_type'] = kind
+    fp.applied['fused_optimizer'] = set_fused_optimizer(cfg, fp.fused_optimizer, kind)
     size = tuple(setup.size) if setup.size else crop_size_of(cfg)
     if setup.size:
-        cfg.model.data_preprocessor['size'] = tuple(setup.size)
+        cfg.model.data_preprocessor['size'] = size
     batch = int(setup.batch or cfg.train_dataloader.get('batch_size', 1))
-    return cfg, fp, amp, batch, size
+    return cfg, fp, amp_of(cfg), batch, size
 
 
 def bench_batch(num_classes: int, batch: int, size, seed: int = 0,
@@ -191,13 +169,11 @@ def bench_batch(num_classes: int, batch: int, size, seed: int = 0,
     return data
 
 
-def _data_iter(cfg, batch: int, size, synthetic: bool, num_batches: int = 2,
-               classes_per_image: Optional[int] = 10):
-    if synthetic:
-        batches = [bench_batch(num_classes_of(cfg), batch, size, seed=i,
-                               classes_per_image=classes_per_image)
-                   for i in range(num_batches)]
-        return itertools.cycle(batches), 'synthetic'
+def _data_iter(cfg, batch: int, make_batch: Optional[Callable]):
+    """Endless batches: two of ``make_batch`` (synthetic) in turn, else the config's
+    train dataloader."""
+    if make_batch:
+        return itertools.cycle([make_batch(batch, seed=i) for i in range(2)]), 'synthetic'
     from mmengine.runner import Runner
     loader_cfg = copy.deepcopy(cfg.train_dataloader)
     loader_cfg['batch_size'] = batch
@@ -210,7 +186,8 @@ def _data_iter(cfg, batch: int, size, synthetic: bool, num_batches: int = 2,
                               'prepare_data.py) or benchmark with --synthetic')
     import_custom_modules(cfg)  # the dataset registry: mmseg's scope, custom datasets
     loader = Runner.build_dataloader(loader_cfg, seed=0)
-    return itertools.chain.from_iterable(itertools.repeat(loader)), f'dataloader ({loader_cfg.get("num_workers", 0)} workers)'
+    return (itertools.chain.from_iterable(itertools.repeat(loader)),
+            f'dataloader ({loader_cfg.get("num_workers", 0)} workers)')
 
 
 def _copy_batch(data: dict) -> dict:
@@ -241,21 +218,21 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
         raise SegkitError('--iters must be >= 1')
     quiet_mmengine()
     cfg, fp, amp, batch, size = prepare(setup, device)
-    result = {'label': setup.label or 'run', 'setup': setup.describe(),
-              'config': setup.config,
+    optimizer = cfg.optim_wrapper.optimizer
+    result = {'label': setup.label or 'run', 'setup': setup.describe(), 'config': setup.config,
               'batch': batch, 'size': list(size) if size else None, 'amp': amp,
-              'iters': iters, 'warmup': warmup,
-              'optim_wrapper': cfg.optim_wrapper.get('type'),
-              'optimizer': dict(type=cfg.optim_wrapper.optimizer.get('type'),
-                                fused=bool(cfg.optim_wrapper.optimizer.get('fused', False))),
+              'iters': iters, 'warmup': warmup, 'optim_wrapper': cfg.optim_wrapper.get('type'),
+              'optimizer': dict(type=optimizer.get('type'),
+                                fused=bool(optimizer.get('fused', False))),
               'fast_paths': fp.to_cfg()}
+    make_batch = functools.partial(bench_batch, num_classes_of(cfg), size=size,
+                                   classes_per_image=classes_per_image)
     model = optim_wrapper = data_iter = None
     with backend_flags(fp.cudnn_benchmark, fp.tf32):
         try:
             amp_safe.patch()
-            data_iter, source = _data_iter(cfg, batch, size, synthetic,  # fails fast
-                                           classes_per_image=classes_per_image)
-            result['data'] = source
+            data_iter, result['data'] = _data_iter(  # fails fast
+                cfg, batch, make_batch if synthetic else None)
             torch.manual_seed(0)
             with warnings.catch_warnings():  # mmseg's deprecation chatter
                 warnings.simplefilter('ignore', UserWarning)
@@ -263,78 +240,55 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
             if fp.fast_attention:
                 enable_fast_attention(model)
             if flops:
-                fl = count_flops(model, cfg, size, device=device, train=True, amp=amp,
-                                 batch=bench_batch(num_classes_of(cfg), 1, size, seed=123,
-                                                   classes_per_image=classes_per_image))
-                result['flops'] = dict(fl)
+                result['flops'] = dict(count_flops(model, cfg, size, device=device, amp=amp,
+                                                   batch=make_batch(1, seed=123)))
             # fast attention is idempotent; compile/channels-last after FLOP counting
-            applied = apply_model_fast_paths(model, fp)
-            result['applied'] = {**fp.applied, **applied}
+            result['applied'] = {**fp.applied, **apply_model_fast_paths(model, fp)}
             optim_wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
-            meter = MemoryMeter(device)
             model.train()
-            waits, steps, losses, warm_times = [], [], [], []
-            for i in range(warmup + iters):
-                if i == warmup:
-                    sync(device)
-                    meter.reset()
+            waits, losses = [], []
+
+            def train_iter():
                 t0 = time.perf_counter()
                 data = next(data_iter)
-                if synthetic:
-                    data = _copy_batch(data)
-                t1 = time.perf_counter()
+                data = _copy_batch(data) if synthetic else data
+                waits.append(time.perf_counter() - t0)
                 log_vars = model.train_step(data, optim_wrapper)
-                sync(device)
-                t2 = time.perf_counter()
-                loss = float(torch.as_tensor(log_vars['loss']).detach())
-                if i >= warmup:
-                    waits.append(t1 - t0)
-                    steps.append(t2 - t1)
-                    losses.append(loss)
-                else:
-                    warm_times.append(t2 - t0)
-                    if i == 0:
-                        result['loss_first'] = loss
-            iter_times = [w + s for w, s in zip(waits, steps)]
-            result['memory'] = meter.read()
-            t_med = statistics.median(iter_times)
-            t_mean = statistics.fmean(iter_times)
+                losses.append(float(torch.as_tensor(log_vars['loss']).detach()))
+            warm_times = timed(train_iter, warmup, device)  # the first: compile / autotuning
+            if warmup:
+                result['loss_first'] = losses[0]
+            was_reset = reset_peak(device)
+            times = timed(train_iter, iters, device)
+            waits, losses = waits[warmup:], losses[warmup:]
+            result['memory'] = read_peak(device, was_reset)
             result['train'] = {
-                'img_per_s': batch / t_med, 'img_per_s_mean': batch / t_mean,
-                'iter_s': _stats(iter_times), 'data_wait_s': _stats(waits),
-                'step_s': _stats(steps),
-                'data_wait_share': sum(waits) / max(sum(iter_times), 1e-12),
+                **_rates(batch, times), 'data_wait_s': _stats(waits),
+                'step_s': _stats([t - w for t, w in zip(times, waits)]),
+                'data_wait_share': sum(waits) / max(sum(times), 1e-12),
                 'loss_last': losses[-1], 'losses_finite': all(map(math.isfinite, losses)),
-                'warmup_iter_s': warm_times}  # the first includes compile / autotuning
+                'warmup_iter_s': warm_times}
             skipped = getattr(optim_wrapper, 'skipped_steps', None)
             if skipped is not None:
                 result['train']['amp_skipped_steps'] = skipped
-            if flops and 'flops' in result:
-                tf = train_flops_per_image(result['flops'])
-                result['flops']['train_per_image_used'] = tf
-                result['train']['achieved_tflops'] = achieved_tflops(result['flops'],
-                                                                     result['train']['img_per_s'])
+            if flops:  # training FLOPs measured, else 3x forward
+                used = int(result['flops'].get('train') or 3 * result['flops']['forward'])
+                result['flops']['train_per_image_used'] = used
+                result['train']['achieved_tflops'] = used * result['train']['img_per_s'] / 1e12
             # ---- inference: model.test_step (preprocess, forward, resize, argmax)
             n_inf = infer_iters if infer_iters is not None else max(2, iters // 2)
             if n_inf > 0:
-                infer = bench_batch(num_classes_of(cfg), batch, size, seed=99,
-                                    classes_per_image=classes_per_image)
-                model.eval()
-                times = []
+                infer = make_batch(batch, seed=99)
                 infer_amp = inference_amp(cfg, amp, device)
+                model.eval()
                 with torch.no_grad(), autocast_context(infer_amp, device.split(':')[0]):
-                    for i in range(2 + n_inf):  # 2 warm-up calls (cuDNN / oneDNN kernels)
-                        sync(device)
-                        t0 = time.perf_counter()
+                    def infer_iter():
                         model.test_step(_copy_batch(infer))
-                        sync(device)
-                        if i >= 2:
-                            times.append(time.perf_counter() - t0)
+                    timed(infer_iter, 2, device)  # warm-up: cuDNN / oneDNN kernels
+                    times = timed(infer_iter, n_inf, device)
                 model.train()
-                result['inference'] = {'autocast': infer_amp,
-                                       'img_per_s': batch / statistics.median(times),
-                                       'img_per_s_mean': batch / statistics.fmean(times),
-                                       'iter_s': _stats(times), 'mode': 'test_step'}
+                result['inference'] = {'autocast': infer_amp, **_rates(batch, times),
+                                       'mode': 'test_step'}
         finally:
             del model, optim_wrapper, data_iter
             free_memory(device)
@@ -342,8 +296,6 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
         f"train, peak {result['memory']['peak_bytes'] / 2**30:.2f} GiB")
     return result
 
-
-# ------------------------------------------------------------------ compare / max batch
 
 def compare(a: dict, b: dict) -> dict:
     """Setup B vs setup A."""
@@ -368,15 +320,15 @@ def find_max_batch(setup: Setup, device: str = 'cuda', start: Optional[int] = No
     the last batch that fit and the first that did not. Each try builds the model and
     optimizer afresh (an OOM can leave optimizer/scaler state half-updated); memory is
     freed between tries. Returns the tries and a full measurement at the largest."""
+    common = dict(device=device, synthetic=synthetic, infer_iters=0, flops=False,
+                  classes_per_image=classes_per_image)
     tries = []
 
     def fits(batch: int) -> bool:
         res = None
         try:
             res = run_setup(replace(setup, batch=batch), iters=2, warmup=1,
-                            device=device, synthetic=synthetic,
-                            infer_iters=0, flops=False, classes_per_image=classes_per_image,
-                            log=lambda *_: None)
+                            log=lambda *_: None, **common)
         except Exception as err:  # noqa: BLE001
             if not is_oom(err):
                 raise
@@ -394,17 +346,12 @@ def find_max_batch(setup: Setup, device: str = 'cuda', start: Optional[int] = No
             f'peak {peak / 2**30:.2f} GiB, {res["train"]["img_per_s"]:.2f} img/s')
         return ok
 
-    b = max(1, int(start or 1))
-    lo, hi = 0, None
-    while b <= cap:
+    b, lo, hi = max(1, int(start or 1)), 0, None
+    while b <= cap and lo < cap and hi is None:  # double
         if fits(b):
-            lo = b
-            if b == cap:
-                break
-            b = min(b * 2, cap)
+            lo, b = b, min(b * 2, cap)
         else:
             hi = b
-            break
     while hi is not None and hi - lo > 1:  # bisect (below the start if even it failed)
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
@@ -412,90 +359,68 @@ def find_max_batch(setup: Setup, device: str = 'cuda', start: Optional[int] = No
            'mem_limit_bytes': mem_limit_bytes, 'tries': tries}
     if lo >= 1:
         out['at_max'] = run_setup(replace(setup, batch=lo), iters=iters, warmup=warmup,
-                                  device=device, synthetic=synthetic, infer_iters=0,
-                                  flops=False, classes_per_image=classes_per_image, log=log)
+                                  log=log, **common)
     return out
 
 
-# ------------------------------------------------------------------ report
+# metric, a setup's value, its B / A key in report['compare'], digits (4: significant)
+TABLE_ROWS = (
+    ('batch', lambda s: s['batch'], None, 0),
+    ('amp / fused / compile', lambda s: f"{s['amp'] or 'fp32'} / "
+     f"{'fused' if s['optimizer']['fused'] else '-'} / {s['fast_paths']['compile'] or '-'}",
+     None, None),
+    ('train img/s (median)', lambda s: s['train']['img_per_s'], 'train_img_per_s_ratio', 2),
+    ('train img/s (mean)', lambda s: s['train']['img_per_s_mean'], None, 2),
+    ('iter ms (median)', lambda s: s['train']['iter_s']['median'] * 1e3, None, 1),
+    ('  data wait ms', lambda s: s['train']['data_wait_s']['median'] * 1e3, None, 2),
+    ('  step ms', lambda s: s['train']['step_s']['median'] * 1e3, None, 1),
+    ('peak memory GiB', lambda s: s['memory']['peak_bytes'] / 2**30, 'memory_ratio', 3),
+    ('inference img/s', lambda s: s['inference']['img_per_s'], 'inference_img_per_s_ratio', 2),
+    ('GFLOP/img forward', lambda s: s['flops']['forward'] / 1e9, None, 4),
+    ('GFLOP/img train', lambda s: s['flops']['train_per_image_used'] / 1e9, None, 4),
+    ('achieved TFLOP/s', lambda s: s['train']['achieved_tflops'], None, 3),
+    ('loss (last)', lambda s: s['train']['loss_last'], None, 4),
+)
 
-def _fmt(value, unit='', digits=2):
+
+def _fmt(value, digits=2, unit='') -> str:
     if value is None:
         return '-'
-    if digits == 4:  # significant digits (FLOPs span tiny demo .. real models)
-        return f'{value:.4g}{unit}'
-    return f'{value:.{digits}f}{unit}'
+    if digits is None:  # text
+        return value
+    return f'{value:.4g}{unit}' if digits == 4 else f'{value:.{digits}f}{unit}'
 
 
-def print_table(report: dict, console=None) -> None:
-    """A rich table: one column per setup, plus B/A when comparing."""
-    from rich.console import Console
-    from rich.table import Table
-    console = console or Console()
-    setups = report['setups']
-    gpu = report['env'].get('gpu')
-    table = Table(title=f"training benchmark ({report['env']['device']}"
-                        f"{', ' + gpu if gpu else ''})")
-    table.add_column('metric')
-    for s in setups:
-        table.add_column(s['label'], justify='right')
-    cmp = report.get('compare')
-    if cmp:
-        table.add_column('B / A', justify='right')
+def _cell(setup: dict, get: Callable, digits) -> str:
+    try:
+        return _fmt(get(setup), digits)
+    except (KeyError, TypeError):
+        return '-'
 
-    def row(name, getter, ratio_key=None, unit='', digits=2):
-        cells = []
-        for s in setups:
-            try:
-                cells.append(_fmt(getter(s), unit, digits))
-            except (KeyError, TypeError):
-                cells.append('-')
-        if cmp:
-            cells.append(_fmt(cmp.get(ratio_key), 'x') if ratio_key else '')
-        table.add_row(name, *cells)
 
-    row('batch', lambda s: s['batch'], digits=0)
-    table.add_row(
-        'amp / fused / compile', *[f"{s['amp'] or 'fp32'} / "
-                                   f"{'fused' if s['optimizer']['fused'] else '-'} / "
-                                   f"{s['fast_paths']['compile'] or '-'}" for s in setups],
-        *([''] if cmp else []))
-    row('train img/s (median)', lambda s: s['train']['img_per_s'], 'train_img_per_s_ratio')
-    row('train img/s (mean)', lambda s: s['train']['img_per_s_mean'])
-    row('iter ms (median)', lambda s: s['train']['iter_s']['median'] * 1e3, digits=1)
-    row('  data wait ms', lambda s: s['train']['data_wait_s']['median'] * 1e3, digits=2)
-    row('  step ms', lambda s: s['train']['step_s']['median'] * 1e3, digits=1)
-    row('peak memory GiB', lambda s: s['memory']['peak_bytes'] / 2**30, 'memory_ratio',
-        digits=3)
-    row('inference img/s', lambda s: s['inference']['img_per_s'],
-        'inference_img_per_s_ratio')
-    row('GFLOP/img forward', lambda s: s['flops']['forward'] / 1e9, digits=4)
-    row('GFLOP/img train', lambda s: s['flops']['train_per_image_used'] / 1e9, digits=4)
-    row('achieved TFLOP/s', lambda s: s['train']['achieved_tflops'], digits=3)
-    row('loss (last)', lambda s: s['train']['loss_last'], digits=4)
-    for s in setups:
-        console.print(f"{s['label']}: {s['setup']}  [{s['optim_wrapper']}, "
-                      f"{s['optimizer']['type']}{' fused' if s['optimizer']['fused'] else ''}"
-                      f", {s['data']}, applied: {s.get('applied')}]")
-    console.print(table)
+def print_report(report: dict) -> None:
+    """A table with one column per setup, plus B/A when comparing."""
+    setups, cmp = report['setups'], report.get('compare')
+    rows = [[name, *(_cell(s, get, digits) for s in setups),
+             *([_fmt(cmp.get(key), unit='x') if key else ''] if cmp else [])]
+            for name, get, key, digits in TABLE_ROWS]
+    before = [f"{s['label']}: {s['setup']}  [{s['optim_wrapper']}, {s['optimizer']['type']}"
+              f"{' fused' if s['optimizer']['fused'] else ''}, {s['data']}, "
+              f"applied: {s.get('applied')}]" for s in setups]
+    after = []
     fmb = report.get('find_max_batch')
     if fmb:
-        at = fmb.get('at_max') or {}
-        tput = (at.get('train') or {}).get('img_per_s')
-        console.print(f"largest batch per device: {fmb['max_batch']}"
-                      f"{' (reached --max-batch cap)' if fmb.get('capped') else ''}"
-                      f"{f', {tput:.2f} img/s' if tput else ''}")
+        tput = ((fmb.get('at_max') or {}).get('train') or {}).get('img_per_s')
+        after.append(f"largest batch per device: {fmb['max_batch']}"
+                     f"{' (reached --max-batch cap)' if fmb.get('capped') else ''}"
+                     f"{f', {tput:.2f} img/s' if tput else ''}")
+    gpu = report['env'].get('gpu')
+    print_table(f"training benchmark ({report['env']['device']}{', ' + gpu if gpu else ''})",
+                ['metric', *(s['label'] for s in setups), *(['B / A'] if cmp else [])],
+                rows, before, after)
 
 
-def dump_json(report: dict, path: str) -> None:
-    import json
-    text = json.dumps(report, indent=1, default=str) + '\n'
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
-
-# ------------------------------------------------------------------ CLI
-
-# Setup fields set by flags; from the fourth on, FastPaths fields of the same name
+# the flags of a setup: the batch, then its switches (from the fourth on, FastPaths fields)
 SETUP_FLAGS = ('batch', 'amp', 'fused', 'compile', 'compile_mode', 'compile_backend',
                'channels_last', 'cudnn_benchmark', 'tf32', 'fast_attention')
 
@@ -509,7 +434,6 @@ def _flag_values(args) -> dict:
 
 
 def _setup_flag_parser(add_help: bool = True):
-    import argparse
     p = argparse.ArgumentParser(add_help=add_help)
     p.add_argument('--batch', type=int, help="images per iteration (default: the "
                    "config's train_dataloader.batch_size)")
@@ -518,7 +442,6 @@ def _setup_flag_parser(add_help: bool = True):
 
 
 def build_parser():
-    import argparse
     p = argparse.ArgumentParser(
         prog='tools/benchmark.py', parents=[_setup_flag_parser(add_help=False)],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -567,70 +490,51 @@ def build_parser():
     return p
 
 
-def setup_from_args(config: str, args, label: str = '') -> Setup:
-    return Setup(config=config, label=label, size=tuple(args.size) if args.size else None,
-                 cfg_options=args.cfg_options, **_flag_values(args))
-
-
-def compare_setup(args, base: Setup) -> Setup:
-    """Setup B of --compare-flags: A with the given flags changed."""
-    import shlex
-    changes = _flag_values(_setup_flag_parser().parse_args(shlex.split(args.compare_flags)))
-    if not changes:
-        raise SegkitError(f'--compare-flags {args.compare_flags!r} changes nothing')
-    return replace(base, **changes)
-
-
-def _join_compare_flags(argv: list) -> list:
-    """``--compare-flags "--fused"`` (a value that starts with --) for argparse."""
-    argv = list(argv)
-    for i, arg in enumerate(argv[:-1]):
-        if arg == '--compare-flags':
-            argv[i:i + 2] = [f'--compare-flags={argv[i + 1]}']
-            break
-    return argv
-
-
 def main(argv=None) -> int:
-    import sys
-    argv = _join_compare_flags(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if '--compare-flags' in argv[:-1]:  # its value starts with --: one token for argparse
+        i = argv.index('--compare-flags')
+        argv[i:i + 2] = [f'--compare-flags={argv[i + 1]}']
     args = build_parser().parse_args(argv)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     if device == 'cuda' and not torch.cuda.is_available():
         raise SegkitError('--device cuda: no CUDA device visible')
-    setups = [setup_from_args(args.config, args)]
+    flags = _flag_values(args)
+    setups = [Setup(args.config, batch=flags.pop('batch', None), switches=flags,
+                    size=tuple(args.size) if args.size else None, cfg_options=args.cfg_options)]
     if args.compare:
-        setups.append(setup_from_args(args.compare, args))
+        setups.append(replace(setups[0], config=args.compare))
     elif args.compare_flags:
-        setups.append(compare_setup(args, setups[0]))
+        changes = _flag_values(_setup_flag_parser().parse_args(shlex.split(args.compare_flags)))
+        if not changes:
+            raise SegkitError(f'--compare-flags {args.compare_flags!r} changes nothing')
+        setups.append(replace(setups[0], batch=changes.pop('batch', setups[0].batch),
+                              switches={**setups[0].switches, **changes}))
     if len(setups) == 2:
         setups[0].label, setups[1].label = 'A', 'B'
-    report = {'tool': 'segkit benchmark', 'version': 1, 'env': device_info(device),
-              'args': dict(vars(args)), 'setups': []}
     print(f'[segkit] benchmarking on {device}: {args.iters} timed + {args.warmup} warm-up '
           f'iterations, {"synthetic batches" if args.synthetic else "real dataloader"}',
           flush=True)
-    for setup in setups:
-        report['setups'].append(run_setup(setup, iters=args.iters, warmup=args.warmup,
-                                          device=device, synthetic=args.synthetic,
-                                          infer_iters=args.infer_iters,
-                                          flops=not args.no_flops,
-                                          classes_per_image=args.classes_per_image))
+    common = dict(device=device, synthetic=args.synthetic,
+                  classes_per_image=args.classes_per_image)
+    report = {'tool': 'segkit benchmark', 'version': 1, 'env': device_info(device),
+              'args': dict(vars(args)),
+              'setups': [run_setup(setup, iters=args.iters, warmup=args.warmup,
+                                   infer_iters=args.infer_iters, flops=not args.no_flops,
+                                   **common) for setup in setups]}
     if len(setups) == 2:
         report['compare'] = compare(*report['setups'])
     if args.find_max_batch:
         print('[segkit] searching the largest batch ...', flush=True)
         limit = int(args.mem_limit_gb * 2**30) if args.mem_limit_gb else None
-        target = setups[-1] if len(setups) == 2 else setups[0]
+        target = setups[-1]
         report['find_max_batch'] = dict(
             setup=target.label or target.describe(),
-            **find_max_batch(target, device=device, start=report['setups'][-1]['batch'],
-                             cap=args.max_batch, mem_limit_bytes=limit,
-                             iters=max(3, args.iters // 2), warmup=args.warmup,
-                             synthetic=args.synthetic,
-                             classes_per_image=args.classes_per_image))
-    print_table(report)
+            **find_max_batch(target, start=report['setups'][-1]['batch'], cap=args.max_batch,
+                             mem_limit_bytes=limit, iters=max(3, args.iters // 2),
+                             warmup=args.warmup, **common))
+    print_report(report)
     if args.json:
-        dump_json(report, args.json)
+        write_json(args.json, report)
         print(f'[segkit] JSON: {args.json}')
     return 0
