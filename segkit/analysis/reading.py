@@ -3,7 +3,7 @@
 :func:`measure` turns a :class:`~segkit.analysis.logs.Run` into a :class:`Reading`:
 the verdict on the validation curve, signs of overfitting, the LR followed against
 the configured schedule, the weakest classes against their pixel frequency, the
-most confused class pairs, and :mod:`~segkit.analysis.next_steps` turns it into
+most confused class pairs, and :mod:`~segkit.analysis.advice` turns it into
 commands. Every threshold is a constant below, with what it means.
 """
 from __future__ import annotations
@@ -287,8 +287,8 @@ def _read_batch(r: Reading, run: Run) -> None:
 
 
 def measure(run: Run, last_k: int = DEFAULT_LAST_K) -> Reading:
-    """The numbers of ``run`` over the last ``last_k`` epochs (``words`` and
-    ``next_steps`` fill in ``findings`` and ``next_steps``: see analysis.read_run)."""
+    """The numbers of ``run`` over the last ``last_k`` epochs (``advice`` fills in
+    ``findings`` and ``next_steps``: see analysis.read_run)."""
     if last_k < 1:
         raise ValueError('last_k must be >= 1')
     r = Reading(last_k=last_k, n_subruns=len(run.subruns), n_empty_subruns=len(run.empty),
