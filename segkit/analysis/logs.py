@@ -145,6 +145,14 @@ class Run:
         eps = [p.epoch for p in self.train] + [v.epoch for v in self.val]
         return max(eps) if eps else None
 
+    def loss_by_epoch(self) -> dict:
+        """epoch -> mean of its finite train losses, by epoch."""
+        losses = {}
+        for p in self.train:
+            if p.loss is not None and math.isfinite(p.loss):
+                losses.setdefault(p.epoch, []).append(p.loss)
+        return {e: sum(v) / len(v) for e, v in sorted(losses.items())}
+
 
 # ------------------------------------------------------------------ files
 

@@ -163,13 +163,10 @@ def _read_curve(r: Reading, run: Run) -> None:
     else:
         r.verdict = 'plateau'
     # train loss over the same epochs
-    by_epoch = {}
-    for p in run.train:
-        if p.loss is not None and math.isfinite(p.loss):
-            by_epoch.setdefault(p.epoch, []).append(p.loss)
-    eps = sorted(e for e in by_epoch if r.window[0] <= e <= r.last_val_epoch)
+    by_epoch = run.loss_by_epoch()
+    eps = [e for e in by_epoch if r.window[0] <= e <= r.last_val_epoch]
     if len(eps) >= 2:
-        means = [float(np.mean(by_epoch[e])) for e in eps]
+        means = [by_epoch[e] for e in eps]
         r.loss_slope = _fit(eps, means)
         level = float(np.mean(means))
         r.loss_change = r.loss_slope * r.last_k / level if level > 0 else None
