@@ -139,19 +139,18 @@ def curve_sentence(r) -> str:
                 f'{r.n_subruns} sub-run(s), so there is no curve to read.')
     best = f'best mIoU {r.best_miou:.2f} at epoch {r.best_epoch}'
     if r.verdict == 'too-few':
-        return (f'Only {r.n_val} validation(s) (at least {rd.MIN_VALIDATIONS} are needed '
-                f'to read a trend); {best}, last {r.last_miou:.2f} at epoch '
-                f'{r.last_val_epoch}.')
+        return (f'Only {r.n_val} validation(s) (at least {rd.MIN_VALIDATIONS} are needed to read '
+                f'a trend); {best}, last {r.last_miou:.2f} at epoch {r.last_val_epoch}.')
     win = (f'over the last {k} epochs (validations at epochs {r.window[0]}-{r.window[-1]}, '
            f'{len(r.window)} points)')
     trend = (f'mIoU {r.gain:+.2f} {win}, least-squares slope {r.slope:+.3f} per epoch '
              f'({r.slope * k:+.2f} per {k} epochs)')
-    head = {'rising': f'Still rising: {trend}; a slope of at least {rd.RISING_POINTS:g} point '
-                      f'per {k} epochs counts as rising.',
+    head = {'rising': f'Still rising: {trend}; a slope of at least {rd.RISING_POINTS:g} point per '
+                      f'{k} epochs counts as rising.',
             'falling': f'Falling: {trend}; at most {rd.FALLING_POINTS:g} point per {k} epochs '
                        'counts as falling.'}.get(
-        r.verdict, f'Converged (plateau): {trend}; within +/-{rd.RISING_POINTS:g} point per '
-                   f'{k} epochs counts as flat.')
+        r.verdict, f'Converged (plateau): {trend}; within +/-{rd.RISING_POINTS:g} point per {k} '
+                   'epochs counts as flat.')
     more = f' {best} of {r.n_val} validations; last {r.last_miou:.2f} at epoch {r.last_val_epoch}.'
     if r.best_gain is not None:
         more += f' The best improved by {r.best_gain:.2f} within the window.'
@@ -163,11 +162,11 @@ def overfit_sentences(r) -> list:
     if r.loss_change is not None:
         change = f'{100 * r.loss_change:+.1f}% per {r.last_k} epochs'
         if r.degenerate and r.loss_falling:
-            out.append(f'The train loss is still falling ({change}) but the model predicts '
-                       f'only {r.degenerate}: underfitting, not overfitting.')
+            out.append(f'The train loss is still falling ({change}) but the model predicts only '
+                       f'{r.degenerate}: underfitting, not overfitting.')
         elif r.loss_falling and r.verdict in ('plateau', 'falling'):
-            out.append(f'Overfitting sign: the train loss is still falling ({change}, '
-                       f'slope {r.loss_slope:+.4f} per epoch) while val mIoU is '
+            out.append(f'Overfitting sign: the train loss is still falling ({change}, slope '
+                       f'{r.loss_slope:+.4f} per epoch) while val mIoU is '
                        f'{"flat" if r.verdict == "plateau" else "falling"}.')
         elif r.loss_falling:
             out.append(f'The train loss is still falling ({change}) and val mIoU with it.')
@@ -175,14 +174,14 @@ def overfit_sentences(r) -> list:
             out.append(f'The train loss is flat too ({change}; falling means at least '
                        f'{100 * rd.LOSS_FALL_FRACTION:.0f}%).')
     if r.best_far_before_end and not r.degenerate:
-        out.append(f'Overfitting sign: the best epoch ({r.best_epoch}) is '
-                   f'{r.epochs_since_best} epochs before the last validation '
+        out.append(f'Overfitting sign: the best epoch ({r.best_epoch}) is {r.epochs_since_best} '
+                   'epochs before the last validation '
                    f'({r.last_val_epoch}), which is {r.best_miou - r.last_miou:.2f} below it.')
     elif r.epochs_since_best:
-        out.append(f'The best epoch ({r.best_epoch}) is {r.epochs_since_best} epoch(s) before '
-                   f'the last validation, which is {r.best_miou - r.last_miou:.2f} below it '
-                   f'(a sign when at least max(K, {100 * rd.BEST_FAR_FRACTION:.0f}% of the '
-                   f'epochs) before and {rd.BEST_DROP_POINTS:g} point below).')
+        out.append(f'The best epoch ({r.best_epoch}) is {r.epochs_since_best} epoch(s) before the '
+                   f'last validation, which is {r.best_miou - r.last_miou:.2f} below it (a sign '
+                   f'when at least max(K, {100 * rd.BEST_FAR_FRACTION:.0f}% of the epochs) before '
+                   f'and {rd.BEST_DROP_POINTS:g} point below).')
     return out
 
 
@@ -193,9 +192,9 @@ def lr_sentences(r) -> list:
             out.append(f'Sub-run {c.subrun}: {c.notes[0]}.')
         elif c.matches:
             extra = f' ({c.notes[0]})' if c.notes else ''
-            out.append(f'Sub-run {c.subrun}: the logged {c.key} follows config.py\'s '
-                       f'schedule ({len(c.steps)} logged steps, max deviation '
-                       f'{100 * c.max_error:.2f}% of the peak {_lr(c.peak)}){extra}.')
+            out.append(f'Sub-run {c.subrun}: the logged {c.key} follows config.py\'s schedule '
+                       f'({len(c.steps)} logged steps, max deviation {100 * c.max_error:.2f}% of '
+                       f'the peak {_lr(c.peak)}){extra}.')
         else:
             i = c.steps.index(c.first_bad)
             out.append(f'LR MISMATCH in sub-run {c.subrun}: the logged {c.key} leaves '
@@ -208,21 +207,21 @@ def lr_sentences(r) -> list:
                            'LR.' if c.follows_previous else ''))
     se = r.schedule
     if se and se.end_epoch is not None and se.end_epoch > se.max_epochs + 1e-9:
-        tail = (f' (ends at {_lr(se.final_lr)}, {100 * se.final_lr / se.peak_lr:.0f}% of '
-                f'its peak {_lr(se.peak_lr)})' if se.final_lr is not None and se.peak_lr else '')
-        out.append(f'LR MISMATCH: the configured LR schedule ends at epoch '
-                   f'{se.end_epoch:g} but training stops at epoch {se.max_epochs}: the '
-                   f'LR never finishes its decay{tail}. Typical of train_cfg.max_epochs '
-                   'changed with --cfg-options without moving the schedulers\' end.')
+        tail = (f' (ends at {_lr(se.final_lr)}, {100 * se.final_lr / se.peak_lr:.0f}% of its peak '
+                f'{_lr(se.peak_lr)})' if se.final_lr is not None and se.peak_lr else '')
+        out.append(f'LR MISMATCH: the configured LR schedule ends at epoch {se.end_epoch:g} but '
+                   f'training stops at epoch {se.max_epochs}: the LR never finishes its '
+                   f'decay{tail}. Typical of train_cfg.max_epochs changed with --cfg-options '
+                   'without moving the schedulers\' end.')
     elif se and se.end_epoch is not None and se.end_epoch < se.max_epochs - 1e-9:
-        out.append(f'LR MISMATCH: the configured LR schedule ends at epoch '
-                   f'{se.end_epoch:g} but training runs to epoch {se.max_epochs}: the '
-                   f'last {se.max_epochs - se.end_epoch:g} epoch(s) run at the final LR '
+        out.append(f'LR MISMATCH: the configured LR schedule ends at epoch {se.end_epoch:g} but '
+                   f'training runs to epoch {se.max_epochs}: the last '
+                   f'{se.max_epochs - se.end_epoch:g} epoch(s) run at the final LR '
                    f'{_lr(se.final_lr)}.')
     if r.lr_stuck and r.lr_stuck[1] is not None and r.lr_stuck[1] >= rd.LR_STUCK_EPOCHS:
         n, eps, low = r.lr_stuck
-        out.append(f'The LR sat at its minimum {_lr(low)} for the last {n} iterations '
-                   f'(~{eps:.1f} epochs): those epochs barely train.')
+        out.append(f'The LR sat at its minimum {_lr(low)} for the last {n} iterations (~{eps:.1f} '
+                   'epochs): those epochs barely train.')
     return out
 
 
@@ -253,8 +252,8 @@ def class_sentences(r, run) -> list:
                    'other): ' + '; '.join(f'{c.truth} -> {c.predicted} {100 * c.fraction:.1f}% '
                                           f'({c.pixels} px)' for c in r.confusions) + '.')
     elif run.test and run.test.confusion:
-        out.append(f'No class loses {100 * rd.CONFUSION_MIN:.0f}% or more of its pixels to '
-                   'one other class.')
+        out.append(f'No class loses {100 * rd.CONFUSION_MIN:.0f}% or more of its pixels to one '
+                   'other class.')
     return out
 
 
@@ -277,8 +276,8 @@ def findings(r, run) -> list:
     out += lr_sentences(r) + class_sentences(r, run)
     if r.batch:
         actual, planned, label = r.batch
-        out.append(f'Trained with a total batch of {actual}, but the config name says '
-                   f'{label} = {planned}' + (' (LR auto-scaled).' if r.auto_scaled else
+        out.append(f'Trained with a total batch of {actual}, but the config name says {label} = '
+                   f'{planned}' + (' (LR auto-scaled).' if r.auto_scaled else
                                              ': the LR was chosen for the named batch.'))
     return out
 
@@ -307,73 +306,68 @@ def next_steps(r, run) -> list:
     wd = short_path(run.work_dir)
     wd_new = wd.rstrip('/') + '_v2'
     steps = []
+
+    def add(key, why, *commands):
+        steps.append(NextStep(key, why, list(commands)))
+
     resume_kept_schedule = any(c.follows_previous for c in r.lr_checks)
     if r.verdict == 'no-validation':
-        steps.append(NextStep('validate', 'Nothing was validated: make validation run '
-                              '(train_cfg.val_interval at most max_epochs, a val_dataloader '
-                              'and a val_evaluator), then continue.',
-                              [_train(cfg, wd, '--resume', '--cfg-options',
-                                      'train_cfg.val_interval=1')]))
+        add('validate', 'Nothing was validated: make validation run (train_cfg.val_interval at '
+            'most max_epochs, a val_dataloader and a val_evaluator), then continue.',
+            _train(cfg, wd, '--resume', '--cfg-options', 'train_cfg.val_interval=1'))
     # ---- LR
     se = r.schedule
     want_longer = r.verdict in ('rising', 'too-few') or bool(r.degenerate)
     last = r.epochs_trained or r.last_val_epoch or 0
     longer = max(last + r.last_k, math.ceil(1.5 * last))
     if resume_kept_schedule and not want_longer:
-        steps.append(NextStep('lr', 'The resumed sub-run kept the checkpoint\'s LR schedule. '
-                              'To train with the schedule stretched, start a new run with '
-                              '--max-epochs (it moves every scheduler end with it):',
-                              [_train(cfg, wd_new, '--max-epochs', r.max_epochs or last)]))
+        add('lr', 'The resumed sub-run kept the checkpoint\'s LR schedule. To train with the '
+            'schedule stretched, start a new run with --max-epochs (it moves every scheduler end '
+            'with it):',
+            _train(cfg, wd_new, '--max-epochs', r.max_epochs or last))
     elif not resume_kept_schedule and se and se.end_epoch is not None and \
             abs(se.end_epoch - se.max_epochs) > 1e-9:
-        steps.append(NextStep('lr', f'The schedule ends at epoch {se.end_epoch:g}, training '
-                              f'at {se.max_epochs}: set the length with --max-epochs, which '
-                              'stretches the schedule, instead of --cfg-options '
-                              'train_cfg.max_epochs=N:',
-                              [_train(cfg, wd_new, '--max-epochs', se.max_epochs)]))
+        add('lr', f'The schedule ends at epoch {se.end_epoch:g}, training at {se.max_epochs}: set '
+            'the length with --max-epochs, which stretches the schedule, instead of --cfg-options '
+            'train_cfg.max_epochs=N:', _train(cfg, wd_new, '--max-epochs', se.max_epochs))
     elif r.lr_mismatch and not resume_kept_schedule:
         bad = next(c for c in r.lr_checks if c.first_bad is not None)
-        steps.append(NextStep('lr', f'Find what moved the LR away from the config in sub-run '
-                              f'{bad.subrun} (a resume from another schedule, a hook, an '
-                              f'edited checkpoint): compare {wd}/{bad.subrun}/config.py\'s '
-                              'param_scheduler with the LR plot.'))
+        add('lr', f'Find what moved the LR away from the config in sub-run {bad.subrun} (a resume '
+            'from another schedule, a hook, an edited checkpoint): compare '
+            f'{wd}/{bad.subrun}/config.py\'s param_scheduler with the LR plot.')
     # ---- batch
     if r.batch and not r.auto_scaled:
         actual, planned, label = r.batch
-        steps.append(NextStep('batch', f'The batch ({actual}) differs from the config name\'s '
-                              f'{label} = {planned}: scale the LR with it.',
-                              [_train(cfg, wd_new, '--auto-scale-lr')]))
+        add('batch', f'The batch ({actual}) differs from the config name\'s {label} = {planned}: '
+            'scale the LR with it.', _train(cfg, wd_new, '--auto-scale-lr'))
     # ---- the curve
     if want_longer:
         why = {'rising': 'Still rising: train longer.',
                'too-few': 'Too few validations to judge: train longer.'}.get(r.verdict, '')
         if r.degenerate:
-            why = (why + ' ' if why else '') + (f'The model predicts only {r.degenerate}: '
-                                                'train longer (and check the LR above).')
+            why = (why + ' ' if why else '') + (f'The model predicts only {r.degenerate}: train '
+                                                'longer (and check the LR above).')
         if resume_kept_schedule:
-            steps.append(NextStep('resume', why + ' A resume keeps the checkpoint\'s LR '
-                                  'schedule (as this run shows), so start a longer run; '
-                                  '--max-epochs stretches the schedule:',
-                                  [_train(cfg, wd_new, '--max-epochs', longer)]))
+            add('resume', why + ' A resume keeps the checkpoint\'s LR schedule (as this run '
+                'shows), so start a longer run; --max-epochs stretches the schedule:',
+                _train(cfg, wd_new, '--max-epochs', longer))
         else:
-            steps.append(NextStep('resume', why + ' --max-epochs stretches the schedule:',
-                                  [_train(cfg, wd, '--resume', '--max-epochs', longer)]))
+            add('resume', why + ' --max-epochs stretches the schedule:',
+                _train(cfg, wd, '--resume', '--max-epochs', longer))
     if r.verdict in ('plateau', 'falling') and r.imbalance:
         names = ', '.join(row.name for row in r.weak_rare)
-        why = (f'Plateau with weak rare classes ({names}): weight the loss by class '
-               'frequency.')
+        why = f'Plateau with weak rare classes ({names}): weight the loss by class frequency.'
         cw, ours = variant_or_example(cfg, 'cw-ce')
         if ours:
-            steps.append(NextStep('class-imbalance', why + ' Compute the weights, then train '
-                                  'the class-weighted CE variant:',
-                                  [command('python', 'tools/class_weights.py', cw,
-                                           '--method', 'inverse'), _train(cw, f'{wd}_cw-ce')]))
+            add('class-imbalance', why + ' Compute the weights, then train the class-weighted CE '
+                'variant:',
+                command('python', 'tools/class_weights.py', cw, '--method', 'inverse'),
+                _train(cw, f'{wd}_cw-ce'))
         else:
-            steps.append(NextStep('class-imbalance', why + ' Compute the weights for this '
-                                  'config and set them as the decode head loss\'s class_weight'
-                                  + (f' as {cw} does' if cw else '') + ':',
-                                  [command('python', 'tools/class_weights.py', cfg,
-                                           '--method', 'inverse')]))
+            add('class-imbalance', why + ' Compute the weights for this config and set them as '
+                'the decode head loss\'s class_weight'
+                + (f' as {cw} does' if cw else '') + ':',
+                command('python', 'tools/class_weights.py', cfg, '--method', 'inverse'))
         algo = _family(cfg)
         own, other = [], []
         for name, what in (('focal', 'focal'), ('lovasz', 'Lovasz'), ('ce-lovasz', 'CE + Lovasz')):
@@ -384,34 +378,31 @@ def next_steps(r, run) -> list:
             elif path and (algo not in MASK_CLASSIFICATION or _family(path) == algo):
                 other.append(f'{what}: {path}')
         if own:
-            steps.append(NextStep('class-imbalance', 'Or a loss that weighs rare classes up: '
-                                  + ', '.join(w for w, _ in own) + ':', [c for _, c in own]))
+            add('class-imbalance', 'Or a loss that weighs rare classes up: '
+                + ', '.join(w for w, _ in own) + ':', *[c for _, c in own])
         if other:
-            steps.append(NextStep('class-imbalance', 'Or a loss that weighs rare classes up '
-                                  '(this config has no such variant: copy the decode head '
-                                  f'loss of one into {cfg}): ' + '; '.join(other) + '.'))
+            add('class-imbalance', 'Or a loss that weighs rare classes up (this config has no '
+                'such variant: copy the decode head '
+                f'loss of one into {cfg}): ' + '; '.join(other) + '.')
     if r.overfitting:
         path, ours = variant_or_example(cfg, 'strong-aug')
-        copy = (f' This config has no _strong-aug variant: copy the change of {path} (against '
-                f'its main config) into {cfg}.' if path and not ours else '')
-        steps.append(NextStep('overfit', 'Overfitting signs: stronger augmentation.' + copy,
-                              [_train(path, f'{wd}_strong-aug')] if ours else []))
+        copy = (f' This config has no _strong-aug variant: copy the change of {path} (against its '
+                f'main config) into {cfg}.' if path and not ours else '')
+        add('overfit', 'Overfitting signs: stronger augmentation.' + copy,
+            *([_train(path, f'{wd}_strong-aug')] if ours else []))
     if r.verdict in ('plateau', 'falling') and not r.imbalance and not r.overfitting:
         big = bigger_encoders(cfg)
         if big:
-            steps.append(NextStep('capacity', 'Converged without a class or overfitting '
-                                  'problem: a bigger encoder.',
-                                  [_train(big[0], short_path(Path(run.work_dir).parent /
-                                                             Path(big[0]).stem))]))
+            add('capacity', 'Converged without a class or overfitting problem: a bigger encoder.',
+                _train(big[0], short_path(Path(run.work_dir).parent / Path(big[0]).stem)))
         for name, what in (('cosine', 'a cosine LR schedule'), ('aux-head', 'an auxiliary head')):
             path = variant(cfg, name)
             if path:
-                steps.append(NextStep('capacity', f'Or {what}.', [_train(path, f'{wd}_{name}')]))
+                add('capacity', f'Or {what}.', _train(path, f'{wd}_{name}'))
     # ---- what the report could not see
     if run.test is None and r.n_val:
-        steps.append(NextStep('test', 'Test the best checkpoint for per-class IoU, pixel '
-                              'frequencies and the confusion matrix (then run this report '
-                              'again):',
-                              [command('python', 'tools/test.py', cfg,
-                                       _best_checkpoint(run, r), '--work-dir', wd)]))
+        add('test', 'Test the best checkpoint for per-class IoU, pixel frequencies and the '
+            'confusion matrix (then run this report '
+            'again):', command('python', 'tools/test.py', cfg, _best_checkpoint(run, r),
+                               '--work-dir', wd))
     return [s for s in steps if s.why]
