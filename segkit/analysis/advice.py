@@ -44,15 +44,17 @@ def _family(config) -> str:
     return Path(config).stem.split('_')[0]
 
 
-def _ours(config: Optional[str]) -> Optional[Path]:
-    if not config or '::' in config:
-        return None
-    p = ROOT / config  # an absolute config stays itself
+def _inside(path: Path, root: Path) -> Optional[str]:
+    """``path`` relative to ``root`` (None when outside it)."""
     try:
-        p.resolve().relative_to(ROOT / 'configs')
+        return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return None
-    return p
+
+
+def _ours(config: Optional[str]) -> Optional[Path]:
+    p = ROOT / config if config and '::' not in config else None  # an absolute one stays itself
+    return p if p and _inside(p, ROOT / 'configs') is not None else None
 
 
 def variant(config: Optional[str], name: str) -> Optional[str]:
@@ -105,11 +107,8 @@ def _train(config, work_dir, *args) -> str:
 
 def short_path(path) -> str:
     """A path as short as it can be said: relative to the cwd when inside it."""
-    p = Path(path).resolve()
-    try:
-        return p.relative_to(Path(os.getcwd()).resolve()).as_posix() or '.'
-    except ValueError:
-        return str(p)
+    rel = _inside(Path(path), Path(os.getcwd()))
+    return str(Path(path).resolve()) if rel is None else rel or '.'
 
 
 def _config(run) -> str:
@@ -118,11 +117,7 @@ def _config(run) -> str:
     if not config or '::' in config:
         return config or 'CONFIG'
     cwd = next((sr.record['cwd'] for sr in reversed(run.subruns) if sr.record.get('cwd')), ROOT)
-    p = Path(cwd) / config
-    try:
-        return p.resolve().relative_to(ROOT).as_posix()
-    except ValueError:
-        return str(p)
+    return _inside(Path(cwd) / config, ROOT) or str(Path(cwd) / config)
 
 
 # ------------------------------------------------------------------ findings
