@@ -11,6 +11,8 @@ configured schedule), ``reading`` (the numbers: verdicts and thresholds), ``advi
 variants), ``plots`` (PNGs), ``report`` (report.md and the terminal summary) and
 ``compare`` (runs against a base: ``--compare`` here and tools/sweep.py share it).
 """
+from pathlib import Path
+
 from segkit.analysis.advice import NextStep, findings, next_steps
 from segkit.analysis.logs import Run, SubRun, TestResult, TrainPoint, ValPoint, load_run
 from segkit.analysis.reading import DEFAULT_LAST_K, Reading, measure
@@ -31,14 +33,9 @@ def read_run(run: Run, last_k: int = DEFAULT_LAST_K) -> Reading:
 
 def analyze(work_dir, out=None, compare=(), last_k: int = 5, console=None) -> tuple:
     """What ``tools/analyze_run.py`` does: (Run, Reading, Report)."""
-    from pathlib import Path
     run = load_run(work_dir)
     reading = read_run(run, last_k=last_k)
-    others = []
-    for other in compare:
-        o = load_run(other)
-        others.append((o, read_run(o, last_k=last_k)))
-    out = Path(out) if out else Path(work_dir) / 'report'
-    report = write_report(run, reading, out, compare=others)
+    others = [(o, read_run(o, last_k=last_k)) for o in map(load_run, compare)]
+    report = write_report(run, reading, out or Path(work_dir) / 'report', compare=others)
     print_summary(run, reading, report, compare=others, console=console)
     return run, reading, report

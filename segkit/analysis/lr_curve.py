@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from itertools import takewhile
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -179,18 +180,13 @@ def trailing_minimum(points: list, epoch_length: Optional[int]) -> Optional[tupl
     lrs = [(p.iter, p.lr) for p in points if p.lr is not None]
     if len(lrs) < 2:
         return None
-    peak = max(v for _, v in lrs)
-    low = min(v for _, v in lrs)
+    peak, low = max(v for _, v in lrs), min(v for _, v in lrs)
     if peak <= 0 or peak - low <= 1e-6 * peak:
         return None  # a constant LR: no schedule to reach the end of
-    first = None
-    for it, v in reversed(lrs):
-        if v - low > 1e-6 * peak:
-            break
-        first = it
-    if first is None:
+    at_low = list(takewhile(lambda x: x[1] - low <= 1e-6 * peak, reversed(lrs)))
+    if not at_low:
         return None
     # counted from the first logged step at the minimum: a lower bound (the LR may
     # have got there up to one logging interval earlier)
-    n = lrs[-1][0] - first + 1
+    n = lrs[-1][0] - at_low[-1][0] + 1
     return n, (n / epoch_length if epoch_length else None), low
