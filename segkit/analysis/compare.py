@@ -131,8 +131,6 @@ SUMMARY_HEAD = ['run', 'epoch', 'mIoU', 'Δ mIoU', 'needed', 'mAcc', 'Δ mAcc', 
 
 
 def summary_rows(comp: Comparison) -> list:
-    """mIoU / mAcc at each run's last validation, the deltas against the base, the
-    delta that would count as real ('needed'), and the call."""
     b = comp.base
     rows = []
     for i, s in enumerate(comp.runs):

@@ -1,10 +1,5 @@
-"""PNG plots of a run (matplotlib, Agg backend: no display needed).
-
-Each function writes one file and returns its path (None when there is nothing
-to draw): loss and LR by iteration with the resumes marked, the validation
-metrics by epoch with the best marked, per-class IoU bars coloured by pixel
-frequency, the row-normalised confusion matrix, and runs' mIoU overlaid.
-"""
+"""PNG plots of a run (matplotlib, Agg: no display needed); each function writes one
+file and returns its path, None when there is nothing to draw."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -149,8 +144,6 @@ def plot_confusion(test, out: Path) -> Optional[Path]:
 
 
 def plot_compare(runs: list, names: list, out: Path) -> Optional[Path]:
-    """The runs' curves overlaid: val mIoU by epoch (best starred) and the train
-    loss (mean per epoch)."""
     if not any(run.val for run in runs):
         return None
     fig, (ax, ax2) = _plt().subplots(2, 1, figsize=(9, 7), sharex=True)

@@ -60,8 +60,6 @@ COMPARE_HEAD = ['run', 'best mIoU', 'best epoch', 'epochs', 'vals', 'final LR',
 
 
 def compare_rows(runs: list, readings: list) -> list:
-    """One row per run: name, best mIoU, best epoch, epochs, validations, final LR,
-    wall time, verdict."""
     return [[run.name, num(r.best_miou), str(r.best_epoch or '—'), str(r.epochs_trained or '—'),
              str(r.n_val), num(r.final_lr, '.3g'), fmt_seconds(run.wall_seconds),
              r.verdict + (', overfitting' if r.overfitting else '')
