@@ -53,8 +53,11 @@ def _inside(path: Path, root: Path) -> Optional[str]:
 
 
 def _ours(config: Optional[str]) -> Optional[Path]:
-    p = ROOT / config if config and '::' not in config else None  # an absolute one stays itself
-    return p if p and _inside(p, ROOT / 'configs') is not None else None
+    """``config`` as a path when it is one of this repository's configs."""
+    if not config or '::' in config:
+        return None
+    p = ROOT / config  # an absolute config stays itself
+    return p if _inside(p, ROOT / 'configs') is not None else None
 
 
 def variant(config: Optional[str], name: str) -> Optional[str]:
