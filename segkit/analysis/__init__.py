@@ -5,17 +5,18 @@
     reading = read_run(run, last_k=5)        # the numbers and the sentences
     report = write_report(run, reading, 'work_dirs/x/report')
 
-Modules: ``logs`` (reading a work dir), ``schedule`` (the LR followed against the
-configured schedule), ``reading`` (verdicts and thresholds), ``words`` (sentences),
-``next_steps`` and ``advice`` (this repository's commands and config variants),
-``plots`` (PNGs), ``report`` (report.md and the terminal summary) and ``compare``
-(runs against a base: ``--compare`` here and tools/sweep.py share it).
+Modules: ``logs`` (reading a work dir), ``lr_curve`` (the LR followed against the
+configured schedule), ``reading`` (the numbers: verdicts and thresholds), ``advice``
+(the numbers in words, and next steps with this repository's commands and config
+variants), ``plots`` (PNGs), ``report`` (report.md and the terminal summary) and
+``compare`` (runs against a base: ``--compare`` here and tools/sweep.py share it).
 """
+from pathlib import Path
+
+from segkit.analysis.advice import NextStep, findings, next_steps
 from segkit.analysis.logs import Run, SubRun, TestResult, TrainPoint, ValPoint, load_run
-from segkit.analysis.next_steps import NextStep, next_steps
 from segkit.analysis.reading import DEFAULT_LAST_K, Reading, measure
 from segkit.analysis.report import Report, print_summary, write_report
-from segkit.analysis.words import findings
 
 __all__ = ['Run', 'SubRun', 'TestResult', 'TrainPoint', 'ValPoint', 'load_run', 'Reading',
            'read_run', 'NextStep', 'Report', 'write_report', 'print_summary', 'analyze']
@@ -23,7 +24,7 @@ __all__ = ['Run', 'SubRun', 'TestResult', 'TrainPoint', 'ValPoint', 'load_run', 
 
 def read_run(run: Run, last_k: int = DEFAULT_LAST_K) -> Reading:
     """The reading of ``run`` over the last ``last_k`` epochs: the numbers
-    (``reading``), then the sentences (``words``) and the commands (``next_steps``)."""
+    (``reading``), then the sentences and the commands (``advice``)."""
     r = measure(run, last_k)
     r.findings = findings(r, run)
     r.next_steps = next_steps(r, run)
@@ -32,14 +33,9 @@ def read_run(run: Run, last_k: int = DEFAULT_LAST_K) -> Reading:
 
 def analyze(work_dir, out=None, compare=(), last_k: int = 5, console=None) -> tuple:
     """What ``tools/analyze_run.py`` does: (Run, Reading, Report)."""
-    from pathlib import Path
     run = load_run(work_dir)
     reading = read_run(run, last_k=last_k)
-    others = []
-    for other in compare:
-        o = load_run(other)
-        others.append((o, read_run(o, last_k=last_k)))
-    out = Path(out) if out else Path(work_dir) / 'report'
-    report = write_report(run, reading, out, compare=others)
+    others = [(o, read_run(o, last_k=last_k)) for o in map(load_run, compare)]
+    report = write_report(run, reading, out or Path(work_dir) / 'report', compare=others)
     print_summary(run, reading, report, compare=others, console=console)
     return run, reading, report

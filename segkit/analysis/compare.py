@@ -1,17 +1,14 @@
 """One comparison of runs against a base: ``tools/analyze_run.py --compare`` and
 ``tools/sweep.py`` both come here.
 
-The numbers are read from each run's JSON logs (:func:`segkit.analysis.logs.load_run`,
-resumed sub-runs merged): mIoU / mAcc and per-class IoU of the **last validation**
-(the end of each run's schedule; runs of one sweep share the epochs), with the best
-mIoU beside it. Deltas are against the first run (the base).
+From each run's logs (:func:`segkit.analysis.logs.load_run`): mIoU / mAcc and per-class
+IoU of the **last validation** (the end of each run's schedule; runs of one sweep share
+the epochs), the best mIoU beside it; deltas against the first run (the base).
 
-Noise: the spread of a run's metric is the standard deviation of its last
-``NOISE_K`` validations around their least-squares line (the residuals, so a steady
-rise is not noise; with two validations their plain std; unknown with one). A delta
-counts as real when it exceeds ``NOISE_Z`` x sqrt(sd_base^2 + sd_variant^2), and at
-least ``MIN_POINTS``; otherwise it is "within noise". Few validations make a loose
-estimate: two seeds per variant measure it better.
+Noise: the spread of a run's metric is the standard deviation of its last ``NOISE_K``
+validations around their least-squares line (so a steady rise is not noise; with two
+validations their plain std; unknown with one). A delta is real when it exceeds
+``NOISE_Z`` x sqrt(sd_base^2 + sd_variant^2), and at least ``MIN_POINTS``.
 """
 from __future__ import annotations
 
@@ -23,6 +20,8 @@ from typing import Optional
 
 import numpy as np
 
+from segkit.analysis.report import fmt_seconds, md_table, num, rich_table
+
 NOISE_K = 5
 NOISE_Z = 2.0
 MIN_POINTS = 0.1  # deltas below 0.1 point are never called real
@@ -32,7 +31,6 @@ MIN_POINTS = 0.1  # deltas below 0.1 point are never called real
 class RunSummary:
     name: str
     run: object  # logs.Run
-    reading: object = None  # reading.Reading, when read
     epoch: Optional[int] = None  # of the last validation
     miou: Optional[float] = None
     macc: Optional[float] = None
@@ -56,8 +54,6 @@ class Comparison:
 
 
 def _std(values: list) -> Optional[float]:
-    """The spread of the last validations around their least-squares line (so a
-    steady rise is not counted as noise); with two values, their plain std."""
     vals = [v for v in values if v is not None]
     if len(vals) < 2:
         return None
@@ -68,16 +64,14 @@ def _std(values: list) -> Optional[float]:
     return float(np.sqrt((resid ** 2).sum() / (len(vals) - 2)))
 
 
-def summarize(name: str, run, reading=None) -> RunSummary:
-    s = RunSummary(name, run, reading)
-    vals = [v for v in run.val if v.miou is not None]
-    if not vals:
+def summarize(name: str, run) -> RunSummary:
+    s = RunSummary(name, run)
+    if not run.val:
         return s
-    last = vals[-1]
+    last, tail = run.val[-1], run.val[-NOISE_K:]
     s.epoch, s.miou, s.macc = last.epoch, last.miou, last.metrics.get('mAcc')
-    best = max(vals, key=lambda v: v.miou)  # the first best, as the best checkpoint
+    best = max(run.val, key=lambda v: v.miou)  # the first best, as the best checkpoint
     s.best_miou, s.best_epoch = best.miou, best.epoch
-    tail = vals[-NOISE_K:]
     s.n_noise = len(tail)
     s.noise = {k: _std([v.metrics.get(k) for v in tail]) for k in ('mIoU', 'mAcc')}
     s.iou = dict(last.iou)
@@ -100,37 +94,33 @@ def judge(delta: Optional[float], thr: Optional[float]) -> str:
     return 'within noise' if abs(delta) <= thr else ('better' if delta > 0 else 'worse')
 
 
-def compare(named_runs: list, readings: Optional[list] = None) -> Comparison:
+def _d(a, b) -> Optional[float]:
+    return None if a is None or b is None else a - b
+
+
+def _call(b: RunSummary, s: RunSummary, cls: Optional[str] = None) -> tuple:
+    """(delta, needed, call) of ``s`` against the base ``b``: mIoU, or class ``cls``'s IoU."""
+    if cls is None:
+        d, thr = _d(s.miou, b.miou), threshold(b.noise.get('mIoU'), s.noise.get('mIoU'))
+    else:
+        d, thr = _d(s.iou.get(cls), b.iou.get(cls)), threshold(b.iou_noise.get(cls),
+                                                               s.iou_noise.get(cls))
+    return d, thr, judge(d, thr)
+
+
+def compare(named_runs: list) -> Comparison:
     """``named_runs`` = [(name, Run), ...], the base first."""
-    readings = readings or [None] * len(named_runs)
     names, seen = [], {}
     for n, _ in named_runs:  # two work dirs called alike: name-2 (TensorBoard run names)
         seen[n] = seen.get(n, 0) + 1
         names.append(n if seen[n] == 1 else f'{n}-{seen[n]}')
-    runs = [summarize(n, r, rd) for n, (_, r), rd in zip(names, named_runs, readings)]
-    base = runs[0]
-    classes = sorted(base.iou, key=lambda c: base.iou[c])
+    runs = [summarize(n, r) for n, (_, r) in zip(names, named_runs)]
+    classes = sorted(runs[0].iou, key=lambda c: runs[0].iou[c])
     for s in runs[1:]:  # classes only a variant logged, after the base's
         classes += [c for c in s.iou if c not in classes]
     comp = Comparison(runs, classes)
     comp.verdicts = verdicts(comp)
     return comp
-
-
-def _d(a, b) -> Optional[float]:
-    return None if a is None or b is None else a - b
-
-
-def _f(x, nd=2) -> str:
-    return '—' if x is None else f'{x:.{nd}f}'
-
-
-def _s(x, nd=2) -> str:
-    return '—' if x is None else f'{x:+.{nd}f}'
-
-
-def _pm(x) -> str:
-    return '?' if x is None else f'±{x:.2f}'
 
 
 # ------------------------------------------------------------------ tables
@@ -141,19 +131,15 @@ SUMMARY_HEAD = ['run', 'epoch', 'mIoU', 'Δ mIoU', 'needed', 'mAcc', 'Δ mAcc', 
 
 
 def summary_rows(comp: Comparison) -> list:
-    """mIoU / mAcc at each run's last validation, the deltas against the base, the
-    delta that would count as real ('needed'), and the call."""
-    from segkit.analysis.report import fmt_seconds
     b = comp.base
     rows = []
     for i, s in enumerate(comp.runs):
-        dm, da = _d(s.miou, b.miou), _d(s.macc, b.macc)
-        thr = threshold(b.noise.get('mIoU'), s.noise.get('mIoU'))
-        rows.append([s.name, str(s.epoch or '—'), _f(s.miou), '' if i == 0 else _s(dm),
-                     '' if i == 0 else _pm(thr), _f(s.macc), '' if i == 0 else _s(da),
-                     f'{_f(s.best_miou)} (ep {s.best_epoch})' if s.best_miou is not None
-                     else '—', fmt_seconds(s.run.wall_seconds),
-                     'base' if i == 0 else judge(dm, thr)])
+        dm, thr, call = _call(b, s)
+        rows.append([s.name, str(s.epoch or '—'), num(s.miou), '' if i == 0 else num(dm, '+.2f'),
+                     '' if i == 0 else '?' if thr is None else f'±{thr:.2f}', num(s.macc),
+                     '' if i == 0 else num(_d(s.macc, b.macc), '+.2f'),
+                     f'{num(s.best_miou)} (ep {s.best_epoch})' if s.best_miou is not None
+                     else '—', fmt_seconds(s.run.wall_seconds), 'base' if i == 0 else call])
     return rows
 
 
@@ -166,12 +152,11 @@ def class_rows(comp: Comparison) -> list:
     b = comp.base
     rows = []
     for c in comp.classes:
-        row = [c, _f(b.iou.get(c))]
+        row = [c, num(b.iou.get(c))]
         for s in comp.runs[1:]:
-            d = _d(s.iou.get(c), b.iou.get(c))
-            thr = threshold(b.iou_noise.get(c), s.iou_noise.get(c))
-            mark = '' if judge(d, thr) in ('within noise', 'noise unknown', '?') else ' *'
-            row.append(_s(d) + mark)
+            d, _, call = _call(b, s, c)
+            row.append(num(d, '+.2f') + ('' if call in ('within noise', 'noise unknown', '?')
+                                         else ' *'))
         rows.append(row)
     return rows
 
@@ -187,55 +172,46 @@ def verdicts(comp: Comparison) -> list:
     """Per variant: how much mIoU moves and whether beyond noise; which classes it
     helps and hurts (beyond their own noise); then the pick."""
     b = comp.base
-    out = []
-    n = min(s.n_noise for s in comp.runs)
     if b.miou is None:
         return [f'The base run {b.name} never validated: nothing to compare against.']
-    out.append(f'Noise: the spread (standard deviation) of the last {NOISE_K} validations '
-               f'of each run around their trend line (here {n} validations; 2: their '
-               f'plain spread); a delta counts when larger than {NOISE_Z:g} x '
-               'sqrt(sd_base^2 + sd_variant^2). Few validations give a loose estimate; '
-               'two seeds per variant measure it better.')
+    out = [f'Noise: the spread (standard deviation) of the last {NOISE_K} validations '
+           f'of each run around their trend line (here {min(s.n_noise for s in comp.runs)} '
+           f'validations; 2: their plain spread); a delta counts when larger than {NOISE_Z:g} '
+           'x sqrt(sd_base^2 + sd_variant^2). Few validations give a loose estimate; '
+           'two seeds per variant measure it better.']
     better = []
     for s in comp.runs[1:]:
         if s.miou is None:
             out.append(f'{s.name}: never validated.')
             continue
-        dm = s.miou - b.miou
-        thr = threshold(b.noise.get('mIoU'), s.noise.get('mIoU'))
-        call = judge(dm, thr)
-        words = {'better': 'beyond noise', 'worse': 'beyond noise',
-                 'within noise': 'within noise',
-                 'noise unknown': 'noise unknown: one validation per run'}[call]
+        dm, thr, call = _call(b, s)
+        words = {'within noise': 'within noise',
+                 'noise unknown': 'noise unknown: one validation per run'}.get(call, 'beyond noise')
         line = (f'{s.name}: mIoU {dm:+.2f} ({b.miou:.2f} -> {s.miou:.2f} at epoch '
                 f'{s.epoch}), {words}' + (f' (needs > {thr:.2f})' if thr is not None else '')
                 + '.')
         helps, hurts, flat = [], [], 0
         for c in comp.classes:
-            d = _d(s.iou.get(c), b.iou.get(c))
+            d, _, cc = _call(b, s, c)
             if d is None:
                 continue
-            cthr = threshold(b.iou_noise.get(c), s.iou_noise.get(c))
-            cc = judge(d, cthr)
             if cc == 'better' or (cc == 'noise unknown' and d > 0):
                 helps.append((c, d))
             elif cc == 'worse' or (cc == 'noise unknown' and d < 0):
                 hurts.append((c, d))
             else:
                 flat += 1
-        helps.sort(key=lambda x: -x[1])
-        hurts.sort(key=lambda x: x[1])
         if helps:
-            line += f' Helps {_class_list(helps)}.'
+            line += f' Helps {_class_list(sorted(helps, key=lambda x: -x[1]))}.'
         if hurts:
-            line += f' Hurts {_class_list(hurts)}.'
+            line += f' Hurts {_class_list(sorted(hurts, key=lambda x: x[1]))}.'
         if flat:
             line += f' {flat} class(es) within noise.'
-        weak = comp.classes[:max(1, len(comp.classes) // 5)]
-        weak_d = [(c, _d(s.iou.get(c), b.iou.get(c))) for c in weak]
-        weak_d = [(c, d) for c, d in weak_d if d is not None]
-        if weak_d:
-            line += f' On the base\'s weakest ({_class_list(weak_d)}).'
+        weak = [(c, _d(s.iou.get(c), b.iou.get(c)))
+                for c in comp.classes[:max(1, len(comp.classes) // 5)]]
+        weak = [(c, d) for c, d in weak if d is not None]
+        if weak:
+            line += f' On the base\'s weakest ({_class_list(weak)}).'
         out.append(line)
         if call == 'better':
             better.append((dm, s.name))
@@ -253,15 +229,13 @@ def verdicts(comp: Comparison) -> list:
 
 
 def markdown(comp: Comparison, title: str = '## Comparison') -> list:
-    from segkit.analysis.report import _table
     md = [title, '', 'At each run\'s last validation; Δ against '
           f'{comp.base.name}; "needed": the delta that would beat the noise.', '']
-    md += _table(SUMMARY_HEAD, summary_rows(comp))
+    md += md_table(SUMMARY_HEAD, summary_rows(comp))
     if comp.classes:
         md += ['Per-class IoU (base weakest first); * beyond noise.', '']
-        md += _table(class_head(comp), class_rows(comp))
-    md += ['### Verdict', ''] + [f'- {v}' for v in comp.verdicts] + ['']
-    return md
+        md += md_table(class_head(comp), class_rows(comp))
+    return md + ['### Verdict', ''] + [f'- {v}' for v in comp.verdicts] + ['']
 
 
 def write_tensorboard(comp: Comparison, logdir: Path) -> Path:
@@ -270,10 +244,8 @@ def write_tensorboard(comp: Comparison, logdir: Path) -> Path:
     from torch.utils.tensorboard import SummaryWriter
     logdir = Path(logdir)
     for s in comp.runs:
-        d = logdir / s.name
-        if d.is_dir():
-            shutil.rmtree(d)  # ours, rewritten from the logs each time
-        w = SummaryWriter(str(d))
+        shutil.rmtree(logdir / s.name, ignore_errors=True)  # ours, rewritten each time
+        w = SummaryWriter(str(logdir / s.name))
         for p in s.run.train:
             if p.loss is not None:
                 w.add_scalar('compare/train_loss', p.loss, p.iter)
@@ -292,41 +264,28 @@ def write(comp: Comparison, out_dir) -> dict:
     from segkit.analysis import plots
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    made = {}
     png = plots.plot_compare([s.run for s in comp.runs], [s.name for s in comp.runs],
                              out_dir / 'compare_miou.png')
-    if png:
-        made['compare_miou'] = png
+    made = {'compare_miou': png} if png else {}
     made['tensorboard'] = write_tensorboard(comp, out_dir / 'tensorboard')
     md = markdown(comp, f'# Comparison against {comp.base.name}')
-    if png:
-        md += ['![curves overlaid](compare_miou.png)', '']
+    md += ['![curves overlaid](compare_miou.png)', ''] if png else []
     md += [f'- {s.name}: `{s.run.work_dir}`' for s in comp.runs] + ['']
-    path = out_dir / 'compare.md'
-    path.write_text('\n'.join(md))
-    made['markdown'] = path
+    made['markdown'] = out_dir / 'compare.md'
+    made['markdown'].write_text('\n'.join(md))
     return made
 
 
 def print_comparison(comp: Comparison, console=None) -> None:
     from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
     console = console or Console()
     if not console.is_terminal and console.width < 160:  # a log, a pipe: never truncate
         console = Console(width=160, file=console.file, no_color=console.no_color)
-    t = Table(title=f'compared with {escape(comp.base.name)} (last validation)')
-    for h in SUMMARY_HEAD:
-        t.add_column(h, no_wrap=True)
-    for row in summary_rows(comp):
-        t.add_row(*[escape(c) for c in row])
-    console.print(t)
+    console.print(rich_table(f'compared with {escape(comp.base.name)} (last validation)',
+                             SUMMARY_HEAD, summary_rows(comp)))
     if comp.classes:
-        t = Table(title='per-class IoU, base weakest first (* beyond noise)')
-        for h in class_head(comp):
-            t.add_column(escape(h), no_wrap=True)
-        for row in class_rows(comp):
-            t.add_row(*[escape(c) for c in row])
-        console.print(t)
+        console.print(rich_table('per-class IoU, base weakest first (* beyond noise)',
+                                 class_head(comp), class_rows(comp)))
     for v in comp.verdicts:
         console.print(f'- {escape(v)}', soft_wrap=True)

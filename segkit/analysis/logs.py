@@ -1,28 +1,22 @@
 """Reading a training run: every ``<timestamp>/`` sub-run of a work dir, merged.
 
-A work dir written by ``tools/train.py`` holds one ``<timestamp>/`` folder per
-start (the first run, each ``--resume``, each ``tools/test.py``)::
-
-    <timestamp>/<timestamp>.log            text log (epoch length, resume point, times)
-    <timestamp>/vis_data/<timestamp>.json  one JSON object per line: train lines
-                                           (lr, loss, epoch, iter, step=iter), val lines
-                                           (aAcc, mIoU, mAcc, step=epoch), per-class lines
-                                           (IoU_per_class/<c>, Acc_per_class/<c>, step=epoch)
-    tensorboard/events.out.tfevents.*      the same scalars, one run for the whole work
-                                           dir, stepped by iteration (fallback)
-    <timestamp>/run_record.json, config.py the command and the resolved config
-    <timestamp>/test_metrics.json          (tools/test.py) per-class IoU, pixels, confusion
+A work dir of ``tools/train.py`` holds one ``<timestamp>/`` per start (the first run,
+each ``--resume``, each ``tools/test.py``): ``<timestamp>.log`` (epoch length, resume
+point, times), ``vis_data/<timestamp>.json`` (one JSON object per line: train lines
+with step = iteration, val and per-class lines with step = epoch), ``run_record.json``,
+``config.py`` and (tools/test.py) ``test_metrics.json``. ``tensorboard/`` holds the
+same scalars for the whole work dir, stepped by iteration: the fallback.
 
 :func:`load_run` reads them all in time order. Where a resume repeats steps, the
-later sub-run wins: everything an earlier sub-run logged from the resume point on
-(its abandoned future) is dropped.
+later sub-run wins: what an earlier sub-run logged from the resume point on (its
+abandoned future) is dropped.
 """
 from __future__ import annotations
 
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
@@ -30,7 +24,7 @@ from typing import Optional
 from segkit.errors import SegkitError
 
 TIMESTAMP = re.compile(r'^\d{8}_\d{6}$')
-_LOG_TIME = re.compile(r'^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) - ')
+_LOG_TIME = re.compile(r'^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) - ', re.M)
 _EPOCH_LEN = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\s*\[\s*(\d+)\s*/\s*(\d+)\s*\]')
 _RESUMED = re.compile(r'resumed epoch: (\d+), iter: (\d+)')
 IOU_PREFIX, ACC_PREFIX = 'IoU_per_class/', 'Acc_per_class/'
@@ -39,15 +33,13 @@ SUMMARY_KEYS = ('aAcc', 'mIoU', 'mAcc')
 
 @dataclass
 class TrainPoint:
-    """One logged train line (``step`` = iteration, 1-based)."""
+    """One logged train line (``iter`` 1-based)."""
     iter: int
     epoch: int
     lr: Optional[float]
     base_lr: Optional[float]
     loss: Optional[float]
-    time: Optional[float]
     subrun: int  # index into Run.subruns
-    extra: dict = field(default_factory=dict)  # decode.loss_ce, ... as logged
 
 
 @dataclass
@@ -86,11 +78,10 @@ class SubRun:
     train: list  # TrainPoint, as logged by this sub-run
     val: list  # ValPoint
     source: str  # 'json', 'tensorboard' or 'none'
-    epoch_length: Optional[int] = None  # iterations per epoch (from the text log)
+    epoch_length: Optional[int] = None  # iterations per epoch
     resumed_at: Optional[tuple] = None  # (epoch, iter) the resume started from
     started: Optional[datetime] = None
     ended: Optional[datetime] = None
-    skipped_lines: int = 0  # unreadable JSON lines (an interrupted write)
 
     @property
     def config_file(self) -> Optional[Path]:
@@ -103,9 +94,7 @@ class SubRun:
 
     @property
     def wall_seconds(self) -> Optional[float]:
-        if self.started and self.ended:
-            return (self.ended - self.started).total_seconds()
-        return None
+        return (self.ended - self.started).total_seconds() if self.started else None
 
     @property
     def iters(self) -> tuple:
@@ -125,7 +114,7 @@ class Run:
     subruns: list  # SubRun with logs, in time order
     empty: list  # SubRun that logged nothing (a start that failed)
     train: list  # merged TrainPoint, by iteration
-    val: list  # merged ValPoint, by epoch
+    val: list  # merged ValPoint (each with an mIoU), by epoch
     test: Optional[TestResult]
     config_path: Optional[str]  # the config given to tools/train.py (as typed)
     classes: list
@@ -133,7 +122,6 @@ class Run:
     @property
     def name(self) -> str:
         return self.work_dir.name
-
 
     @property
     def wall_seconds(self) -> Optional[float]:
@@ -145,34 +133,28 @@ class Run:
         eps = [p.epoch for p in self.train] + [v.epoch for v in self.val]
         return max(eps) if eps else None
 
+    def loss_by_epoch(self) -> dict:
+        """epoch -> mean of its finite train losses, by epoch."""
+        losses = {}
+        for p in self.train:
+            if p.loss is not None and math.isfinite(p.loss):
+                losses.setdefault(p.epoch, []).append(p.loss)
+        return {e: sum(v) / len(v) for e, v in sorted(losses.items())}
+
 
 # ------------------------------------------------------------------ files
 
 
-def _read_json_lines(path: Path) -> tuple:
-    rows, bad = [], 0
-    with open(path, encoding='utf-8', errors='replace') as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                bad += 1
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-    return rows, bad
-
-
-def _json_log(sub: Path) -> Optional[Path]:
-    """``vis_data/<timestamp>.json`` (LoggerHook's file), else ``scalars.json``."""
-    vis = sub / 'vis_data'
-    for cand in (vis / f'{sub.name}.json', vis / 'scalars.json'):
-        if cand.is_file() and cand.stat().st_size > 0:
-            return cand
-    return None
+def _json_rows(path: Path) -> list:
+    rows = []
+    for line in path.read_text(encoding='utf-8', errors='replace').splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # blank, or cut short by an interrupted write
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
 
 
 def _tensorboard_rows(work_dir: Path, after: Optional[tuple] = None) -> list:
@@ -208,50 +190,9 @@ def _tensorboard_rows(work_dir: Path, after: Optional[tuple] = None) -> list:
             elif group in ('val', 'val_IoU', 'val_Acc'):
                 epoch = round(step / per_epoch)
                 if epoch > start_ep:
-                    key = {'val': name, 'val_IoU': IOU_PREFIX + name,
-                           'val_Acc': ACC_PREFIX + name}[group]
+                    key = {'val': '', 'val_IoU': IOU_PREFIX, 'val_Acc': ACC_PREFIX}[group] + name
                     val.setdefault(epoch, {'step': epoch})[key] = value
     return [train[k] for k in sorted(train)] + [val[k] for k in sorted(val)]
-
-
-def _events_rows(sub: Path) -> list:
-    """The JSON-line rows rebuilt from TensorBoard event files (fallback).
-
-    Train scalars are stepped by iteration, validation scalars by epoch; ``time``
-    and ``data_time`` mix both, so they are left out.
-    """
-    files = sorted((sub / 'vis_data').glob('events.out.tfevents.*'))
-    if not files:
-        return []
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    train, val = {}, {}
-    for f in files:
-        acc = EventAccumulator(str(f), size_guidance={'scalars': 0})
-        try:
-            acc.Reload()
-        except Exception:  # noqa: BLE001 - a truncated file: use what the others give
-            continue
-        tags = acc.Tags().get('scalars', [])
-        is_train = 'iter' in tags or 'loss' in tags
-        for tag in tags:
-            if tag in ('time', 'data_time'):
-                continue
-            if tag in SUMMARY_KEYS or tag.startswith((IOU_PREFIX, ACC_PREFIX)):
-                target = val
-            elif is_train:
-                target = train
-            else:
-                continue
-            for ev in acc.Scalars(tag):
-                target.setdefault(ev.step, {'step': ev.step})[tag] = float(ev.value)
-    rows = []
-    for step, row in sorted(train.items()):
-        row.setdefault('iter', step)
-        if 'epoch' in row:
-            row['epoch'] = int(row['epoch'])
-        rows.append(row)
-    rows += [row for _, row in sorted(val.items())]
-    return rows
 
 
 def _num(v) -> Optional[float]:
@@ -264,26 +205,20 @@ def _points(rows: list, index: int) -> tuple:
     for row in rows:
         if 'iter' in row and ('loss' in row or 'lr' in row):
             it = int(row['iter'])
-            extra = {k: v for k, v in row.items() if k not in (
-                'iter', 'epoch', 'step', 'lr', 'base_lr', 'loss', 'time') and _num(v) is not None}
             train[it] = TrainPoint(it, int(row.get('epoch', 0)), _num(row.get('lr')),
-                                   _num(row.get('base_lr')), _num(row.get('loss')),
-                                   _num(row.get('time')), index, extra)
-            continue
-        if 'step' not in row:
-            continue
-        ep = int(row['step'])
-        summary = {k: float(row[k]) for k in SUMMARY_KEYS if _num(row.get(k)) is not None}
-        iou = {k[len(IOU_PREFIX):]: float(v) for k, v in row.items()
-               if k.startswith(IOU_PREFIX) and _num(v) is not None}
-        acc = {k[len(ACC_PREFIX):]: float(v) for k, v in row.items()
-               if k.startswith(ACC_PREFIX) and _num(v) is not None}
-        if not (summary or iou or acc):
-            continue
-        point = val.setdefault(ep, ValPoint(ep, {}, {}, {}, index))
-        point.metrics.update(summary)
-        point.iou.update(iou)
-        point.acc.update(acc)
+                                   _num(row.get('base_lr')), _num(row.get('loss')), index)
+        elif 'step' in row:
+            ep = int(row['step'])
+            point = val.setdefault(ep, ValPoint(ep, {}, {}, {}, index))
+            for k, v in row.items():
+                if _num(v) is None:
+                    continue
+                if k in SUMMARY_KEYS:
+                    point.metrics[k] = float(v)
+                elif k.startswith(IOU_PREFIX):
+                    point.iou[k[len(IOU_PREFIX):]] = float(v)
+                elif k.startswith(ACC_PREFIX):
+                    point.acc[k[len(ACC_PREFIX):]] = float(v)
     # a per-class line without its summary line (a crash in between) is no validation
     vals = [v for _, v in sorted(val.items()) if 'mIoU' in v.metrics]
     return [p for _, p in sorted(train.items())], vals
@@ -291,81 +226,36 @@ def _points(rows: list, index: int) -> tuple:
 
 def _scan_text_log(path: Path) -> dict:
     """Start and end time, iterations per epoch and the resume point of a text log."""
-    out = {'started': None, 'ended': None, 'epoch_length': None, 'resumed_at': None}
-    if not path.is_file():
-        return out
-    first = last = None
-    with open(path, encoding='utf-8', errors='replace') as f:
-        for line in f:
-            m = _LOG_TIME.match(line)
-            if m:
-                last = m.group(1)
-                first = first or last
-            if 'Epoch(train)' in line and out['epoch_length'] is None:
-                m = _EPOCH_LEN.search(line)
-                if m:
-                    out['epoch_length'] = int(m.group(3))
-            elif 'resumed epoch' in line and out['resumed_at'] is None:
-                m = _RESUMED.search(line)
-                if m:
-                    out['resumed_at'] = (int(m.group(1)), int(m.group(2)))
-    fmt = '%Y/%m/%d %H:%M:%S'
-    if first:
-        out['started'] = datetime.strptime(first, fmt)
-        out['ended'] = datetime.strptime(last, fmt)
-    return out
+    text = path.read_text(encoding='utf-8', errors='replace') if path.is_file() else ''
+    times = [datetime.strptime(t, '%Y/%m/%d %H:%M:%S') for t in _LOG_TIME.findall(text)]
+    length, resumed = _EPOCH_LEN.search(text), _RESUMED.search(text)
+    return {'started': times[0] if times else None, 'ended': times[-1] if times else None,
+            'epoch_length': int(length.group(3)) if length else None,
+            'resumed_at': (int(resumed.group(1)), int(resumed.group(2))) if resumed else None}
 
 
-def _epoch_length_from_points(train: list) -> Optional[int]:
-    """Iterations per epoch from (epoch, iter) pairs when the text log lacks it:
-    the smallest L with (epoch - 1) * L < iter <= epoch * L for every line."""
-    pairs = [(p.epoch, p.iter) for p in train if p.epoch > 0]
-    if not pairs:
-        return None
-    return max(-(-it // ep) for ep, it in pairs)
-
-
-def _read_subrun(sub: Path, index: int) -> tuple:
-    """(SubRun, kind) with kind 'train', 'test' or None (not a run folder)."""
-    record = {}
-    rec_path = sub / 'run_record.json'
-    if rec_path.is_file():
-        try:
-            record = json.loads(rec_path.read_text())
-        except json.JSONDecodeError:
-            record = {}
+def _read_subrun(sub: Path, index: int) -> Optional[SubRun]:
+    """The training start in ``sub`` (None: a tools/test.py one, or no run at all)."""
+    try:
+        record = json.loads((sub / 'run_record.json').read_text())
+    except (OSError, json.JSONDecodeError):
+        record = {}
     if record.get('mode') == 'test' or (sub / 'test_metrics.json').is_file() or \
             (record.get('mode') != 'train' and (sub / f'{sub.name}.json').is_file()):
-        # tools/test.py: LoggerHook dumps the test metrics to <ts>/<ts>.json
-        return SubRun(sub.name, sub, record, [], [], 'none'), 'test'
-    log = _json_log(sub)
+        return None  # tools/test.py: LoggerHook dumps the test metrics to <ts>/<ts>.json
+    vis = sub / 'vis_data'
+    log = next((f for f in (vis / f'{sub.name}.json', vis / 'scalars.json')
+                if f.is_file() and f.stat().st_size > 0), None)
     text = _scan_text_log(sub / f'{sub.name}.log')
-    if log is not None:
-        rows, bad = _read_json_lines(log)
-        source = 'json'
-    else:
-        rows, bad = _events_rows(sub) or _tensorboard_rows(sub.parent, text['resumed_at']), 0
-        source = 'tensorboard' if rows else 'none'
+    rows = _json_rows(log) if log else _tensorboard_rows(sub.parent, text['resumed_at'])
     train, val = _points(rows, index)
-    sr = SubRun(sub.name, sub, record, train, val, source, skipped_lines=bad, **text)
-    if sr.epoch_length is None:
-        sr.epoch_length = _epoch_length_from_points(train)
-    if record.get('mode') == 'train' or train or val:
-        kind = 'train'  # (validation lines only: a run whose train lines were lost)
-    else:
-        kind = None
-    return sr, kind
-
-
-def _read_test(path: Path) -> Optional[TestResult]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    pc = data.get('per_class') or {}
-    return TestResult(path, data.get('checkpoint'), data.get('metrics') or {},
-                      list(pc.get('classes') or []), list(pc.get('IoU') or []),
-                      list(pc.get('Acc') or []), pc.get('gt_pixels'), pc.get('confusion'))
+    source = 'json' if log else 'tensorboard' if rows else 'none'
+    sr = SubRun(sub.name, sub, record, train, val, source, **text)
+    if sr.epoch_length is None and any(p.epoch > 0 for p in train):
+        # the smallest L with (epoch - 1) * L < iter <= epoch * L for every line
+        sr.epoch_length = max(-(-p.iter // p.epoch) for p in train if p.epoch > 0)
+    # (validation lines only: a run whose train lines were lost)
+    return sr if record.get('mode') == 'train' or train or val else None
 
 
 def find_test_metrics(work_dir: Path) -> Optional[TestResult]:
@@ -373,21 +263,25 @@ def find_test_metrics(work_dir: Path) -> Optional[TestResult]:
     ``*test_metrics*.json`` beside the checkpoints, as ``make demo`` writes)."""
     cands = list(work_dir.glob('*/test_metrics.json')) + list(work_dir.glob('*test_metrics*.json'))
     for path in sorted(cands, key=lambda p: p.stat().st_mtime, reverse=True):
-        res = _read_test(path)
-        if res is not None and (res.metrics or res.classes):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        pc = data.get('per_class') or {}
+        res = TestResult(path, data.get('checkpoint'), data.get('metrics') or {},
+                         list(pc.get('classes') or []), list(pc.get('IoU') or []),
+                         list(pc.get('Acc') or []), pc.get('gt_pixels'), pc.get('confusion'))
+        if res.metrics or res.classes:
             return res
     return None
 
 
 def original_config(record: dict) -> Optional[str]:
     """The config path given to tools/train.py, from a run record's command."""
-    cmd = record.get('command') or []
+    cmd = [str(a) for a in record.get('command') or []]
     for i, arg in enumerate(cmd):
-        if str(arg).endswith(('train.py', 'test.py')):
-            for nxt in cmd[i + 1:]:
-                if not str(nxt).startswith('-'):
-                    return str(nxt)
-            return None
+        if arg.endswith(('train.py', 'test.py')):
+            return next((a for a in cmd[i + 1:] if not a.startswith('-')), None)
     return None
 
 
@@ -420,31 +314,22 @@ def load_run(work_dir) -> Run:
     if TIMESTAMP.match(wd.name) and (wd / 'vis_data').is_dir():
         raise SegkitError(f'{work_dir} is one start of a run: pass its work dir, '
                           f'{wd.parent}')
-    subs = sorted(p for p in wd.iterdir() if p.is_dir() and TIMESTAMP.match(p.name))
     subruns, empty = [], []
-    for sub in subs:
-        sr, kind = _read_subrun(sub, len(subruns))
-        if kind != 'train':
-            continue
-        (subruns if (sr.train or sr.val) else empty).append(sr)
+    for sub in sorted(p for p in wd.iterdir() if p.is_dir() and TIMESTAMP.match(p.name)):
+        sr = _read_subrun(sub, len(subruns))
+        if sr is not None:
+            (subruns if (sr.train or sr.val) else empty).append(sr)
     if not subruns:
         what = (f'{len(empty)} start(s) that logged nothing ({", ".join(s.name for s in empty)})'
                 if empty else 'no <timestamp>/vis_data/<timestamp>.json')
         raise SegkitError(f'no training logs in {work_dir}: {what}; pass the --work-dir '
                           'of a tools/train.py run')
     train, val = _merge(subruns)
-    config_path = None
-    for sr in subruns:
-        config_path = original_config(sr.record) or config_path
-    if config_path is None:  # mmengine copies the config file beside the checkpoints
-        dumped = sorted(p.name for p in wd.glob('*.py'))
-        config_path = dumped[0] if dumped else None
+    configs = [c for c in map(original_config, (sr.record for sr in subruns)) if c]
+    # else the copy mmengine dumps beside the checkpoints
+    config_path = configs[-1] if configs else min((p.name for p in wd.glob('*.py')), default=None)
     test = find_test_metrics(wd)
-    classes = []
-    for v in val:
-        for c in list(v.iou) + list(v.acc):
-            if c not in classes:
-                classes.append(c)
+    classes = list(dict.fromkeys(c for v in val for c in [*v.iou, *v.acc]))
     if test and test.classes:
         classes = list(test.classes)
     elif not classes:
@@ -463,11 +348,9 @@ def load_config_file(path: Path):
 
 def _config_classes(subruns: list) -> list:
     for sr in reversed(subruns):
-        if sr.config_file:
-            cfg = load_config_file(sr.config_file)
-            try:
-                classes = cfg.train_dataloader.dataset.metainfo.classes
-                return list(classes)
-            except (AttributeError, KeyError, TypeError):
-                continue
+        cfg = load_config_file(sr.config_file) if sr.config_file else None
+        try:
+            return list(cfg.train_dataloader.dataset.metainfo.classes)
+        except (AttributeError, KeyError, TypeError):
+            continue
     return []

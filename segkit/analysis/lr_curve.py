@@ -1,23 +1,19 @@
 """The LR a run followed against the LR its config schedules.
 
 :func:`configured_lr` rebuilds a sub-run's schedule from its ``config.py`` with
-mmengine's own schedulers (built as the Runner builds them, stepped as
-``ParamSchedulerHook`` steps them: iteration schedulers after every iteration,
-epoch schedulers after every epoch) and returns the LR of every iteration as
-``RuntimeInfoHook`` logs it (before the iteration's step). :func:`check_subrun`
-compares that with the logged LR; :func:`schedule_end` compares where the
-schedule ends with where training ends.
-
-The logged ``base_lr`` (present when the optimizer has several parameter groups,
-i.e. any paramwise_cfg) is the schedule applied to the configured ``optimizer.lr``
-itself, so it is compared first; the logged ``lr`` (the first parameter group's,
-with its lr_mult and any auto-scale) only when ``base_lr`` is missing, allowing a
-constant ratio.
+mmengine's own schedulers, stepped as ``ParamSchedulerHook`` steps them, and gives the
+LR of every iteration as ``RuntimeInfoHook`` logs it (before the iteration's step);
+:func:`check_subrun` compares it with the logged LR. The logged ``base_lr`` (present
+with several parameter groups, i.e. any paramwise_cfg) is the schedule applied to
+``optimizer.lr`` itself, so it is compared first; the logged ``lr`` (the first group's,
+with its lr_mult and any auto-scale) only without it, allowing a constant ratio.
+:func:`schedule_end` compares where the schedule ends with where training ends.
 """
 from __future__ import annotations
 
 import math
 import warnings
+from itertools import takewhile
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -42,7 +38,6 @@ class LRCheck:
     peak: float  # configured peak LR
     max_error: float  # max |logged - configured| / peak
     first_bad: Optional[int] = None  # first iteration beyond LR_TOLERANCE
-    ratio: Optional[float] = None  # logged / configured when a constant ratio explains it
     follows_previous: bool = False  # the checkpoint's (previous sub-run's) schedule
     notes: list = field(default_factory=list)
 
@@ -61,8 +56,7 @@ class ScheduleEnd:
 
 
 def optimizer_lr(cfg) -> Optional[float]:
-    ow = cfg.get('optim_wrapper') or {}
-    opt = ow.get('optimizer') or cfg.get('optimizer') or {}
+    opt = (cfg.get('optim_wrapper') or {}).get('optimizer') or cfg.get('optimizer') or {}
     lr = opt.get('lr')
     return float(lr) if isinstance(lr, (int, float)) else None
 
@@ -70,12 +64,6 @@ def optimizer_lr(cfg) -> Optional[float]:
 def _schedulers(cfg) -> list:
     s = cfg.get('param_scheduler') or []
     return [dict(x) for x in ([s] if isinstance(s, dict) else s)]
-
-
-def _is_lr(sched: dict) -> bool:
-    t = str(sched.get('type', ''))
-    return 'Momentum' not in t and (t.endswith('LR') or t.endswith('LRRatio')
-                                    or sched.get('param_name', 'lr') == 'lr')
 
 
 def configured_lr(cfg, epoch_length: int, n_iters: Optional[int] = None,
@@ -90,16 +78,14 @@ def configured_lr(cfg, epoch_length: int, n_iters: Optional[int] = None,
     lr = optimizer_lr(cfg) if lr is None else lr
     if lr is None:
         raise ValueError('the config sets no optim_wrapper.optimizer.lr')
-    max_epochs = int(cfg.train_cfg.get('max_epochs') or 0)
-    n = int(n_iters or max_epochs * epoch_length)
-    param = torch.nn.Parameter(torch.zeros(1))
-    wrapper = OptimWrapper(torch.optim.SGD([param], lr=lr, momentum=0.9))
-    scheds = []
+    n = int(n_iters or int(cfg.train_cfg.get('max_epochs') or 0) * epoch_length)
+    wrapper = OptimWrapper(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr,
+                                           momentum=0.9))
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        for s in _schedulers(cfg):
-            scheds.append(PARAM_SCHEDULERS.build(
-                s, default_args=dict(optimizer=wrapper, epoch_length=epoch_length)))
+        scheds = [PARAM_SCHEDULERS.build(s, default_args=dict(optimizer=wrapper,
+                                                              epoch_length=epoch_length))
+                  for s in _schedulers(cfg)]
         group = wrapper.optimizer.param_groups[0]
         out = np.empty(n)
         for i in range(n):
@@ -108,19 +94,9 @@ def configured_lr(cfg, epoch_length: int, n_iters: Optional[int] = None,
     return out
 
 
-def auto_scale_ratio(cfg, world_size: int = 1) -> float:
-    """The factor mmengine's ``auto_scale_lr`` applies to the parameter groups."""
-    asl = cfg.get('auto_scale_lr') or {}
-    if not asl.get('enable') or not asl.get('base_batch_size'):
-        return 1.0
-    batch = (cfg.get('train_dataloader') or {}).get('batch_size', 1)
-    return world_size * batch / asl['base_batch_size']
-
-
-def _compare(steps, logged, expected_at, peak) -> tuple:
-    exp = np.array([expected_at(s) for s in steps])
-    got = np.array(logged)
-    err = np.abs(got - exp) / peak if peak > 0 else np.abs(got - exp)
+def _compare(steps, logged, expected, peak) -> tuple:
+    exp = np.array([expected[s - 1] for s in steps])
+    err = np.abs(np.array(logged) - exp) / (peak if peak > 0 else 1.0)
     bad = np.nonzero(err > LR_TOLERANCE)[0]
     return exp, float(err.max()) if len(err) else 0.0, (steps[bad[0]] if len(bad) else None)
 
@@ -133,42 +109,40 @@ def check_subrun(sr, cfg, previous=None) -> Optional[LRCheck]:
         return None
     key = 'base_lr' if all(p.base_lr is not None for p in points) else 'lr'
     steps = [p.iter for p in points]
-    logged = [p.base_lr if key == 'base_lr' else p.lr for p in points]
-    world = int(sr.record.get('world_size') or 1)
-    start_lr = optimizer_lr(cfg) * (1.0 if key == 'base_lr' else auto_scale_ratio(cfg, world))
+    logged = [getattr(p, key) for p in points]
+    start_lr = optimizer_lr(cfg)
+    asl = cfg.get('auto_scale_lr') or {}
+    if key == 'lr' and asl.get('enable') and asl.get('base_batch_size'):
+        # the factor mmengine's auto_scale_lr applies to the parameter groups
+        world = int(sr.record.get('world_size') or 1)
+        batch = (cfg.get('train_dataloader') or {}).get('batch_size', 1)
+        start_lr *= world * batch / asl['base_batch_size']
     try:
         sched = configured_lr(cfg, sr.epoch_length, n_iters=max(steps), lr=start_lr)
     except Exception as err:  # noqa: BLE001 - an unknown scheduler: say so, go on
-        chk = LRCheck(sr.name, key, steps, logged, [], 0.0, 0.0)
-        chk.notes.append(f'the configured schedule could not be rebuilt '
-                         f'({type(err).__name__}: {err})')
-        return chk
+        return LRCheck(sr.name, key, steps, logged, [], 0.0, 0.0,
+                       notes=[f'the configured schedule could not be rebuilt '
+                              f'({type(err).__name__}: {err})'])
     peak = float(sched.max()) if len(sched) else 0.0
-    exp, max_err, first_bad = _compare(steps, logged, lambda s: sched[s - 1], peak)
+    exp, max_err, first_bad = _compare(steps, logged, sched, peak)
     chk = LRCheck(sr.name, key, steps, logged, exp.tolist(), peak, max_err, first_bad)
     if first_bad is not None and key == 'lr':
         nz = [(g, e) for g, e in zip(logged, exp) if e > 0 and g > 0]
         ratios = [g / e for g, e in nz]
         if ratios and max(ratios) - min(ratios) <= LR_TOLERANCE * max(ratios) and \
                 len(nz) == sum(1 for e in exp if e > 0):
-            chk.ratio = float(np.median(ratios))
             chk.first_bad = None
-            chk.notes.append(f'the first parameter group runs at {chk.ratio:.3g}x the '
+            chk.notes.append(f'the first parameter group runs at {np.median(ratios):.3g}x the '
                              'configured LR (its lr_mult, or --auto-scale-lr)')
     if chk.first_bad is not None and previous is not None:
         pcfg, plen = previous
         try:
             prev = configured_lr(pcfg, plen or sr.epoch_length, n_iters=max(steps),
                                  lr=start_lr)
-            _, perr, pbad = _compare(steps, logged, lambda s: prev[s - 1], peak)
-            chk.follows_previous = pbad is None
+            chk.follows_previous = _compare(steps, logged, prev, peak)[2] is None
         except Exception:  # noqa: BLE001
             pass
     return chk
-
-
-def lr_schedulers(cfg) -> list:
-    return [s for s in _schedulers(cfg) if _is_lr(s)]
 
 
 def schedule_end(cfg, epoch_length: Optional[int]) -> Optional[ScheduleEnd]:
@@ -177,12 +151,15 @@ def schedule_end(cfg, epoch_length: Optional[int]) -> Optional[ScheduleEnd]:
     if not max_epochs:
         return None
     ends = []
-    for s in lr_schedulers(cfg):
+    for s in _schedulers(cfg):
+        t = str(s.get('type', ''))
+        if 'Momentum' in t or not (t.endswith(('LR', 'LRRatio')) or
+                                   s.get('param_name', 'lr') == 'lr'):
+            continue  # not an LR scheduler
         end = s.get('end')
         if end is None or (isinstance(end, float) and math.isinf(end)) or end >= 1e9:
             ends.append(None)
-            continue
-        if s.get('by_epoch', True):
+        elif s.get('by_epoch', True):
             ends.append(float(end))
         elif epoch_length:
             ends.append(float(end) / epoch_length)
@@ -203,19 +180,13 @@ def trailing_minimum(points: list, epoch_length: Optional[int]) -> Optional[tupl
     lrs = [(p.iter, p.lr) for p in points if p.lr is not None]
     if len(lrs) < 2:
         return None
-    peak = max(v for _, v in lrs)
-    low = min(v for _, v in lrs)
+    peak, low = max(v for _, v in lrs), min(v for _, v in lrs)
     if peak <= 0 or peak - low <= 1e-6 * peak:
         return None  # a constant LR: no schedule to reach the end of
-    tol = 1e-6 * peak
-    first = None
-    for it, v in reversed(lrs):
-        if v - low > tol:
-            break
-        first = it
-    if first is None:
+    at_low = list(takewhile(lambda x: x[1] - low <= 1e-6 * peak, reversed(lrs)))
+    if not at_low:
         return None
     # counted from the first logged step at the minimum: a lower bound (the LR may
     # have got there up to one logging interval earlier)
-    n = lrs[-1][0] - first + 1
+    n = lrs[-1][0] - at_low[-1][0] + 1
     return n, (n / epoch_length if epoch_length else None), low

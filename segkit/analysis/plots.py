@@ -1,10 +1,5 @@
-"""PNG plots of a run (matplotlib, Agg backend: no display needed).
-
-Each function writes one file and returns its path (None when there is nothing
-to draw): loss and LR by iteration with the resumes marked, the validation
-metrics by epoch with the best marked, per-class IoU bars coloured by pixel
-frequency, the row-normalised confusion matrix, and runs' mIoU overlaid.
-"""
+"""PNG plots of a run (matplotlib, Agg: no display needed); each function writes one
+file and returns its path, None when there is nothing to draw."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,6 +13,13 @@ def _plt():
     matplotlib.use('Agg', force=True)
     import matplotlib.pyplot as plt
     return plt
+
+
+def _save(fig, out: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    _plt().close(fig)
+    return out
 
 
 def _resume_marks(run) -> list:
@@ -35,53 +37,42 @@ def _resume_marks(run) -> list:
 
 
 def plot_loss_lr(run, reading, out: Path) -> Optional[Path]:
-    pts = [p for p in run.train if p.loss is not None or p.lr is not None]
-    if not pts:
+    loss = [p for p in run.train if p.loss is not None]
+    lrs = [p for p in run.train if p.lr is not None]
+    if not (loss or lrs):
         return None
-    plt = _plt()
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-    its = [p.iter for p in pts if p.loss is not None]
-    ax1.plot(its, [p.loss for p in pts if p.loss is not None], lw=1, label='train loss')
-    ax1.set_ylabel('loss')
-    ax1.grid(alpha=0.3)
-    lr_its = [p.iter for p in pts if p.lr is not None]
-    ax2.plot(lr_its, [p.lr for p in pts if p.lr is not None], lw=1.5, label='logged lr')
-    for chk in reading.lr_checks if reading else []:
+    fig, (ax1, ax2) = _plt().subplots(2, 1, figsize=(9, 6), sharex=True)
+    ax1.plot([p.iter for p in loss], [p.loss for p in loss], lw=1, label='train loss')
+    ax2.plot([p.iter for p in lrs], [p.lr for p in lrs], lw=1.5, label='logged lr')
+    for chk in reading.lr_checks:
         if chk.configured:
             ax2.plot(chk.steps, chk.configured, ls='--', lw=1, color='tab:red',
                      label='configured (config.py)' if chk is reading.lr_checks[0] else None)
-    ax2.set_ylabel('learning rate')
-    ax2.set_xlabel('iteration')
-    ax2.grid(alpha=0.3)
     for it, _, label in _resume_marks(run):
-        if it is None:
-            continue
-        for ax in (ax1, ax2):
-            ax.axvline(it + 0.5, color='grey', ls=':', lw=1)
-        ax1.annotate(label, (it + 0.5, 1), xycoords=('data', 'axes fraction'), rotation=90,
-                     va='top', ha='right', fontsize=7, color='grey')
-    ax1.legend(loc='upper right', fontsize=8)
-    ax2.legend(loc='upper right', fontsize=8)
-    ax1.set_title(f'{run.name}: train loss and LR')
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+        if it is not None:
+            ax1.axvline(it + 0.5, color='grey', ls=':', lw=1)
+            ax2.axvline(it + 0.5, color='grey', ls=':', lw=1)
+            ax1.annotate(label, (it + 0.5, 1), xycoords=('data', 'axes fraction'), rotation=90,
+                         va='top', ha='right', fontsize=7, color='grey')
+    ax1.set(ylabel='loss', title=f'{run.name}: train loss and LR')
+    ax2.set(ylabel='learning rate', xlabel='iteration')
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend(loc='upper right', fontsize=8)
+    return _save(fig, out)
 
 
 def plot_val(run, reading, out: Path) -> Optional[Path]:
-    vals = [v for v in run.val if v.miou is not None]
-    if not vals:
+    if not run.val:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    eps = [v.epoch for v in vals]
+    fig, ax = _plt().subplots(figsize=(9, 4.5))
+    eps = [v.epoch for v in run.val]
     for key, style in (('mIoU', '-o'), ('mAcc', '-s'), ('aAcc', '-^')):
-        ys = [v.metrics.get(key) for v in vals]
+        ys = [v.metrics.get(key) for v in run.val]
         if any(y is not None for y in ys):
             ax.plot(eps, [np.nan if y is None else y for y in ys], style, ms=3, lw=1.2,
                     label=key)
-    if reading and reading.best_epoch is not None:
+    if reading.best_epoch is not None:
         ax.plot([reading.best_epoch], [reading.best_miou], '*', ms=16, color='gold',
                 mec='black', label=f'best mIoU {reading.best_miou:.2f} (epoch '
                 f'{reading.best_epoch})', zorder=5)
@@ -91,25 +82,19 @@ def plot_val(run, reading, out: Path) -> Optional[Path]:
     for _, ep, label in _resume_marks(run):
         if ep is not None:
             ax.axvline(ep + 0.5, color='grey', ls=':', lw=1)
-    ax.set_xlabel('epoch')
-    ax.set_ylabel('%')
+    ax.set(xlabel='epoch', ylabel='%', title=f'{run.name}: validation')
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc='best')
-    ax.set_title(f'{run.name}: validation')
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
-def plot_per_class(reading, out: Path, title: str = '') -> Optional[Path]:
-    rows = [row for row in (reading.classes if reading else []) if row.iou is not None]
+def plot_per_class(reading, out: Path) -> Optional[Path]:
+    rows = sorted((row for row in reading.classes if row.iou is not None),
+                  key=lambda r: (r.iou, r.share if r.share is not None else 0.0))
     if not rows:
         return None
     plt = _plt()
-    rows = sorted(rows, key=lambda r: (r.iou, r.share if r.share is not None else 0.0))
-    h = max(3.0, min(40.0, 0.22 * len(rows) + 1.2))
-    fig, ax = plt.subplots(figsize=(8, h))
+    fig, ax = plt.subplots(figsize=(8, max(3.0, min(40.0, 0.22 * len(rows) + 1.2))))
     ys = np.arange(len(rows))
     shares = [r.share for r in rows]
     if all(s is not None for s in shares):
@@ -118,9 +103,8 @@ def plot_per_class(reading, out: Path, title: str = '') -> Optional[Path]:
         norm = mcolors.Normalize(vmin=logs.min(), vmax=max(logs.max(), logs.min() + 1e-6))
         cmap = plt.get_cmap('viridis')
         ax.barh(ys, [r.iou for r in rows], color=cmap(norm(logs)))
-        sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
-        cb = fig.colorbar(sm, ax=ax)
-        cb.set_label('log10(% of ground-truth pixels)')
+        fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax,
+                     label='log10(% of ground-truth pixels)')
     else:
         ax.barh(ys, [r.iou for r in rows], color='tab:blue')
     ax.set_yticks(ys)
@@ -129,26 +113,20 @@ def plot_per_class(reading, out: Path, title: str = '') -> Optional[Path]:
     ax.invert_yaxis()  # the weakest on top
     for y, r in zip(ys, rows):
         ax.text(r.iou + 0.5, y, f'{r.iou:.1f}', va='center', fontsize=7)
-    ax.set_xlabel('IoU (%)')
-    ax.set_xlim(0, 100)
+    ax.set(xlabel='IoU (%)', xlim=(0, 100), title=f'per-class IoU ({reading.class_source})')
     ax.grid(axis='x', alpha=0.3)
-    ax.set_title(title or f'per-class IoU ({reading.class_source})')
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_confusion(test, out: Path) -> Optional[Path]:
     if test is None or not test.confusion:
         return None
-    plt = _plt()
     cm = np.asarray(test.confusion, dtype=float)
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     n = len(cm)
     size = min(24.0, max(5.0, 0.3 * n + 3))
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    fig, ax = _plt().subplots(figsize=(size, size * 0.85))
     im = ax.imshow(norm, cmap='Blues', vmin=0, vmax=1)
     fig.colorbar(im, ax=ax, label='share of the true class\'s pixels')
     names = test.classes or [str(i) for i in range(n)]
@@ -158,52 +136,32 @@ def plot_confusion(test, out: Path) -> Optional[Path]:
         ax.set_xticklabels(names, rotation=90, fontsize=7 if n > 25 else 9)
         ax.set_yticklabels(names, fontsize=7 if n > 25 else 9)
     if n <= 25:
-        for i in range(n):
-            for j in range(n):
-                if norm[i, j] >= 0.005:
-                    ax.text(j, i, f'{norm[i, j]:.2f}', ha='center', va='center', fontsize=7,
-                            color='white' if norm[i, j] > 0.5 else 'black')
-    ax.set_xlabel('predicted')
-    ax.set_ylabel('ground truth')
-    ax.set_title('confusion matrix (row-normalised)')
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+        for i, j in zip(*np.nonzero(norm >= 0.005)):
+            ax.text(j, i, f'{norm[i, j]:.2f}', ha='center', va='center', fontsize=7,
+                    color='white' if norm[i, j] > 0.5 else 'black')
+    ax.set(xlabel='predicted', ylabel='ground truth', title='confusion matrix (row-normalised)')
+    return _save(fig, out)
 
 
 def plot_compare(runs: list, names: list, out: Path) -> Optional[Path]:
-    """The runs' curves overlaid: val mIoU by epoch (best starred) and the train
-    loss (mean per epoch)."""
     if not any(run.val for run in runs):
         return None
-    plt = _plt()
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    fig, (ax, ax2) = _plt().subplots(2, 1, figsize=(9, 7), sharex=True)
     for run, name in zip(runs, names):
-        vals = [v for v in run.val if v.miou is not None]
         color = None
-        if vals:
-            line, = ax.plot([v.epoch for v in vals], [v.miou for v in vals], '-o', ms=3,
+        if run.val:
+            line, = ax.plot([v.epoch for v in run.val], [v.miou for v in run.val], '-o', ms=3,
                             lw=1.2, label=name)
             color = line.get_color()
-            best = max(vals, key=lambda v: v.miou)
+            best = max(run.val, key=lambda v: v.miou)
             ax.plot([best.epoch], [best.miou], '*', ms=12, color=color, mec='black')
-        by_epoch = {}
-        for p in run.train:
-            if p.loss is not None and np.isfinite(p.loss):
-                by_epoch.setdefault(p.epoch, []).append(p.loss)
+        by_epoch = run.loss_by_epoch()
         if by_epoch:
-            eps = sorted(by_epoch)
-            ax2.plot(eps, [np.mean(by_epoch[e]) for e in eps], '-', lw=1.2, color=color,
+            ax2.plot(list(by_epoch), list(by_epoch.values()), '-', lw=1.2, color=color,
                      label=name)
-    ax.set_ylabel('val mIoU (%)')
+    ax.set(ylabel='val mIoU (%)', title='mIoU by epoch (best starred)')
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title('mIoU by epoch (best starred)')
-    ax2.set_xlabel('epoch')
-    ax2.set_ylabel('train loss (epoch mean)')
+    ax2.set(xlabel='epoch', ylabel='train loss (epoch mean)')
     ax2.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _save(fig, out)

@@ -1,53 +1,44 @@
-"""The plain-language reading of a run, with its numbers.
-
-:func:`measure` turns a :class:`~segkit.analysis.logs.Run` into a :class:`Reading`:
-the verdict on the validation curve, signs of overfitting, the LR followed against
-the configured schedule, the weakest classes against their pixel frequency, the
-most confused class pairs, and :mod:`~segkit.analysis.next_steps` turns it into
-commands. Every threshold is a constant below, with what it means.
+"""The numbers of a run: :func:`measure` turns a :class:`~segkit.analysis.logs.Run`
+into a :class:`Reading`: the verdict on the validation curve, signs of overfitting,
+the LR followed against the configured schedule, the weakest classes against their
+pixel frequency, the most confused class pairs; :mod:`~segkit.analysis.advice` says
+them in words. Every threshold is a constant below, with what it means.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
 from segkit.analysis.logs import Run, load_config_file
-from segkit.analysis.lr_curve import LRCheck, ScheduleEnd, check_subrun, schedule_end, trailing_minimum
+from segkit.analysis.lr_curve import ScheduleEnd, check_subrun, schedule_end, trailing_minimum
 from segkit.engine.config import parse_config_name
 
-# ---- thresholds -------------------------------------------------------------------
-# The window: the validations of the last K epochs (epoch >= last validated epoch - K);
-# at least the last 2 validations. gain = last - first mIoU in the window; slope =
-# least-squares fit of mIoU on epoch over the window (mIoU points per epoch).
+# The window: the validations of the last K epochs (epoch >= last validated epoch - K),
+# at least the last 2. gain = last - first mIoU in it; slope = least-squares mIoU
+# points per epoch over it; the verdict comes from slope x K:
 DEFAULT_LAST_K = 5
-# Verdict from the slope projected over K epochs (slope x K, in mIoU points):
 RISING_POINTS = 1.0  # >= +1.0 point per K epochs: still rising (train longer)
-FALLING_POINTS = -1.0  # <= -1.0 point per K epochs: falling
-# (in between: a plateau, converged for this schedule)
+FALLING_POINTS = -1.0  # <= -1.0 point per K epochs: falling; in between: a plateau
 MIN_VALIDATIONS = 3  # fewer validations: too few to tell a trend
-# Train loss "still falling": its per-epoch mean, fitted over the same epochs, drops by
-# at least this fraction of its mean level per K epochs.
+# Train loss "still falling": its per-epoch means, fitted over the same epochs, drop
+# by at least this fraction of their mean level per K epochs.
 LOSS_FALL_FRACTION = 0.05
 # Best epoch "far before the end": at least max(K, this fraction of the validated
-# epochs) before the last validation, and the last mIoU at least this many points
-# below the best.
+# epochs) before the last validation, and the last mIoU this many points below it.
 BEST_FAR_FRACTION = 0.25
 BEST_DROP_POINTS = 1.0
-# A class is rare when its share of ground-truth pixels is below this fraction of
-# an even share (100 % / number of classes).
+# Rare: a share of ground-truth pixels below this fraction of an even share.
 RARE_FACTOR = 0.25
-# The weakest classes: the lowest-IoU WEAK_FRACTION of the classes (1 to WEAK_MAX),
-# plus those tied with the last of them (up to WEAK_MAX); rarer first among ties.
+# The weakest: the lowest-IoU WEAK_FRACTION of the classes (1 to WEAK_MAX), plus
+# those tied with the last of them (up to WEAK_MAX); rarer first among ties.
 WEAK_FRACTION = 0.2
 WEAK_MAX = 5
-# A model that has learned nothing predicts one class everywhere: at most one class
-# with an IoU above this many points.
+# Learned nothing (one class predicted everywhere): at most one class above this IoU.
 LEARNED_IOU = 1.0
-# A confusion pair is reported when at least this fraction of a class's ground-truth
-# pixels is predicted as the other class; the top CONFUSION_TOP pairs.
+# A confusion pair: at least this fraction of a class's ground-truth pixels
+# predicted as the other class; the top CONFUSION_TOP pairs.
 CONFUSION_MIN = 0.05
 CONFUSION_TOP = 5
 # The LR "stuck at its minimum" at the end: at least this many epochs of it.
@@ -113,9 +104,6 @@ class Reading:
     next_steps: list = field(default_factory=list)  # NextStep
 
 
-# ------------------------------------------------------------------ curve
-
-
 def _fit(xs, ys) -> float:
     if len(xs) < 2:
         return 0.0
@@ -124,22 +112,16 @@ def _fit(xs, ys) -> float:
 
 def window_of(epochs: list, last_k: int) -> list:
     """Indices of the window: validations at epoch >= last - K (at least 2)."""
-    if not epochs:
-        return []
     idx = [i for i, e in enumerate(epochs) if e >= epochs[-1] - last_k]
-    if len(idx) < 2:
-        idx = list(range(max(0, len(epochs) - 2), len(epochs)))
-    return idx
+    return idx if len(idx) >= 2 else list(range(max(0, len(epochs) - 2), len(epochs)))
 
 
 def _read_curve(r: Reading, run: Run) -> None:
-    vals = [v for v in run.val if v.miou is not None]
-    r.n_val = len(vals)
-    if not vals:
-        r.verdict = 'no-validation'
+    r.n_val = len(run.val)
+    if not run.val:
         return
-    epochs = [v.epoch for v in vals]
-    miou = [v.miou for v in vals]
+    epochs = [v.epoch for v in run.val]
+    miou = [v.miou for v in run.val]
     best_i = int(np.argmax(miou))  # the first best, as the best checkpoint keeps it
     r.best_miou, r.best_epoch = miou[best_i], epochs[best_i]
     r.last_miou, r.last_val_epoch = miou[-1], epochs[-1]
@@ -163,13 +145,10 @@ def _read_curve(r: Reading, run: Run) -> None:
     else:
         r.verdict = 'plateau'
     # train loss over the same epochs
-    by_epoch = {}
-    for p in run.train:
-        if p.loss is not None and math.isfinite(p.loss):
-            by_epoch.setdefault(p.epoch, []).append(p.loss)
-    eps = sorted(e for e in by_epoch if r.window[0] <= e <= r.last_val_epoch)
+    by_epoch = run.loss_by_epoch()
+    eps = [e for e in by_epoch if r.window[0] <= e <= r.last_val_epoch]
     if len(eps) >= 2:
-        means = [float(np.mean(by_epoch[e])) for e in eps]
+        means = [by_epoch[e] for e in eps]
         r.loss_slope = _fit(eps, means)
         level = float(np.mean(means))
         r.loss_change = r.loss_slope * r.last_k / level if level > 0 else None
@@ -178,35 +157,21 @@ def _read_curve(r: Reading, run: Run) -> None:
         (r.verdict != 'rising' and r.best_far_before_end)
 
 
-# ------------------------------------------------------------------ LR
-
-
-def _read_lr(r: Reading, run: Run) -> None:
-    prev = None
-    cfgs = {}
-    for sr in run.subruns:
-        cfg = load_config_file(sr.config_file) if sr.config_file else None
-        cfgs[sr.name] = cfg
-        resumed = bool(sr.resumed_at or sr.resumed_from)
-        chk = check_subrun(sr, cfg, previous=prev if resumed else None)
+def _read_lr(r: Reading, run: Run, cfgs: list) -> None:
+    prev = None  # (config, epoch length) of the last sub-run with a config
+    for sr, cfg in zip(run.subruns, cfgs):
+        chk = check_subrun(sr, cfg, previous=prev if sr.resumed_at or sr.resumed_from else None)
         if chk is not None:
             r.lr_checks.append(chk)
         if cfg is not None:
             prev = (cfg, sr.epoch_length)
     r.lr_mismatch = any(c.first_bad is not None for c in r.lr_checks)
-    last = run.subruns[-1]
-    cfg = cfgs.get(last.name)
-    lengths = [sr.epoch_length for sr in run.subruns if sr.epoch_length]
-    length = last.epoch_length or (lengths[-1] if lengths else None)
-    if cfg is not None:
-        r.schedule = schedule_end(cfg, length)
+    length = next((sr.epoch_length for sr in reversed(run.subruns) if sr.epoch_length), None)
+    if cfgs[-1] is not None:
+        r.schedule = schedule_end(cfgs[-1], length)
         r.max_epochs = r.schedule.max_epochs if r.schedule else r.max_epochs
     r.lr_stuck = trailing_minimum(run.train, length)
-    lrs = [p.lr for p in run.train if p.lr is not None]
-    r.final_lr = lrs[-1] if lrs else None
-
-
-# ------------------------------------------------------------------ classes
+    r.final_lr = next((p.lr for p in reversed(run.train) if p.lr is not None), None)
 
 
 def _read_classes(r: Reading, run: Run) -> None:
@@ -218,21 +183,19 @@ def _read_classes(r: Reading, run: Run) -> None:
     rows = []
     if test and test.classes and any(v is not None for v in test.iou):
         r.class_source = 'test'
-        for i, c in enumerate(test.classes):
-            rows.append(ClassRow(c, test.iou[i] if i < len(test.iou) else None,
-                                 test.acc[i] if i < len(test.acc) else None, shares.get(c)))
+        rows = [ClassRow(c, test.iou[i] if i < len(test.iou) else None,
+                         test.acc[i] if i < len(test.acc) else None, shares.get(c))
+                for i, c in enumerate(test.classes)]
     else:
-        best = next((v for v in run.val if v.epoch == r.best_epoch and v.iou), None)
-        if best is None:
-            best = next((v for v in reversed(run.val) if v.iou), None)
+        best = next((v for v in run.val if v.epoch == r.best_epoch and v.iou), None) or \
+            next((v for v in reversed(run.val) if v.iou), None)
         if best is not None:
             r.class_source = f'val (epoch {best.epoch})'
-            names = run.classes or list(best.iou)
-            for c in names:
-                rows.append(ClassRow(c, best.iou.get(c), best.acc.get(c), shares.get(c)))
+            rows = [ClassRow(c, best.iou.get(c), best.acc.get(c), shares.get(c))
+                    for c in run.classes or best.iou]
     n = len(rows)
     for row in rows:
-        row.rare = row.share is not None and n > 0 and row.share < RARE_FACTOR * 100.0 / n
+        row.rare = row.share is not None and row.share < RARE_FACTOR * 100.0 / n
     r.classes = rows
     scored = sorted((row for row in rows if row.iou is not None),
                     key=lambda x: (x.iou, x.share if x.share is not None else 0.0))
@@ -244,63 +207,45 @@ def _read_classes(r: Reading, run: Run) -> None:
     if len(scored) >= 2 and len(learned) <= 1:
         r.degenerate = learned[0].name if learned else '(none)'
     r.weak_rare = [row for row in r.weakest if row.rare]
-    r.imbalance = bool(r.weakest) and len(r.weak_rare) * 2 >= len(r.weakest) and \
-        bool(r.weak_rare)
+    r.imbalance = bool(r.weak_rare) and len(r.weak_rare) * 2 >= len(r.weakest)
     if test and test.confusion:
         r.confusions = top_confusions(test.classes, test.confusion)
 
 
-def top_confusions(classes: list, confusion: list, top: int = CONFUSION_TOP,
-                   min_fraction: float = CONFUSION_MIN) -> list:
+def top_confusions(classes: list, confusion: list) -> list:
     """The off-diagonal pairs with the largest share of the truth class's pixels."""
     cm = np.asarray(confusion, dtype=float)
-    rows = cm.sum(axis=1)
-    pairs = []
-    for i in range(cm.shape[0]):
-        if rows[i] <= 0:
-            continue
-        for j in range(cm.shape[1]):
-            if i != j and cm[i, j] > 0 and cm[i, j] / rows[i] >= min_fraction:
-                pairs.append(Confusion(classes[i], classes[j], cm[i, j] / rows[i],
-                                       int(cm[i, j])))
-    pairs.sort(key=lambda p: (-p.fraction, -p.pixels))
-    return pairs[:top]
+    rows = cm.sum(axis=1, keepdims=True)
+    frac = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    hits = (cm > 0) & (frac >= CONFUSION_MIN) & ~np.eye(len(cm), dtype=bool)
+    pairs = [Confusion(classes[i], classes[j], frac[i, j], int(cm[i, j]))
+             for i, j in zip(*np.nonzero(hits))]
+    return sorted(pairs, key=lambda p: (-p.fraction, -p.pixels))[:CONFUSION_TOP]
 
 
-# ------------------------------------------------------------------ launch
-
-
-def _read_batch(r: Reading, run: Run) -> None:
-    last = run.subruns[-1]
-    cfg = load_config_file(last.config_file) if last.config_file else None
+def _read_batch(r: Reading, run: Run, cfg) -> None:
     if cfg is None or not run.config_path:
         return
     name = parse_config_name(run.config_path)
     batch = (cfg.get('train_dataloader') or {}).get('batch_size')
-    world = int(last.record.get('world_size') or 1)
+    world = int(run.subruns[-1].record.get('world_size') or 1)
     r.auto_scaled = bool((cfg.get('auto_scale_lr') or {}).get('enable'))
     if name and batch and name.total_batch != world * batch:
         r.batch = (world * batch, name.total_batch, f'{name.gpus}x{name.batch}')
 
 
-# ------------------------------------------------------------------ main
-
-
 def measure(run: Run, last_k: int = DEFAULT_LAST_K) -> Reading:
-    """The numbers of ``run`` over the last ``last_k`` epochs (``words`` and
-    ``next_steps`` fill in ``findings`` and ``next_steps``: see analysis.read_run)."""
+    """The numbers of ``run`` over the last ``last_k`` epochs (``advice`` fills in
+    ``findings`` and ``next_steps``: see analysis.read_run)."""
     if last_k < 1:
         raise ValueError('last_k must be >= 1')
     r = Reading(last_k=last_k, n_subruns=len(run.subruns), n_empty_subruns=len(run.empty),
                 n_val=0, epochs_trained=run.last_epoch, max_epochs=None)
+    cfgs = [load_config_file(sr.config_file) if sr.config_file else None for sr in run.subruns]
     _read_curve(r, run)
-    _read_lr(r, run)
+    _read_lr(r, run, cfgs)
     _read_classes(r, run)
-    _read_batch(r, run)
+    _read_batch(r, run, cfgs[-1])
     if r.degenerate:  # one class everywhere: underfitting, whatever the loss does
         r.overfitting = False
     return r
-
-
-__all__ = ['Reading', 'ClassRow', 'Confusion', 'LRCheck', 'measure', 'top_confusions',
-           'window_of', 'DEFAULT_LAST_K']

@@ -23,17 +23,29 @@ def fmt_seconds(s: Optional[float]) -> str:
     s = int(round(s))
     if s >= 3600:
         return f'{s // 3600}h{s % 3600 // 60:02d}m'
-    if s >= 60:
-        return f'{s // 60}m{s % 60:02d}s'
-    return f'{s}s'
+    return f'{s // 60}m{s % 60:02d}s' if s >= 60 else f'{s}s'
 
 
-def _f(x, nd=2) -> str:
-    return '—' if x is None else f'{x:.{nd}f}'
+def num(x, spec: str = '.2f') -> str:
+    return '—' if x is None else format(x, spec)
 
 
-def _lr(x) -> str:
-    return '—' if x is None else f'{x:.3g}'
+def md_table(head: list, rows: list) -> list:
+    out = ['| ' + ' | '.join(head) + ' |', '|' + '|'.join('---' for _ in head) + '|']
+    out += ['| ' + ' | '.join(str(c).replace('|', '\\|') for c in row) + ' |' for row in rows]
+    return out + ['']
+
+
+def rich_table(title: str, head: list, rows: list, wrap=(), **column):
+    """A rich Table of str cells; the columns named in ``wrap`` may wrap."""
+    from rich.markup import escape
+    from rich.table import Table
+    table = Table(title=title)
+    for h in head:
+        table.add_column(escape(h), no_wrap=h not in wrap, **column)
+    for row in rows:
+        table.add_row(*[escape(c) for c in row])
+    return table
 
 
 VERDICT_WORDS = {
@@ -43,48 +55,29 @@ VERDICT_WORDS = {
     'plateau': 'converged (plateau)',
     'falling': 'falling',
 }
-
-
-def compare_rows(runs: list, readings: list) -> list:
-    """One row per run: name, best mIoU, best epoch, epochs, validations, final LR,
-    wall time, verdict."""
-    rows = []
-    for run, r in zip(runs, readings):
-        rows.append([run.name, _f(r.best_miou), str(r.best_epoch or '—'),
-                     str(r.epochs_trained or '—'), str(r.n_val), _lr(r.final_lr),
-                     fmt_seconds(run.wall_seconds), r.verdict
-                     + (', overfitting' if r.overfitting else '')
-                     + (', LR mismatch' if r.lr_mismatch else '')])
-    return rows
-
-
 COMPARE_HEAD = ['run', 'best mIoU', 'best epoch', 'epochs', 'vals', 'final LR',
                 'wall time', 'reading']
 
 
-def _table(head: list, rows: list) -> list:
-    out = ['| ' + ' | '.join(head) + ' |', '|' + '|'.join('---' for _ in head) + '|']
-    out += ['| ' + ' | '.join(str(c).replace('|', '\\|') for c in row) + ' |' for row in rows]
-    return out + ['']
-
-
-def make_plots(run, reading, out_dir: Path) -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    made = {
-        'loss_lr': plots.plot_loss_lr(run, reading, out_dir / 'loss_lr.png'),
-        'val_metrics': plots.plot_val(run, reading, out_dir / 'val_metrics.png'),
-        'per_class_iou': plots.plot_per_class(reading, out_dir / 'per_class_iou.png'),
-        'confusion': plots.plot_confusion(run.test, out_dir / 'confusion.png'),
-    }
-    return {k: v for k, v in made.items() if v is not None}
+def compare_rows(runs: list, readings: list) -> list:
+    return [[run.name, num(r.best_miou), str(r.best_epoch or '—'), str(r.epochs_trained or '—'),
+             str(r.n_val), num(r.final_lr, '.3g'), fmt_seconds(run.wall_seconds),
+             r.verdict + (', overfitting' if r.overfitting else '')
+             + (', LR mismatch' if r.lr_mismatch else '')]
+            for run, r in zip(runs, readings)]
 
 
 def write_report(run, reading, out_dir, compare: Optional[list] = None) -> Report:
     """Write ``out_dir/report.md`` and its PNGs; ``compare`` = [(Run, Reading), ...]
     of other runs to set beside this one."""
     out_dir = Path(out_dir)
-    pngs = make_plots(run, reading, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     r = reading
+    pngs = {'loss_lr': plots.plot_loss_lr(run, r, out_dir / 'loss_lr.png'),
+            'val_metrics': plots.plot_val(run, r, out_dir / 'val_metrics.png'),
+            'per_class_iou': plots.plot_per_class(r, out_dir / 'per_class_iou.png'),
+            'confusion': plots.plot_confusion(run.test, out_dir / 'confusion.png')}
+    pngs = {k: v for k, v in pngs.items() if v is not None}
     md = [f'# Run report: {run.name}', '',
           f'- work dir: `{run.work_dir}`',
           f'- config: `{run.config_path or "?"}`',
@@ -110,42 +103,42 @@ def write_report(run, reading, out_dir, compare: Optional[list] = None) -> Repor
     if 'val_metrics' in pngs:
         md += ['Validation by epoch (star: best mIoU; shaded: the last K epochs).', '',
                '![validation metrics](val_metrics.png)', '']
-        vals = [v for v in run.val if v.miou is not None]
-        shown = vals if len(vals) <= 12 else [v for v in vals[:2]] + vals[-10:]
+        vals = run.val
+        shown = vals if len(vals) <= 12 else vals[:2] + vals[-10:]
         if r.best_epoch is not None and all(v.epoch != r.best_epoch for v in shown):
             shown = sorted(shown + [v for v in vals if v.epoch == r.best_epoch],
                            key=lambda v: v.epoch)
-        rows = [[v.epoch, _f(v.metrics.get('mIoU')), _f(v.metrics.get('mAcc')),
-                 _f(v.metrics.get('aAcc')), run.subruns[v.subrun].name
+        rows = [[v.epoch, num(v.metrics.get('mIoU')), num(v.metrics.get('mAcc')),
+                 num(v.metrics.get('aAcc')), run.subruns[v.subrun].name
                  + (' **best**' if v.epoch == r.best_epoch else '')] for v in shown]
-        md += _table(['epoch', 'mIoU', 'mAcc', 'aAcc', 'sub-run'], rows)
+        md += md_table(['epoch', 'mIoU', 'mAcc', 'aAcc', 'sub-run'], rows)
     else:
         md += ['No validation was logged.', '']
     md += ['## Learning rate', '']
     if r.lr_checks:
-        rows = [[c.subrun, c.key, len(c.steps), _lr(c.peak), f'{100 * c.max_error:.2f}%',
+        rows = [[c.subrun, c.key, len(c.steps), num(c.peak, '.3g'), f'{100 * c.max_error:.2f}%',
                  'yes' if c.matches else f'**no** (from iteration {c.first_bad})'
                  + (', follows the checkpoint\'s schedule' if c.follows_previous else '')]
                 for c in r.lr_checks]
-        md += _table(['sub-run', 'logged key', 'steps', 'configured peak', 'max deviation',
-                      'follows config.py'], rows)
+        md += md_table(['sub-run', 'logged key', 'steps', 'configured peak', 'max deviation',
+                        'follows config.py'], rows)
     se = r.schedule
     if se:
         md += [f'Configured: max_epochs {se.max_epochs}, LR schedule ends at epoch '
                f'{"(open)" if se.end_epoch is None else f"{se.end_epoch:g}"}, final LR '
-               f'{_lr(se.final_lr)} (peak {_lr(se.peak_lr)}). Logged final LR: '
-               f'{_lr(r.final_lr)}.', '']
+               f'{num(se.final_lr, ".3g")} (peak {num(se.peak_lr, ".3g")}). Logged final LR: '
+               f'{num(r.final_lr, ".3g")}.', '']
     md += ['## Classes', '']
     if 'per_class_iou' in pngs:
         md += [f'Per-class IoU ({r.class_source}), sorted; colour: share of ground-truth '
                'pixels (when known).', '', '![per-class IoU](per_class_iou.png)', '']
     if r.classes:
         weak = {row.name for row in r.weakest}
-        rows = [[('**' + row.name + '**') if row.name in weak else row.name, _f(row.iou),
-                 _f(row.acc), '—' if row.share is None else f'{row.share:.2f}%',
+        rows = [[('**' + row.name + '**') if row.name in weak else row.name, num(row.iou),
+                 num(row.acc), '—' if row.share is None else f'{row.share:.2f}%',
                  'yes' if row.rare else '']
                 for row in sorted(r.classes, key=lambda x: (x.iou is None, x.iou or 0))]
-        md += _table(['class (weakest in bold)', 'IoU', 'Acc', 'pixels', 'rare'], rows)
+        md += md_table(['class (weakest in bold)', 'IoU', 'Acc', 'pixels', 'rare'], rows)
     else:
         md += ['No per-class values were logged.', '']
     if 'confusion' in pngs:
@@ -153,43 +146,38 @@ def write_report(run, reading, out_dir, compare: Optional[list] = None) -> Repor
                f'`{run.test.checkpoint}`); rows: ground truth, columns: prediction.', '',
                '![confusion matrix](confusion.png)', '']
         if r.confusions:
-            md += _table(['true class', 'predicted as', 'share of its pixels', 'pixels'],
-                         [[c.truth, c.predicted, f'{100 * c.fraction:.1f}%', c.pixels]
-                          for c in r.confusions])
+            md += md_table(['true class', 'predicted as', 'share of its pixels', 'pixels'],
+                           [[c.truth, c.predicted, f'{100 * c.fraction:.1f}%', c.pixels]
+                            for c in r.confusions])
     md += ['## Sub-runs', '']
     rows = []
     for sr in sorted(run.subruns + run.empty, key=lambda x: x.name):
-        if any(sr is e for e in run.empty):
-            rows.append([sr.name,
-                         sr.started.strftime('%Y-%m-%d %H:%M:%S') if sr.started else '?',
-                         Path(sr.resumed_from).name if sr.resumed_from else '—', '—', '—',
-                         0, 0, '?', fmt_seconds(sr.wall_seconds), 'logged nothing'])
-            continue
+        empty = any(sr is e for e in run.empty)
         its, eps = sr.iters, sr.epochs
         rows.append([sr.name, sr.started.strftime('%Y-%m-%d %H:%M:%S') if sr.started else '?',
                      Path(sr.resumed_from).name if sr.resumed_from else '—',
                      f'{eps[0]}-{eps[1]}' if eps[0] is not None else '—',
                      f'{its[0]}-{its[1]}' if its[0] is not None else '—',
-                     len(sr.train), len(sr.val), sr.epoch_length or '?',
-                     fmt_seconds(sr.wall_seconds), sr.source])
-    md += _table(['sub-run', 'started', 'resumed from', 'epochs', 'iterations', 'train lines',
-                  'validations', 'iters/epoch', 'wall time', 'read from'], rows)
+                     len(sr.train), len(sr.val), sr.epoch_length if sr.epoch_length and not empty
+                     else '?',
+                     fmt_seconds(sr.wall_seconds), 'logged nothing' if empty else sr.source])
+    md += md_table(['sub-run', 'started', 'resumed from', 'epochs', 'iterations', 'train lines',
+                    'validations', 'iters/epoch', 'wall time', 'read from'], rows)
     comparison = None
     if compare:  # the comparison tools/sweep.py prints too (segkit.analysis.compare)
         from segkit.analysis import compare as cmp
         runs = [run] + [c[0] for c in compare]
         readings = [reading] + [c[1] for c in compare]
-        md += ['## Compared runs', '']
-        md += _table(COMPARE_HEAD, compare_rows(runs, readings))
-        comparison = cmp.compare([(x.name, x) for x in runs], readings)
+        comparison = cmp.compare([(x.name, x) for x in runs])
         made = cmp.write(comparison, out_dir)
+        md += ['## Compared runs', ''] + md_table(COMPARE_HEAD, compare_rows(runs, readings))
         md += cmp.markdown(comparison, f'### Against {run.name}')
         if 'compare_miou' in made:
             pngs['compare_miou'] = made['compare_miou']
             md += ['![mIoU of the compared runs](compare_miou.png)', '']
-        md += [f'- {c[0].name}: `{c[0].work_dir}`' for c in compare]
-        md += [f'- TensorBoard, the runs overlaid: `tensorboard --logdir '
-               f'{short_path(made["tensorboard"])}`', '']
+        md += [f'- {c[0].name}: `{c[0].work_dir}`' for c in compare] + [
+            f'- TensorBoard, the runs overlaid: `tensorboard --logdir '
+            f'{short_path(made["tensorboard"])}`', '']
     path = out_dir / 'report.md'
     path.write_text('\n'.join(md))
     return Report(path, pngs, comparison)
@@ -202,7 +190,6 @@ def print_summary(run, reading, report: Optional[Report] = None, compare=None,
     from rich.console import Console
     from rich.markup import escape
     from rich.panel import Panel
-    from rich.table import Table
     console = console or Console()
     r = reading
     lines = [f'[bold]{VERDICT_WORDS.get(r.verdict, r.verdict)}'
@@ -220,12 +207,8 @@ def print_summary(run, reading, report: Optional[Report] = None, compare=None,
     if compare:
         runs = [run] + [c[0] for c in compare]
         readings = [r] + [c[1] for c in compare]
-        table = Table(title='compared runs')
-        for h in COMPARE_HEAD:
-            table.add_column(h, overflow='fold', no_wrap=h != 'reading')
-        for row in compare_rows(runs, readings):
-            table.add_row(*[escape(c) for c in row])
-        console.print(table)
+        console.print(rich_table('compared runs', COMPARE_HEAD, compare_rows(runs, readings),
+                                 wrap=('reading',), overflow='fold'))
         if report and report.comparison:
             from segkit.analysis.compare import print_comparison
             print_comparison(report.comparison, console)
