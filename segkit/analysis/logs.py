@@ -25,7 +25,7 @@ from segkit.errors import SegkitError
 
 TIMESTAMP = re.compile(r'^\d{8}_\d{6}$')
 _LOG_TIME = re.compile(r'^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) - ', re.M)
-_EPOCH_LEN = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\s*\[\s*(\d+)\s*/\s*(\d+)\s*\]')
+_EPOCH_LEN = re.compile(r'Epoch\(train\) *\[(\d+)\] *\[ *(\d+) */ *(\d+) *\]')  # one line: the log is read whole
 _RESUMED = re.compile(r'resumed epoch: (\d+), iter: (\d+)')
 IOU_PREFIX, ACC_PREFIX = 'IoU_per_class/', 'Acc_per_class/'
 SUMMARY_KEYS = ('aAcc', 'mIoU', 'mAcc')
