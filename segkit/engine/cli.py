@@ -3,6 +3,7 @@ flags and work-dir rule, so mmseg's docs still apply, plus segkit's additions)."
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import signal
@@ -52,11 +53,10 @@ def resume_command(work_dir: str, argv=None) -> str:
         elif not a.startswith(tuple(f'{flag}=' for flag in (*_DROPPED, '--resume'))):
             out.append(a)
     world = int(os.environ.get('WORLD_SIZE', '1'))
-    tool = os.path.relpath(out[0]) if out else 'tools/train.py'
     if world > 1:  # started by tools/dist_train.sh CONFIG GPUS
         cmd = ['tools/dist_train.sh', out[1], str(world), *out[2:]]
     else:
-        cmd = ['python', tool, *out[1:]]
+        cmd = ['python', os.path.relpath(out[0]) if out else 'tools/train.py', *out[1:]]
     return shell_command(cmd + ['--work-dir', work_dir, '--resume'])
 
 
@@ -64,11 +64,9 @@ def _report(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
     folder = os.environ.get(ERROR_DIR_ENV)
     if folder:
-        try:
-            with open(os.path.join(folder, f"rank{os.environ.get('RANK', '0')}"), 'w') as f:
-                f.write(line + '\n')
-        except OSError:
-            pass
+        with contextlib.suppress(OSError), \
+                open(os.path.join(folder, f"rank{os.environ.get('RANK', '0')}"), 'w') as f:
+            f.write(line + '\n')
 
 
 def run_tool(main: Callable[[], int | None]) -> None:
@@ -78,12 +76,10 @@ def run_tool(main: Callable[[], int | None]) -> None:
     except SegkitError as err:
         _report(f'error: {err}')
         sys.exit(2)
-    except KeyboardInterrupt:
-        _interrupted_exit()
-    except BaseException:
-        if _interrupted:
+    except BaseException as err:
+        if _interrupted or isinstance(err, KeyboardInterrupt):
             _interrupted_exit()
-        if _resume_work_dir and not isinstance(sys.exc_info()[1], SystemExit):
+        if _resume_work_dir and not isinstance(err, SystemExit):
             traceback.print_exc()
             _report(f'error: training crashed (traceback above); after fixing the '
                     f'cause, continue with {resume_command(_resume_work_dir)}')
@@ -108,7 +104,6 @@ def add_cfg_options(p: argparse.ArgumentParser, example: str = 'train_dataloader
 
 def add_speed_flags(p: argparse.ArgumentParser) -> None:
     """The fast-path switches (engine.fast_paths); unset (None) keeps the config's choice."""
-    flag = argparse.BooleanOptionalAction
     p.add_argument('--amp', nargs='?', const='fp16', default=None,
                    choices=['fp16', 'bf16', 'fp32'],
                    help='automatic mixed precision (bare --amp = fp16, as in mmseg; bf16 '
@@ -118,16 +113,12 @@ def add_speed_flags(p: argparse.ArgumentParser) -> None:
                    help='torch.compile module forwards (auto: backbone + plain heads)')
     p.add_argument('--compile-mode', help="torch.compile mode (e.g. 'max-autotune')")
     p.add_argument('--compile-backend', help='torch.compile backend (default inductor)')
-    p.add_argument('--channels-last', action=flag, default=None,
-                   help='channels-last memory format for convolutions')
-    p.add_argument('--fused', action=flag, default=None,
-                   help='fused AdamW/Adam/SGD kernels where the device supports them')
-    p.add_argument('--cudnn-benchmark', action=flag, default=None,
-                   help="cuDNN autotuning (default: the config's env_cfg)")
-    p.add_argument('--fast-attention', action=flag, default=None,
-                   help='fused attention kernels (need_weights=False)')
-    p.add_argument('--tf32', action=flag, default=None,
-                   help='TF32 matmuls/convolutions on Ampere+ GPUs')
+    for flag, text in (('channels-last', 'channels-last memory format for convolutions'),
+                       ('fused', 'fused AdamW/Adam/SGD kernels where the device supports them'),
+                       ('cudnn-benchmark', "cuDNN autotuning (default: the config's env_cfg)"),
+                       ('fast-attention', 'fused attention kernels (need_weights=False)'),
+                       ('tf32', 'TF32 matmuls/convolutions on Ampere+ GPUs')):
+        p.add_argument(f'--{flag}', action=argparse.BooleanOptionalAction, default=None, help=text)
 
 
 def build_parser(mode: str) -> argparse.ArgumentParser:

@@ -8,8 +8,6 @@ import os.path as osp
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch.distributed as dist
-
 from segkit.convert.iter2epoch import epoch_length, train_set_size
 from segkit.engine import dist as sk_dist
 from segkit.engine import workdir_lock
@@ -173,7 +171,7 @@ def distributed_errors():
     try:
         yield
     except RuntimeError as exc:  # torch's DistError is a RuntimeError
-        if not (dist.is_available() and dist.is_initialized()) or not any(
+        if not sk_dist.initialized() or not any(
                 p in str(exc) for p in _PEER_LOST):
             raise
         raise SegkitError(

@@ -1,9 +1,5 @@
-"""Checks that a run can start, before anything is built or written.
-
-``preflight(cfg)`` runs before the Runner exists (a failure leaves the work dir untouched)
-and raises a one-line :class:`SegkitError` for the first problem; ``config_checks(CONFIG)``
-gives the same checks as doctor rows.
-"""
+"""Checks that a run can start, before the Runner exists (a failure leaves the work dir
+untouched): ``preflight`` raises the first problem, ``config_checks`` gives doctor's rows."""
 from __future__ import annotations
 
 import difflib
@@ -23,7 +19,6 @@ from segkit.engine.weights_fit import OPT_OUT, build_model_shapes, problem
 from segkit.errors import SegkitError, one_line
 from segkit.facts import how_to_get
 
-MIN_FREE_GB = 1.0
 SAMPLE_PAIRS = 16
 # optimizer state per parameter, in copies of the parameters (mmengine saves it)
 _OPT_COPIES = {'AdamW': 2, 'Adam': 2, 'SGD': 1, 'RMSprop': 2, 'Adagrad': 1}
@@ -55,8 +50,7 @@ def typo_rows(cfg) -> list[Check]:
     return rows
 
 
-def work_dir_rows(work_dir: str, need_bytes: float = MIN_FREE_GB * 1e9,
-                  need_what: str = '') -> list[Check]:
+def work_dir_rows(work_dir: str, need_bytes: float, need_what: str) -> list[Check]:
     existing = Path(work_dir)
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -120,12 +114,13 @@ def data_rows(cfg, splits) -> list[Check]:
     return rows
 
 
-def sample_rows(cfg, splits, sample: int = SAMPLE_PAIRS) -> list[Check]:
-    """The validator's checks on ``sample`` random pairs per split."""
+def sample_rows(cfg, splits) -> list[Check]:
+    """The validator's checks on SAMPLE_PAIRS random pairs per split."""
     from segkit.data.validate import validate
-    errors = validate(cfg, splits, sample=sample, workers=1, progress=False).errors
+    errors = validate(cfg, splits, sample=SAMPLE_PAIRS, workers=1, progress=False).errors
     if not errors:
-        return [Check('data sample', PASS, f'{sample} pairs per split load with labels in range')]
+        return [Check('data sample', PASS,
+                      f'{SAMPLE_PAIRS} pairs per split load with labels in range')]
     f = errors[0]
     more = f' (+{len(errors) - 1} more)' if len(errors) > 1 else ''
     where = '' if os.path.basename(f.path) in f.message else f'{f.path}: '
@@ -149,30 +144,22 @@ def gpu_rows(launcher: str) -> list[Check]:
     return [Check('GPUs', PASS, f'{torch.cuda.device_count()} visible')]
 
 
-def _schedulers(cfg) -> list:
-    scheds = cfg.get('param_scheduler') or []
-    return [scheds] if isinstance(scheds, dict) else scheds
-
-
-def schedule_rows(cfg) -> list[Check]:
+def schedule_rows(cfg, world: int = 1) -> list[Check]:
     """An LR schedule that ends before training does (max_epochs raised through
-    --cfg-options without moving the schedulers) trains the rest at the final LR."""
-    max_epochs = (cfg.get('train_cfg') or {}).get('max_epochs')
-    ends = [s.get('end') for s in _schedulers(cfg) if s.get('by_epoch', True) and s.get('end')]
-    if max_epochs and ends and max(ends) < max_epochs:
-        return [Check('schedule', WARN, f'the LR schedule ends at epoch {max(ends):g} but '
-                      f'training runs {max_epochs} epochs (the rest at the final LR)',
-                      'use --max-epochs N (stretches the schedule) or edit the knobs')]
-    return []
-
-
-def epoch_rows(cfg, world: int = 1) -> list[Check]:
-    """The epoch invariants that would stop mmengine, in the user's units."""
+    --cfg-options without moving the schedulers) trains the rest at the final LR; then
+    the epoch invariants that would stop mmengine, in the user's units."""
     train_cfg = cfg.get('train_cfg') or {}
-    if train_cfg.get('type', 'EpochBasedTrainLoop') != 'EpochBasedTrainLoop':
-        return []
-    rows = []
     max_epochs = train_cfg.get('max_epochs')
+    scheds = cfg.get('param_scheduler') or []
+    scheds = [scheds] if isinstance(scheds, dict) else scheds
+    ends = [s.get('end') for s in scheds if s.get('by_epoch', True) and s.get('end')]
+    rows = []
+    if max_epochs and ends and max(ends) < max_epochs:
+        rows.append(Check('schedule', WARN, f'the LR schedule ends at epoch {max(ends):g} but '
+                          f'training runs {max_epochs} epochs (the rest at the final LR)',
+                          'use --max-epochs N (stretches the schedule) or edit the knobs'))
+    if train_cfg.get('type', 'EpochBasedTrainLoop') != 'EpochBasedTrainLoop':
+        return rows
     loader = cfg.get('train_dataloader') or {}
     batch = loader.get('batch_size', 1)
     if loader.get('drop_last', False):
@@ -186,7 +173,7 @@ def epoch_rows(cfg, world: int = 1) -> list[Check]:
                 f'process(es) x batch {batch} = {world * batch} per iteration, and drop_last '
                 'drops the partial batch'), f'lower train_dataloader.batch_size to at most '
                 f'{max(1, n // world)}, or set train_dataloader.drop_last=False'))
-    for i, s in enumerate(_schedulers(cfg)):
+    for i, s in enumerate(scheds):
         if not s.get('by_epoch', True):
             continue
         begin, end = s.get('begin', 0), s.get('end')
@@ -245,9 +232,8 @@ def _guarded(name: str, fn, *args, what: str = '',
         return [Check(name, FAIL, f'{what} ({one_line(err)})', fix)]
 
 
-def all_rows(cfg, mode: str = 'train', launcher: str = 'none', data_sample: bool = True,
-             work_dir: bool = True, world: int = 1, partial_weights: bool = False
-             ) -> list[Check]:
+def all_rows(cfg, mode: str = 'train', launcher: str = 'none', work_dir: bool = True,
+             world: int = 1, partial_weights: bool = False) -> list[Check]:
     rows = type_rows(cfg)
     if rows:
         return rows  # everything below computes with these values
@@ -263,26 +249,21 @@ def all_rows(cfg, mode: str = 'train', launcher: str = 'none', data_sample: bool
             cfg.work_dir, *disk_need(cfg, n_params, mode)))
     data = _guarded('data', data_rows, cfg, splits)
     rows += data
-    if data_sample and data and not any(r.status == FAIL for r in data):
+    if data and not any(r.status == FAIL for r in data):
         rows += _guarded('data sample', sample_rows, cfg, splits)
     if mode == 'train':
         rows += _guarded('pretrained', pretrained_rows, cfg)
-        rows += _guarded('schedule', schedule_rows, cfg)
-        rows += _guarded('epoch', epoch_rows, cfg, world)
+        rows += _guarded('schedule', schedule_rows, cfg, world)
     rows += _guarded('weights', weights_rows, cfg, mode, partial_weights, shapes)
     return rows + _guarded('GPUs', gpu_rows, launcher)
 
 
-def config_checks(config: str, cfg_options=None) -> list[Check]:
+def config_checks(config: str) -> list[Check]:
     """Rows for ``doctor CONFIG``: everything preflight checks, as a table."""
     try:
-        cfg = load_config(config, cfg_options)
-    except SegkitError as err:
+        return [Check('config', PASS, config)] + all_rows(load_config(config), work_dir=False)
+    except SegkitError as err:  # every check below the loading is guarded
         return [Check('config', FAIL, str(err), 'fix the path or the config')]
-    try:
-        return [Check('config', PASS, config)] + all_rows(cfg, work_dir=False)
-    except SegkitError as err:
-        return [Check('config', FAIL, str(err), 'fix the config')]
 
 
 def raise_first_failure(rows) -> None:
