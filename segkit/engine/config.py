@@ -96,10 +96,8 @@ def dataset_paths(ds) -> dict:
     """{'data_root': ..., 'img_path': ..., 'seg_map_path': ..., 'ann_file': ...}"""
     root = ds.get('data_root') or ''
     prefix = ds.get('data_prefix') or {}
-    out = {'data_root': root}
-    for key in ('img_path', 'seg_map_path'):
-        if prefix.get(key) is not None:
-            out[key] = os.path.join(root, prefix[key])
+    out = {'data_root': root, **{key: os.path.join(root, prefix[key]) for key in
+                                 ('img_path', 'seg_map_path') if prefix.get(key) is not None}}
     if ds.get('ann_file'):
         out['ann_file'] = os.path.join(root, ds['ann_file'])
     return out

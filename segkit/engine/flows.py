@@ -69,16 +69,6 @@ def prepare_config(args):
     return cfg
 
 
-def apply_perf_flags(cfg, args) -> None:
-    """The speed flags (cli.add_speed_flags); flags left unset keep the config's choice."""
-    c = args.compile
-    apply_fast_paths(cfg, amp=args.amp, compile=None if c is None else (False if c == 'none' else c),
-                     compile_mode=args.compile_mode, compile_backend=args.compile_backend,
-                     channels_last=args.channels_last, fused_optimizer=args.fused,
-                     cudnn_benchmark=args.cudnn_benchmark, fast_attention=args.fast_attention,
-                     tf32=args.tf32)
-
-
 def check_launch_batch(cfg, config_path: str, world: int) -> None:
     """Warn when the launch differs from the config name's GxbB or its ``num_gpus`` knob
     (warnings only: a launch may differ on purpose)."""
@@ -213,7 +203,12 @@ def train(args) -> int:
 
 def _train_checks(args):
     cfg = prepare_config(args)
-    apply_perf_flags(cfg, args)
+    # the speed flags (cli.add_speed_flags); flags left unset (None) keep the config's choice
+    apply_fast_paths(cfg, amp=args.amp, compile={'none': False}.get(args.compile, args.compile),
+                     compile_mode=args.compile_mode, compile_backend=args.compile_backend,
+                     channels_last=args.channels_last, fused_optimizer=args.fused,
+                     cudnn_benchmark=args.cudnn_benchmark, fast_attention=args.fast_attention,
+                     tf32=args.tf32)
     sk_dist.setup_distributed(cfg, args.launcher)
     world = sk_dist.world_size()
     if sk_dist.rank() == 0:  # a live run there: say so before anything else
