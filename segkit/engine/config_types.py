@@ -1,10 +1,6 @@
-"""The types of the config values segkit and mmengine compute with, checked generically.
-
-A value of the wrong type (``--cfg-options train_cfg.max_epochs=abc``), an empty one
-(``model.decode_head.num_classes=``) or a knob left as a tuple (``lr = 6e-3,``) would
-otherwise crash arithmetic deep in preflight or mmengine. A key that is absent is not
-checked (the config's base decides).
-"""
+"""The types of the config values segkit and mmengine compute with: a wrong type
+(``max_epochs=abc``), an empty value or a knob left a tuple (``lr = 6e-3,``) would crash
+arithmetic deep in preflight or mmengine. An absent key is not checked."""
 from __future__ import annotations
 
 import numbers

@@ -1,10 +1,6 @@
-"""Distributed set-up that also works without CUDA (gloo), on the same code path.
-
-mmengine's ``init_dist`` always calls ``torch.cuda.set_device`` and so fails on a CPU-only
-machine. Without CUDA we initialise a gloo process group before the Runner is built (the
-Runner then skips its own init), wrap the model with ``device_ids=None``, and turn SyncBN
-(CUDA-only) into BN.
-"""
+"""Distributed set-up that also works without CUDA: mmengine's ``init_dist`` always calls
+``torch.cuda.set_device``, so on CPU a gloo group is made here before the Runner (which then
+skips its own init), the model wrapped with ``device_ids=None`` and SyncBN made BN."""
 from __future__ import annotations
 
 import datetime

@@ -1,10 +1,6 @@
-"""The invariants every epoch-based training config must hold.
-
-An ``EpochBasedTrainLoop`` over mmseg's ``InfiniteSampler`` never ends an epoch; a
-scheduler stepped by epoch without ``convert_to_iter_based`` moves the LR once per epoch;
-``end`` left in iterations runs the schedule 1000x too long; a checkpoint hook counted in
-iterations never fires where expected.
-"""
+"""The invariants every epoch-based training config must hold (an InfiniteSampler never
+ends an epoch; without convert_to_iter_based the LR moves once per epoch; an ``end`` left
+in iterations runs the schedule 1000x too long)."""
 from __future__ import annotations
 
 

@@ -1,9 +1,6 @@
-"""Which checkpoint ``--resume`` continues from.
-
-Bare ``--resume`` takes the newest complete checkpoint in the work dir:
-``last_checkpoint``'s target first, then ``epoch_*.pth`` / ``iter_*.pth`` newest first.
-A truncated file (a kill during a save) is skipped with a warning naming it.
-"""
+"""Which checkpoint ``--resume`` continues from: bare, the newest complete one in the work
+dir (``last_checkpoint``'s target, then ``epoch_*`` / ``iter_*`` newest first); a truncated
+file (a kill during a save) is skipped with a warning naming it."""
 from __future__ import annotations
 
 import re

@@ -1,10 +1,6 @@
-"""Do the weights fit the model? Checkpoint keys and shapes against the model's.
-
-mmengine loads ``init_cfg`` Pretrained / ``load_from`` with ``strict=False``: a file of
-another layout (an unconverted MiT release) loads 0 tensors behind one warning, and the
-run trains from random init. So every weight file the run will load is compared with the
-part of the model it loads into (read memory-mapped, the model built on the meta device).
-"""
+"""Do the weights fit the model? mmengine loads with ``strict=False``: a file of another
+layout (an unconverted MiT release) loads 0 tensors behind one warning and the run trains
+from random init. So each file is compared, key and shape, with the part it loads into."""
 from __future__ import annotations
 
 import copy

@@ -1,9 +1,5 @@
-"""One run per work dir: an exclusive ``fcntl.flock`` on ``<work_dir>/.segkit.lock``.
-
-The OS releases a flock when its process dies, so a lock file left by a killed run
-never blocks. :func:`check_unlocked` only reads (a refused run leaves the work dir
-byte-identical); :func:`acquire` takes the lock and writes who holds it.
-"""
+"""One run per work dir: an exclusive ``fcntl.flock`` on ``<work_dir>/.segkit.lock``, which
+the OS releases when its process dies (a killed run's lock file never blocks)."""
 from __future__ import annotations
 
 import fcntl
