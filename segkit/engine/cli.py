@@ -1,15 +1,15 @@
-"""What every tool shares: the one-line error contract and the train/test flags.
-
-``build_parser('train' | 'test')`` is the one argparse definition behind
-``tools/train.py`` and ``tools/test.py``: mmseg's flags and work-dir rule (so
-mmseg's docs still apply) plus segkit's additions.
-"""
+"""What every tool shares: the one-line error contract, and the train/test flags (mmseg's
+flags and work-dir rule, so mmseg's docs still apply, plus segkit's additions)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
+import signal
 import sys
+import threading
+import traceback
 from typing import Callable, Optional
 
 from segkit.errors import SegkitError
@@ -17,15 +17,14 @@ from segkit.errors import SegkitError
 # set by a launcher (segkit.engine.launch torchrun): where a rank leaves its one-line
 # error, so the launcher can print it last instead of torchrun's ChildFailedError
 ERROR_DIR_ENV = 'SEGKIT_ERROR_DIR'
+_DROPPED = ('--work-dir', '--launcher', '--local-rank', '--local_rank')  # resume_command sets
 _resume_work_dir: Optional[str] = None
+_interrupted = False
 
 
 def shell_command(argv) -> str:
     """The one way a command is printed: every word shell-quoted."""
     return shlex.join(str(a) for a in argv)
-
-
-_interrupted = False
 
 
 def _on_sigint(signum, frame):
@@ -38,36 +37,26 @@ def set_resume_hint(work_dir: Optional[str]) -> None:
     """While a training runs, Ctrl-C and crashes end with the command that resumes it."""
     global _resume_work_dir
     _resume_work_dir = work_dir
-    if work_dir:
-        import signal
-        import threading
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, _on_sigint)
+    if work_dir and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_sigint)
 
 
 def resume_command(work_dir: str, argv=None) -> str:
     """This process's own command line, with ``--work-dir WORK_DIR --resume``."""
     argv = list(sys.argv if argv is None else argv)
-    out, skip = [], 0
-    for i, a in enumerate(argv):
+    out, skip = [], False
+    for a, after in zip(argv, argv[1:] + ['']):
         if skip:
-            skip -= 1
-            continue
-        if a in ('--work-dir', '--launcher', '--local-rank', '--local_rank'):
-            skip = 1
-        elif a == '--resume':
-            if i + 1 < len(argv) and not argv[i + 1].startswith('-') and \
-                    argv[i + 1].endswith('.pth'):
-                skip = 1
-        elif not a.startswith(('--work-dir=', '--resume=', '--launcher=', '--local-rank=',
-                               '--local_rank=')):
+            skip = False
+        elif a in _DROPPED or a == '--resume':  # and their value (a --resume CHECKPOINT's)
+            skip = a != '--resume' or (after.endswith('.pth') and not after.startswith('-'))
+        elif not a.startswith(tuple(f'{flag}=' for flag in (*_DROPPED, '--resume'))):
             out.append(a)
     world = int(os.environ.get('WORLD_SIZE', '1'))
-    tool = os.path.relpath(out[0]) if out else 'tools/train.py'
     if world > 1:  # started by tools/dist_train.sh CONFIG GPUS
         cmd = ['tools/dist_train.sh', out[1], str(world), *out[2:]]
     else:
-        cmd = ['python', tool, *out[1:]]
+        cmd = ['python', os.path.relpath(out[0]) if out else 'tools/train.py', *out[1:]]
     return shell_command(cmd + ['--work-dir', work_dir, '--resume'])
 
 
@@ -75,11 +64,9 @@ def _report(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
     folder = os.environ.get(ERROR_DIR_ENV)
     if folder:
-        try:
-            with open(os.path.join(folder, f"rank{os.environ.get('RANK', '0')}"), 'w') as f:
-                f.write(line + '\n')
-        except OSError:
-            pass
+        with contextlib.suppress(OSError), \
+                open(os.path.join(folder, f"rank{os.environ.get('RANK', '0')}"), 'w') as f:
+            f.write(line + '\n')
 
 
 def run_tool(main: Callable[[], int | None]) -> None:
@@ -89,13 +76,10 @@ def run_tool(main: Callable[[], int | None]) -> None:
     except SegkitError as err:
         _report(f'error: {err}')
         sys.exit(2)
-    except KeyboardInterrupt:
-        _interrupted_exit()
-    except BaseException:
-        if _interrupted:
+    except BaseException as err:
+        if _interrupted or isinstance(err, KeyboardInterrupt):
             _interrupted_exit()
-        if _resume_work_dir and not isinstance(sys.exc_info()[1], SystemExit):
-            import traceback
+        if _resume_work_dir and not isinstance(err, SystemExit):
             traceback.print_exc()
             _report(f'error: training crashed (traceback above); after fixing the '
                     f'cause, continue with {resume_command(_resume_work_dir)}')
@@ -112,17 +96,14 @@ def _interrupted_exit() -> None:
 
 def add_cfg_options(p: argparse.ArgumentParser, example: str = 'train_dataloader.'
                     'batch_size=2 train_cfg.max_epochs=3') -> None:
-    """mmseg's ``--cfg-options key=value ...`` (mmengine's DictAction), for every tool
-    that reads a config."""
+    """mmseg's ``--cfg-options key=value ...`` (mmengine's DictAction)."""
     from mmengine.config import DictAction
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help=f'override config settings, key=value (e.g. {example})')
 
 
 def add_speed_flags(p: argparse.ArgumentParser) -> None:
-    """The fast-path switches (segkit.engine.fast_paths), one definition for
-    tools/train.py and tools/benchmark.py. Unset (None) keeps the config's choice."""
-    flag = argparse.BooleanOptionalAction
+    """The fast-path switches (engine.fast_paths); unset (None) keeps the config's choice."""
     p.add_argument('--amp', nargs='?', const='fp16', default=None,
                    choices=['fp16', 'bf16', 'fp32'],
                    help='automatic mixed precision (bare --amp = fp16, as in mmseg; bf16 '
@@ -132,16 +113,12 @@ def add_speed_flags(p: argparse.ArgumentParser) -> None:
                    help='torch.compile module forwards (auto: backbone + plain heads)')
     p.add_argument('--compile-mode', help="torch.compile mode (e.g. 'max-autotune')")
     p.add_argument('--compile-backend', help='torch.compile backend (default inductor)')
-    p.add_argument('--channels-last', action=flag, default=None,
-                   help='channels-last memory format for convolutions')
-    p.add_argument('--fused', action=flag, default=None,
-                   help='fused AdamW/Adam/SGD kernels where the device supports them')
-    p.add_argument('--cudnn-benchmark', action=flag, default=None,
-                   help="cuDNN autotuning (default: the config's env_cfg)")
-    p.add_argument('--fast-attention', action=flag, default=None,
-                   help='fused attention kernels (need_weights=False)')
-    p.add_argument('--tf32', action=flag, default=None,
-                   help='TF32 matmuls/convolutions on Ampere+ GPUs')
+    for flag, text in (('channels-last', 'channels-last memory format for convolutions'),
+                       ('fused', 'fused AdamW/Adam/SGD kernels where the device supports them'),
+                       ('cudnn-benchmark', "cuDNN autotuning (default: the config's env_cfg)"),
+                       ('fast-attention', 'fused attention kernels (need_weights=False)'),
+                       ('tf32', 'TF32 matmuls/convolutions on Ampere+ GPUs')):
+        p.add_argument(f'--{flag}', action=argparse.BooleanOptionalAction, default=None, help=text)
 
 
 def build_parser(mode: str) -> argparse.ArgumentParser:

@@ -2,13 +2,14 @@
 paths, and the facts a config's file name states (``{G}xb{B}-{E}e``)."""
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-from segkit.errors import SegkitError
+from segkit.errors import SegkitError, one_line
 
 # {algo}_{backbone}_{G}xb{B}-{E}e_{dataset}-{H}x{W}.py (mmseg naming, epochs)
 _NAME = re.compile(r'_(?P<gpus>\d+)xb(?P<batch>\d+)-(?P<len>\d+)(?P<unit>e|k)'
@@ -31,20 +32,17 @@ class ConfigName:
 
 def parse_config_name(path: str) -> Optional[ConfigName]:
     m = _NAME.search(Path(path).stem)
-    if not m:
-        return None
-    return ConfigName(int(m['gpus']), int(m['batch']), int(m['len']), m['unit'],
-                      m['dataset'], (int(m['h']), int(m['w'])))
+    return ConfigName(int(m['gpus']), int(m['batch']), int(m['len']), m['unit'], m['dataset'],
+                      (int(m['h']), int(m['w']))) if m else None
 
 
 def resolve_config(path: str) -> str:
     """A config path, with ``mmseg::x/y.py`` (mmseg's model zoo) made a file path."""
-    if '::' in path:
-        import importlib
-        package, rel = path.split('::', 1)
-        pkg = importlib.import_module(package)
-        return os.path.join(os.path.dirname(pkg.__file__), '.mim', 'configs', rel)
-    return path
+    if '::' not in path:
+        return path
+    package, rel = path.split('::', 1)
+    pkg = importlib.import_module(package)
+    return os.path.join(os.path.dirname(pkg.__file__), '.mim', 'configs', rel)
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None):
@@ -59,15 +57,12 @@ def load_config(path: str, cfg_options: Optional[dict] = None):
     except SegkitError:
         raise
     except Exception as err:  # noqa: BLE001 - mmengine raises many kinds
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ''
-        raise SegkitError(f'config {path} does not load: {type(err).__name__}: '
-                          f'{first}') from None
-    if cfg_options:
-        try:
+        raise SegkitError(f'config {path} does not load: {one_line(err, 1000)}') from None
+    try:
+        if cfg_options:
             cfg.merge_from_dict(cfg_options)
-        except Exception as err:  # noqa: BLE001 - a key path that does not fit the config
-            raise SegkitError(f'--cfg-options does not apply to {path}: {type(err).__name__}: '
-                              f'{str(err).strip()[:200]}') from None
+    except Exception as err:  # noqa: BLE001 - a key path that does not fit the config
+        raise SegkitError(f'--cfg-options does not apply to {path}: {one_line(err)}') from None
     return cfg
 
 
@@ -88,9 +83,7 @@ def split_datasets(cfg, splits=('train', 'val', 'test')) -> Iterator[tuple]:
     """(split label, leaf dataset cfg) for each split's dataloader."""
     seen = set()
     for split in splits:
-        loader = cfg.get(f'{split}_dataloader')
-        if not loader:
-            continue
+        loader = cfg.get(f'{split}_dataloader') or {}
         for label, ds in iter_datasets(loader.get('dataset')):
             key = repr(sorted((k, repr(v)) for k, v in ds.items() if k != 'pipeline'))
             if key in seen:  # test_dataloader = val_dataloader
@@ -103,10 +96,8 @@ def dataset_paths(ds) -> dict:
     """{'data_root': ..., 'img_path': ..., 'seg_map_path': ..., 'ann_file': ...}"""
     root = ds.get('data_root') or ''
     prefix = ds.get('data_prefix') or {}
-    out = {'data_root': root}
-    for key in ('img_path', 'seg_map_path'):
-        if prefix.get(key) is not None:
-            out[key] = os.path.join(root, prefix[key])
+    out = {'data_root': root, **{key: os.path.join(root, prefix[key]) for key in
+                                 ('img_path', 'seg_map_path') if prefix.get(key) is not None}}
     if ds.get('ann_file'):
         out['ann_file'] = os.path.join(root, ds['ann_file'])
     return out
@@ -136,15 +127,11 @@ def pretrained_paths(cfg) -> list[tuple]:
 
 
 def set_max_epochs(cfg, epochs: int, epoch_length: Optional[int] = None) -> None:
-    """Train for ``epochs``, stretching the schedule with it: every scheduler's begin,
-    end and milestones scale by epochs / max_epochs (``--cfg-options
-    train_cfg.max_epochs=N`` alone would leave the LR at its end value, or cut it).
-
+    """Train for ``epochs``, scaling every scheduler's begin, end and milestones with it
+    (``train_cfg.max_epochs=N`` alone would leave the LR at its end value, or cut it).
     With ``epoch_length`` (iterations per epoch) a phase shrunk below one iteration
-    (a warmup in a very short run) keeps one, and the phase after it starts there.
-    """
-    old = cfg.train_cfg.max_epochs
-    scale = epochs / old
+    (a warmup in a very short run) keeps one, and the phase after it starts there."""
+    scale = epochs / cfg.train_cfg.max_epochs
     cfg.train_cfg.max_epochs = epochs
 
     def stretch(v):
@@ -168,12 +155,10 @@ def set_max_epochs(cfg, epochs: int, epoch_length: Optional[int] = None) -> None
                     if later is not s and later.get('begin') == end:
                         later['begin'] = new_end
                 s['end'] = new_end
-    for key in ('val_interval',):
-        if cfg.train_cfg.get(key, 1) > epochs:
-            cfg.train_cfg[key] = epochs
     ckpt = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
-    if ckpt.get('interval', 1) > epochs:
-        ckpt['interval'] = epochs
+    for section, key in ((cfg.train_cfg, 'val_interval'), (ckpt, 'interval')):
+        if section.get(key, 1) > epochs:
+            section[key] = epochs
 
 
 def resolve_class_weight_files(node) -> None:
@@ -188,9 +173,9 @@ def resolve_class_weight_files(node) -> None:
                     f'class weights file {cw} does not exist: make it with python '
                     'tools/class_weights.py CONFIG (it writes there by default)')
             import mmengine
-            weights = (__import__('numpy').load(cw) if cw.endswith('.npy')
-                       else mmengine.load(cw))
-            node['class_weight'] = [float(w) for w in weights]
+            import numpy as np
+            node['class_weight'] = [float(w) for w in (np.load(cw) if cw.endswith('.npy')
+                                                       else mmengine.load(cw))]
         for v in node.values():
             resolve_class_weight_files(v)
     elif isinstance(node, (list, tuple)):

@@ -1,18 +1,12 @@
-"""The types of the config values segkit and mmengine compute with, checked generically.
-
-A value of the wrong type (``--cfg-options train_cfg.max_epochs=abc``), an empty one
-(``model.decode_head.num_classes=``) or a knob left as a tuple (``lr = 6e-3,``) would
-otherwise crash arithmetic deep in preflight or mmengine. :data:`TYPED_KEYS` lists
-(key pattern, expected kind); ``*`` matches every item of a list or every key of a
-dict, and a key that is absent is not checked (the config's base decides).
-"""
+"""The types of the config values segkit and mmengine compute with: a wrong type
+(``max_epochs=abc``), an empty value or a knob left a tuple (``lr = 6e-3,``) would crash
+arithmetic deep in preflight or mmengine. An absent key is not checked."""
 from __future__ import annotations
 
 import numbers
 from typing import Any, Iterator
 
 from segkit.checks import FAIL, Check
-
 
 
 def _is_int(v) -> bool:
@@ -23,70 +17,52 @@ def _is_num(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
-# kinds: what a value must be, and how to say it
-KINDS = {
-    'pos_int': ('a positive integer', lambda v: _is_int(v) and v >= 1),
-    'nonneg_int': ('an integer >= 0', lambda v: _is_int(v) and v >= 0),
-    'int': ('an integer', _is_int),
-    'pos_num': ('a positive number', lambda v: _is_num(v) and v > 0),
-    'nonneg_num': ('a number >= 0', lambda v: _is_num(v) and v >= 0),
-    'num': ('a number', _is_num),
-    'bool': ('True or False', lambda v: isinstance(v, bool)),
-    'str': ('a non-empty string', lambda v: isinstance(v, str) and v != ''),
-    'opt_str': ('a path (string) or None', lambda v: v is None or
-                (isinstance(v, str) and v != '')),
-    'dict': ('a dict(...)', lambda v: isinstance(v, dict)),
-    'opt_dict': ('a dict(...) or None', lambda v: v is None or isinstance(v, dict)),
-    'dicts': ('a dict(...) or a list of them', lambda v: isinstance(v, dict) or (
-        isinstance(v, (list, tuple)) and all(isinstance(x, dict) for x in v))),
-    'size2': ('two positive integers, e.g. (512, 512)', lambda v: isinstance(v, (list, tuple))
-              and len(v) == 2 and all(_is_int(x) and x >= 1 for x in v)),
-}
+def _is_dict(v) -> bool:
+    return isinstance(v, dict)
 
-_LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
-_HEADS = ('model.decode_head', 'model.decode_head.*', 'model.auxiliary_head',
-          'model.auxiliary_head.*')
 
-TYPED_KEYS: tuple = (
-    # the sections everything below reads
-    ('model', 'dict'), ('train_cfg', 'opt_dict'), ('optim_wrapper', 'dict'),
-    ('optim_wrapper.optimizer', 'dict'), ('param_scheduler', 'dicts'),
-    ('default_hooks', 'dict'), ('default_hooks.*', 'opt_dict'), ('custom_hooks', 'dicts'),
-    *((ld, 'opt_dict') for ld in _LOADERS), *((f'{ld}.dataset', 'dict') for ld in _LOADERS),
-    *((f'{ld}.sampler', 'dict') for ld in _LOADERS),
-    *((f'{ld}.dataset.data_prefix', 'dict') for ld in _LOADERS),
-    ('val_evaluator', 'dicts'), ('test_evaluator', 'dicts'), ('env_cfg', 'dict'),
-    # the knobs at the top of segkit's leaf configs
-    ('num_gpus', 'pos_int'), ('samples_per_gpu', 'pos_int'), ('max_epochs', 'pos_int'),
-    ('warmup_epochs', 'nonneg_num'), ('val_interval', 'pos_int'),
-    ('checkpoint_interval', 'pos_int'), ('lr', 'pos_num'), ('num_classes', 'pos_int'),
-    ('crop_size', 'size2'),
-    # what the Runner and the loops compute with
-    ('work_dir', 'str'), ('load_from', 'opt_str'),
-    ('train_cfg.max_epochs', 'pos_int'), ('train_cfg.max_iters', 'pos_int'),
-    ('train_cfg.val_interval', 'pos_int'), ('train_cfg.val_begin', 'nonneg_int'),
-    *((f'{ld}.batch_size', 'pos_int') for ld in _LOADERS),
-    *((f'{ld}.num_workers', 'nonneg_int') for ld in _LOADERS),
-    *((f'{ld}.persistent_workers', 'bool') for ld in _LOADERS),
-    *((f'{ld}.dataset.data_root', 'str') for ld in _LOADERS),
-    ('train_dataloader.drop_last', 'bool'),
-    ('optim_wrapper.optimizer.lr', 'pos_num'),
-    ('optim_wrapper.optimizer.weight_decay', 'nonneg_num'),
-    ('optim_wrapper.optimizer.momentum', 'nonneg_num'),
-    ('optim_wrapper.accumulative_counts', 'pos_int'),
-    ('optim_wrapper.clip_grad.max_norm', 'pos_num'),
-    ('auto_scale_lr.base_batch_size', 'pos_int'), ('auto_scale_lr.enable', 'bool'),
-    ('param_scheduler.*.begin', 'nonneg_num'), ('param_scheduler.*.end', 'pos_num'),
-    ('param_scheduler.*.by_epoch', 'bool'), ('param_scheduler.*.start_factor', 'pos_num'),
-    ('param_scheduler.*.eta_min', 'nonneg_num'), ('param_scheduler.*.power', 'pos_num'),
-    *((f'{h}.num_classes', 'pos_int') for h in _HEADS),
-    *((f'{h}.channels', 'pos_int') for h in _HEADS),
-    ('model.data_preprocessor.size', 'size2'),
-    ('default_hooks.checkpoint.interval', 'pos_int'),
-    ('default_hooks.checkpoint.max_keep_ckpts', 'int'),
-    ('default_hooks.logger.interval', 'pos_int'),
-    ('randomness.seed', 'int'),
+# (what a value must be, its test, key patterns): ``*`` matches every item of a list or
+# every key of a dict; LOADER stands for each of the three dataloaders, HEAD for each head
+TYPED_KEYS = (
+    ('a dict(...)', _is_dict, 'model optim_wrapper optim_wrapper.optimizer default_hooks '
+     'env_cfg LOADER.dataset LOADER.sampler LOADER.dataset.data_prefix'),
+    ('a dict(...) or None', lambda v: v is None or _is_dict(v), 'train_cfg default_hooks.* LOADER'),
+    ('a dict(...) or a list of them', lambda v: _is_dict(v) or (
+        isinstance(v, (list, tuple)) and all(map(_is_dict, v))),
+     'param_scheduler custom_hooks val_evaluator test_evaluator'),
+    ('a positive integer', lambda v: _is_int(v) and v >= 1,
+     # the knobs at the top of segkit's leaf configs, then what the Runner computes with
+     'num_gpus samples_per_gpu max_epochs val_interval checkpoint_interval num_classes '
+     'train_cfg.max_epochs train_cfg.max_iters train_cfg.val_interval LOADER.batch_size '
+     'optim_wrapper.accumulative_counts auto_scale_lr.base_batch_size HEAD.num_classes '
+     'HEAD.channels default_hooks.checkpoint.interval default_hooks.logger.interval'),
+    ('an integer >= 0', lambda v: _is_int(v) and v >= 0, 'train_cfg.val_begin LOADER.num_workers'),
+    ('an integer', _is_int, 'default_hooks.checkpoint.max_keep_ckpts randomness.seed'),
+    ('a positive number', lambda v: _is_num(v) and v > 0,
+     'lr optim_wrapper.optimizer.lr optim_wrapper.clip_grad.max_norm param_scheduler.*.end '
+     'param_scheduler.*.start_factor param_scheduler.*.power'),
+    ('a number >= 0', lambda v: _is_num(v) and v >= 0,
+     'warmup_epochs optim_wrapper.optimizer.weight_decay optim_wrapper.optimizer.momentum '
+     'param_scheduler.*.begin param_scheduler.*.eta_min'),
+    ('True or False', lambda v: isinstance(v, bool), 'LOADER.persistent_workers '
+     'train_dataloader.drop_last auto_scale_lr.enable param_scheduler.*.by_epoch'),
+    ('a non-empty string', lambda v: isinstance(v, str) and v != '',
+     'work_dir LOADER.dataset.data_root'),
+    ('a path (string) or None', lambda v: v is None or (isinstance(v, str) and v != ''),
+     'load_from'),
+    ('two positive integers, e.g. (512, 512)', lambda v: isinstance(v, (list, tuple))
+     and len(v) == 2 and all(_is_int(x) and x >= 1 for x in v),
+     'crop_size model.data_preprocessor.size'),
 )
+_PLACES = {'LOADER': ('train_dataloader', 'val_dataloader', 'test_dataloader'),
+           'HEAD': ('model.decode_head', 'model.decode_head.*', 'model.auxiliary_head',
+                    'model.auxiliary_head.*')}
+
+
+def _patterns(keys: str) -> Iterator[str]:
+    for key in keys.split():
+        place, dot, rest = key.partition('.')
+        yield from (p + dot + rest for p in _PLACES[place]) if place in _PLACES else [key]
 
 
 def _items(node: Any, parts: list, where: str) -> Iterator[tuple]:
@@ -96,14 +72,11 @@ def _items(node: Any, parts: list, where: str) -> Iterator[tuple]:
         return
     head, rest = parts[0], parts[1:]
     if head == '*':
-        if isinstance(node, (list, tuple)):
-            for i, v in enumerate(node):
-                yield from _items(v, rest, f'{where}[{i}]')
-        elif isinstance(node, dict):
-            for k, v in node.items():
-                yield from _items(v, rest, f'{where}.{k}')
-        return
-    if isinstance(node, dict) and head in node:
+        pairs = enumerate(node) if isinstance(node, (list, tuple)) else \
+            node.items() if isinstance(node, dict) else ()
+        for k, v in pairs:
+            yield from _items(v, rest, f'{where}[{k}]' if isinstance(k, int) else f'{where}.{k}')
+    elif isinstance(node, dict) and head in node:
         yield from _items(node[head], rest, f'{where}.{head}' if where else head)
 
 
@@ -122,17 +95,17 @@ def type_rows(cfg) -> list[Check]:
     """A FAIL row per config value of the wrong type or empty; [] when all fit."""
     rows = []
     root = getattr(cfg, '_cfg_dict', cfg)  # mmengine's Config wraps a ConfigDict
-    for pattern, kind in TYPED_KEYS:
-        expected, ok = KINDS[kind]
-        for key, value in _items(root, pattern.split('.'), ''):
-            if pattern.endswith('.channels') and not isinstance(value, (int, str)):
-                continue  # some heads take a list of channels
-            try:
-                good = bool(ok(value))
-            except Exception:  # noqa: BLE001 - a comparison the value does not support
-                good = False
-            if not good:
-                rows.append(Check('config types', FAIL,
-                                  f'config key {key} is {describe(value)}, expected {expected}',
-                                  f'fix it in the config or with --cfg-options {key}=VALUE'))
+    for expected, ok, keys in TYPED_KEYS:
+        for pattern in _patterns(keys):
+            for key, value in _items(root, pattern.split('.'), ''):
+                if pattern.endswith('.channels') and not isinstance(value, (int, str)):
+                    continue  # some heads take a list of channels
+                try:
+                    good = bool(ok(value))
+                except Exception:  # noqa: BLE001 - a comparison the value does not support
+                    good = False
+                if not good:
+                    rows.append(Check('config types', FAIL, f'config key {key} is '
+                                      f'{describe(value)}, expected {expected}',
+                                      f'fix it in the config or with --cfg-options {key}=VALUE'))
     return rows

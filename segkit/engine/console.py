@@ -1,12 +1,9 @@
-"""A quiet console: the full config, the environment dump and the paramwise table go
-to the run's log file only; the console gets a short header, then the training lines.
-
-:func:`quiet_console` filters mmengine's console handler (the file handler keeps
-everything); :func:`header` is what replaces the dump on the console.
-"""
+"""A quiet console: the full config, the environment dump and the paramwise table go to
+the run's log file only; the console gets a short :func:`header`, then the training lines."""
 from __future__ import annotations
 
 import logging
+import os.path as osp
 import warnings
 
 # console-only noise: the file log keeps these records
@@ -22,8 +19,7 @@ _UPSTREAM = (r'``build_loss`` would be deprecated soon', r'Default ``avg_non_ign
 
 class _FileOnly(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.msg if isinstance(record.msg, str) else ''
-        return not msg.startswith(_FILE_ONLY)
+        return not (isinstance(record.msg, str) and record.msg.startswith(_FILE_ONLY))
 
 
 def quiet_console(logger: logging.Logger) -> logging.Logger:
@@ -39,14 +35,12 @@ def quiet_console(logger: logging.Logger) -> logging.Logger:
 
 def header(runner, config: str, world: int) -> list:
     """config, work dir, GPUs x batch, epochs, iterations per epoch, TensorBoard."""
-    import os.path as osp
-    cfg = runner.cfg
-    batch = cfg.train_dataloader.get('batch_size', 1)
+    from segkit.plugins.tensorboard import RUN_DIR
+    batch = runner.cfg.train_dataloader.get('batch_size', 1)
     per_epoch = len(runner.train_dataloader)
-    loop = cfg.train_cfg
+    loop = runner.cfg.train_cfg
     length = (f'{loop.max_epochs} epoch(s), {per_epoch} iterations per epoch' if 'max_epochs' in loop
               else f'{loop.get("max_iters")} iterations ({per_epoch} per epoch)')
-    from segkit.plugins.tensorboard import RUN_DIR
     board = osp.join(runner.work_dir, RUN_DIR)
     return [
         f'config:      {config}',

@@ -1,17 +1,13 @@
-"""The invariants every epoch-based training config must hold.
-
-An ``EpochBasedTrainLoop`` over mmseg's ``InfiniteSampler`` never ends an epoch;
-a scheduler stepped by epoch without ``convert_to_iter_based`` moves the LR once
-per epoch; ``end`` left in iterations runs the schedule 1000x too long; a
-checkpoint hook counted in iterations never fires where expected. Used by the
-config tests, the iteration-to-epoch converter and ``preflight``.
-"""
+"""The invariants every epoch-based training config must hold (an InfiniteSampler never
+ends an epoch; without convert_to_iter_based the LR moves once per epoch; an ``end`` left
+in iterations runs the schedule 1000x too long)."""
 from __future__ import annotations
 
 
-def _schedulers(cfg) -> list:
-    sched = cfg.get('param_scheduler') or []
-    return [sched] if isinstance(sched, dict) else list(sched)
+def _get(cfg, dotted: str) -> dict:
+    for key in dotted.split('.'):
+        cfg = cfg.get(key) or {}
+    return cfg
 
 
 def epoch_invariant_errors(cfg) -> list[str]:
@@ -24,15 +20,15 @@ def epoch_invariant_errors(cfg) -> list[str]:
     if not isinstance(max_epochs, int) or max_epochs < 1:
         errors.append(f'train_cfg.max_epochs must be a positive int, got {max_epochs!r}')
         max_epochs = None
-    if train_cfg.get('val_interval') is not None and max_epochs and \
-            not 1 <= train_cfg['val_interval'] <= max_epochs:
-        errors.append(f"train_cfg.val_interval {train_cfg['val_interval']} is outside "
-                      f'[1, {max_epochs}]')
-    sampler = ((cfg.get('train_dataloader') or {}).get('sampler') or {}).get('type')
+    val_interval = train_cfg.get('val_interval')
+    if val_interval is not None and max_epochs and not 1 <= val_interval <= max_epochs:
+        errors.append(f'train_cfg.val_interval {val_interval} is outside [1, {max_epochs}]')
+    sampler = _get(cfg, 'train_dataloader.sampler').get('type')
     if sampler != 'DefaultSampler':
         errors.append(f'train_dataloader.sampler.type is {sampler!r}, not '
                       "'DefaultSampler' (InfiniteSampler never ends an epoch)")
-    scheds = _schedulers(cfg)
+    scheds = cfg.get('param_scheduler') or []
+    scheds = [scheds] if isinstance(scheds, dict) else list(scheds)
     if not scheds:
         errors.append('param_scheduler is empty')
     for i, s in enumerate(scheds):
@@ -43,23 +39,19 @@ def epoch_invariant_errors(cfg) -> list[str]:
             errors.append(f'{where}: convert_to_iter_based must be True (else the LR '
                           'moves once per epoch)')
         for key in ('begin', 'end'):
-            v = s.get(key)
-            if v is None:
+            if s.get(key) is None:
                 errors.append(f'{where}: {key} must be set in epochs')
-            elif max_epochs and not 0 <= v <= max_epochs:
-                errors.append(f'{where}: {key}={v} is outside [0, max_epochs={max_epochs}]')
+            elif max_epochs and not 0 <= s[key] <= max_epochs:
+                errors.append(f'{where}: {key}={s[key]} is outside [0, max_epochs={max_epochs}]')
         if s.get('begin') is not None and s.get('end') is not None and s['begin'] >= s['end']:
             errors.append(f"{where}: begin {s['begin']} >= end {s['end']}")
-    hooks = cfg.get('default_hooks') or {}
-    ckpt = hooks.get('checkpoint') or {}
+    ckpt = _get(cfg, 'default_hooks.checkpoint')
     if ckpt.get('by_epoch') is not True:
         errors.append('default_hooks.checkpoint.by_epoch must be True')
     if not ckpt.get('save_best'):
         errors.append('default_hooks.checkpoint.save_best is not set')
-    logger = hooks.get('logger') or {}
-    if logger.get('log_metric_by_epoch') is not True:
+    if _get(cfg, 'default_hooks.logger').get('log_metric_by_epoch') is not True:
         errors.append('default_hooks.logger.log_metric_by_epoch must be True')
-    if (cfg.get('log_processor') or {}).get('by_epoch') is not True:
+    if _get(cfg, 'log_processor').get('by_epoch') is not True:
         errors.append('log_processor.by_epoch must be True')
-    # TensorBoard: segkit's TensorboardHook (tools/train.py adds it to every config)
-    return errors
+    return errors  # TensorBoard: tools/train.py adds segkit's TensorboardHook to every config

@@ -1,24 +1,30 @@
-"""The train and test flows behind ``tools/train.py`` and ``tools/test.py``.
-
-mmseg's flow (config -> cfg-options -> work dir rule CLI > config > work_dirs/<stem>
--> mmengine Runner) plus: distributed on CPU (gloo), ``--resume [CHECKPOINT]``,
-bf16/fp16 AMP, ``--auto-scale-lr``, a warning when the launch differs from the
-config name's GPUs x batch, a refusal to overwrite an earlier run, a run record,
-per-class metrics and the metrics JSON of a test.
-"""
+"""The train and test flows behind ``tools/train.py`` and ``tools/test.py``: mmseg's flow
+(config -> cfg-options -> work dir -> mmengine Runner) plus segkit's guard rails."""
 from __future__ import annotations
 
 import json
 import os
 import os.path as osp
+from contextlib import contextmanager
 from pathlib import Path
 
+from segkit.convert.iter2epoch import epoch_length, train_set_size
 from segkit.engine import dist as sk_dist
+from segkit.engine import workdir_lock
+from segkit.engine.cli import set_resume_hint, shell_command
 from segkit.engine.config import load_config, parse_config_name, resolve_class_weight_files, set_max_epochs
+from segkit.engine.config_types import type_rows
+from segkit.engine.console import header
 from segkit.engine.fast_paths import apply_fast_paths
+from segkit.engine.preflight import preflight, raise_first_failure
 from segkit.engine.resume import checkpoint_problem, resolve_resume
-from segkit.errors import SegkitError
+from segkit.engine.run_record import write_run_record
+from segkit.errors import SegkitError, one_line
 from segkit.io import remove_stale_temporaries
+
+_SAFETY_HOOKS = ('PerClassMetricsHook', 'NonFiniteLossHook', 'ScheduleFollowsConfigHook')
+_PEER_LOST = ('Connection closed by peer', 'Connection reset by peer', 'timed out',
+              'Timeout', 'NCCL', 'gloo', 'Broken pipe', 'ProcessGroup')
 
 
 def log(msg: str) -> None:
@@ -27,38 +33,30 @@ def log(msg: str) -> None:
         print(f'[segkit] {msg}', flush=True)
 
 
-# ------------------------------------------------------------------ config
-
-
 def _walk_evaluators(cfg):
     for key in ('val_evaluator', 'test_evaluator'):
         ev = cfg.get(key)
-        for item in (ev if isinstance(ev, (list, tuple)) else [ev]):
-            if isinstance(item, dict):
-                yield item
+        yield from (item for item in (ev if isinstance(ev, (list, tuple)) else [ev])
+                    if isinstance(item, dict))
 
 
 def prepare_config(args):
     """Load the config and apply what every segkit run needs."""
-    import segkit.plugins  # noqa: F401  registers segkit's hooks, metric, models (mmseg is heavy: here, not at import)
+    import segkit.plugins  # noqa: F401  registers segkit's hooks, metric, models (heavy: mmseg)
+    from segkit.plugins.tensorboard import adopt
     cfg = load_config(args.config, args.cfg_options)
-    _refuse_bad_types(cfg)  # before anything computes with the values
+    raise_first_failure(type_rows(cfg))  # before anything computes with the values
     resolve_class_weight_files(cfg.model)
     if args.work_dir is not None:  # mmseg's rule: CLI > config > work_dirs/<stem>
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
-    # foreign configs (mmseg's zoo, converted ones): per-class metrics too
-    for ev in _walk_evaluators(cfg):
+    for ev in _walk_evaluators(cfg):  # foreign configs (mmseg's zoo): per-class metrics too
         if ev.get('type') == 'IoUMetric':
             ev['type'] = 'PerClassIoUMetric'
-    # segkit's safety hooks also for configs that do not list them
     hooks = list(cfg.get('custom_hooks') or [])
-    for needed in ('PerClassMetricsHook', 'NonFiniteLossHook', 'ScheduleFollowsConfigHook'):
-        if not any(h.get('type') == needed for h in hooks):
-            hooks.append(dict(type=needed))
+    hooks += [dict(type=t) for t in _SAFETY_HOOKS if not any(h.get('type') == t for h in hooks)]
     cfg.custom_hooks = hooks
-    from segkit.plugins.tensorboard import adopt
     adopt(cfg)  # one TensorBoard run per work dir (foreign configs too)
     ckpt = (cfg.get('default_hooks') or {}).get('checkpoint')
     if ckpt and ckpt.get('type') == 'CheckpointHook':
@@ -71,19 +69,9 @@ def prepare_config(args):
     return cfg
 
 
-def apply_perf_flags(cfg, args) -> None:
-    """The speed flags (cli.add_speed_flags); flags left unset keep the config's choice."""
-    c = getattr(args, 'compile', None)
-    apply_fast_paths(cfg, amp=args.amp, compile=None if c is None else (False if c == 'none' else c),
-                     compile_mode=args.compile_mode, compile_backend=args.compile_backend,
-                     channels_last=args.channels_last, fused_optimizer=args.fused,
-                     cudnn_benchmark=args.cudnn_benchmark, fast_attention=args.fast_attention,
-                     tf32=args.tf32)
-
-
 def check_launch_batch(cfg, config_path: str, world: int) -> None:
-    """Warn when the launch differs from what the config name's GxbB or its
-    ``num_gpus`` knob says (warnings only: a launch may differ on purpose)."""
+    """Warn when the launch differs from the config name's GxbB or its ``num_gpus`` knob
+    (warnings only: a launch may differ on purpose)."""
     batch = cfg.train_dataloader.get('batch_size', 1)
     actual = world * batch
     name = parse_config_name(config_path)
@@ -121,25 +109,21 @@ def apply_auto_scale_lr(cfg, config_path: str, world: int) -> None:
 
 
 def apply_max_epochs(cfg, epochs: int, world: int) -> None:
-    """``--max-epochs N``: stretch the schedule (see configs.set_max_epochs)."""
-    from segkit.convert.iter2epoch import epoch_length, train_set_size
+    """``--max-epochs N``: stretch the schedule (see config.set_max_epochs)."""
+    loader = cfg.train_dataloader
     try:
-        n = train_set_size(cfg)[0]
-        length = epoch_length(n, world, cfg.train_dataloader.get('batch_size', 1),
-                              cfg.train_dataloader.get('drop_last', False))
+        length = epoch_length(train_set_size(cfg)[0], world, loader.get('batch_size', 1),
+                              loader.get('drop_last', False))
     except SegkitError:
         length = None  # data missing: preflight says so
     old = cfg.train_cfg.max_epochs
     set_max_epochs(cfg, epochs, length)
-    log(f'--max-epochs {epochs}: schedule stretched x{epochs / old:.3g} '
-        f'(was {old} epochs)')
+    log(f'--max-epochs {epochs}: schedule stretched x{epochs / old:.3g} (was {old} epochs)')
 
 
 def guard_fresh_run(work_dir: str) -> None:
     """A run without --resume must not overwrite an earlier run's checkpoints."""
     wd = Path(work_dir)
-    if not wd.is_dir():
-        return
     ckpts = sorted(p.name for p in wd.glob('*.pth'))
     if ckpts or (wd / 'last_checkpoint').exists():
         raise SegkitError(
@@ -156,144 +140,94 @@ def build_runner(cfg):
     return PlainRunner.from_cfg(cfg)
 
 
-# ------------------------------------------------------------------ train
+@contextmanager
+def config_errors():
+    """Everything before the Runner exists: an exception other than SegkitError (a config
+    value of a shape nothing checked) becomes one line, never a traceback."""
+    try:
+        yield
+    except SegkitError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise SegkitError(f'the config cannot be used ({one_line(exc)}): a value of an '
+                          'unexpected type or shape? python tools/doctor.py CONFIG checks it'
+                          ) from None
 
 
-def _refuse_bad_types(cfg) -> None:
-    """Wrong-typed or empty values: one line naming the key, before any arithmetic."""
-    from segkit.engine.config_types import type_rows
-    from segkit.engine.preflight import raise_first_failure
-    raise_first_failure(type_rows(cfg))
-
-
-class config_errors:
-    """Everything before the Runner exists: an exception other than SegkitError (a
-    config value of a shape nothing checked) becomes one line, never a traceback."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc is None or isinstance(exc, (SegkitError, KeyboardInterrupt, SystemExit)):
-            return False
-        first = (str(exc).strip().splitlines() or [''])[0][:200]
-        raise SegkitError(f'the config cannot be used ({type(exc).__name__}: {first}): a '
-                          'value of an unexpected type or shape? python tools/doctor.py '
-                          'CONFIG checks it') from None
+@contextmanager
+def distributed_errors():
+    """A rank whose peer died gets a one-line error and exits now, instead of a
+    traceback (or, with NCCL, a wait of dist_cfg.timeout seconds)."""
+    try:
+        yield
+    except RuntimeError as exc:  # torch's DistError is a RuntimeError
+        if not sk_dist.initialized() or not any(
+                p in str(exc) for p in _PEER_LOST):
+            raise
+        raise SegkitError(
+            f'rank {sk_dist.rank()} of {sk_dist.world_size()}: lost contact with another '
+            f'rank ({one_line(exc, 160)}); that rank died or hung, so this one stops too. '
+            "Check the other ranks' output, then restart with --resume") from None
 
 
 def train(args) -> int:
     with config_errors():
         cfg, load_from = _train_checks(args)
-    if getattr(args, 'preflight_only', False):
+    if args.preflight_only:
         log('preflight passed')
         return 0
-    return _train_run(args, cfg, load_from)
-
-
-def _train_checks(args):
-    cfg = prepare_config(args)
-    apply_perf_flags(cfg, args)
-    sk_dist.setup_distributed(cfg, args.launcher)
-    world = sk_dist.world_size()
-    from segkit.engine import workdir_lock
-    if sk_dist.rank() == 0:  # a live run there: say so before anything else
-        workdir_lock.check_unlocked(cfg.work_dir)
-    if getattr(args, 'max_epochs', None):
-        apply_max_epochs(cfg, args.max_epochs, world)
-    resume, load_from = resolve_resume(args.resume, cfg.work_dir, logger=log)
-    if resume:
-        cfg.resume, cfg.load_from = True, load_from
-    else:
-        cfg.resume = False
-        guard_fresh_run(cfg.work_dir)
-    check_launch_batch(cfg, args.config, world)
-    if args.auto_scale_lr:
-        apply_auto_scale_lr(cfg, args.config, world)
-    if not getattr(args, 'no_preflight', False):
-        from segkit.engine.preflight import preflight
-        preflight(cfg, mode='train', launcher=args.launcher, world=world,
-                  partial_weights=args.partial_weights)
-    return cfg, load_from
-
-
-def _train_run(args, cfg, load_from) -> int:
     # preflight passed: only now is anything written into the work dir
-    from segkit.engine import workdir_lock
     if sk_dist.rank() == 0:
         workdir_lock.acquire(cfg.work_dir)
-        from segkit.io import remove_stale_temporaries
         for stale in remove_stale_temporaries(cfg.work_dir):
             log(f'removed {stale}: a partial save from a killed run')
-    from segkit.engine.cli import set_resume_hint
     set_resume_hint(cfg.work_dir)
     runner = build_runner(cfg)
     if runner.rank == 0:
-        from segkit.engine.console import header
         for line in header(runner, args.config, sk_dist.world_size()):
             log(line)
-        from segkit.engine.run_record import write_run_record
-        write_run_record(runner.log_dir, cfg, extra={'mode': 'train',
-                                                      'resumed_from': load_from})
+        write_run_record(runner.log_dir, cfg, extra={'mode': 'train', 'resumed_from': load_from})
     with distributed_errors():
         runner.train()
     set_resume_hint(None)
     if runner.rank == 0:
-        summarize_train(runner)
+        work_dir = Path(runner.work_dir)
+        best = sorted(work_dir.glob('best_*.pth'))
+        log(f'work dir:    {work_dir}')
+        if best:
+            log(f'best:        {best[-1]}')
+        log(f'TensorBoard: {work_dir / "tensorboard"}  '
+            f'({shell_command(["scripts/tensorboard.sh", work_dir])})')
     return 0
 
 
-_PEER_LOST = ('Connection closed by peer', 'Connection reset by peer', 'timed out',
-              'Timeout', 'NCCL', 'gloo', 'Broken pipe', 'ProcessGroup')
-
-
-class distributed_errors:
-    """A rank whose peer died gets a one-line error and exits now, instead of a
-    traceback (or, with NCCL, a wait of dist_cfg.timeout seconds)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        import torch.distributed as dist
-        if exc is None or not (dist.is_available() and dist.is_initialized()):
-            return False
-        dist_error = getattr(dist, 'DistError', RuntimeError)
-        if not isinstance(exc, (dist_error, RuntimeError)) or not any(
-                p in str(exc) for p in _PEER_LOST):
-            return False
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise SegkitError(
-            f'rank {sk_dist.rank()} of {sk_dist.world_size()}: lost contact with another '
-            f'rank ({first}); that rank died or hung, so this one stops too. Check the '
-            "other ranks' output, then restart with --resume") from None
-
-
-def summarize_train(runner) -> None:
-    work_dir = Path(runner.work_dir)
-    best = sorted(work_dir.glob('best_*.pth'))
-    log(f'work dir:    {work_dir}')
-    if best:
-        log(f'best:        {best[-1]}')
-    from segkit.engine.cli import shell_command
-    log(f'TensorBoard: {work_dir / "tensorboard"}  '
-        f'({shell_command(["scripts/tensorboard.sh", work_dir])})')
-
-
-# ------------------------------------------------------------------ test
-
-
-def _trigger_visualization(cfg, args) -> None:
-    hook = cfg.default_hooks.get('visualization')
-    if hook is None:
-        raise SegkitError('--show/--show-dir need default_hooks.visualization '
-                          "(dict(type='SegVisualizationHook'))")
-    hook['draw'] = True
-    if args.show:
-        hook['show'] = True
-        hook['wait_time'] = args.wait_time
-    if args.show_dir:
-        cfg.visualizer['save_dir'] = args.show_dir
+def _train_checks(args):
+    cfg = prepare_config(args)
+    # the speed flags (cli.add_speed_flags); flags left unset (None) keep the config's choice
+    apply_fast_paths(cfg, amp=args.amp, compile={'none': False}.get(args.compile, args.compile),
+                     compile_mode=args.compile_mode, compile_backend=args.compile_backend,
+                     channels_last=args.channels_last, fused_optimizer=args.fused,
+                     cudnn_benchmark=args.cudnn_benchmark, fast_attention=args.fast_attention,
+                     tf32=args.tf32)
+    sk_dist.setup_distributed(cfg, args.launcher)
+    world = sk_dist.world_size()
+    if sk_dist.rank() == 0:  # a live run there: say so before anything else
+        workdir_lock.check_unlocked(cfg.work_dir)
+    if args.max_epochs:
+        apply_max_epochs(cfg, args.max_epochs, world)
+    resume, load_from = resolve_resume(args.resume, cfg.work_dir, logger=log)
+    cfg.resume = resume
+    if resume:
+        cfg.load_from = load_from
+    else:
+        guard_fresh_run(cfg.work_dir)
+    check_launch_batch(cfg, args.config, world)
+    if args.auto_scale_lr:
+        apply_auto_scale_lr(cfg, args.config, world)
+    if not args.no_preflight:
+        preflight(cfg, mode='train', launcher=args.launcher, world=world,
+                  partial_weights=args.partial_weights)
+    return cfg, load_from
 
 
 def test(args) -> int:
@@ -304,30 +238,35 @@ def test(args) -> int:
         problem = checkpoint_problem(Path(args.checkpoint))
         if problem:
             raise SegkitError(f'checkpoint {args.checkpoint} is {problem}')
-        cfg.load_from = args.checkpoint
-        cfg.resume = False
+        cfg.load_from, cfg.resume = args.checkpoint, False
         if args.show or args.show_dir:
-            _trigger_visualization(cfg, args)
+            hook = cfg.default_hooks.get('visualization')
+            if hook is None:
+                raise SegkitError('--show/--show-dir need default_hooks.visualization '
+                                  "(dict(type='SegVisualizationHook'))")
+            hook['draw'] = True
+            if args.show:
+                hook.update(show=True, wait_time=args.wait_time)
+            if args.show_dir:
+                cfg.visualizer['save_dir'] = args.show_dir
         if args.tta:
             cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
             cfg.tta_model.module = cfg.model
             cfg.model = cfg.tta_model
         if args.out is not None:
             for ev in _walk_evaluators(cfg):
-                ev['output_dir'] = args.out
-                ev['keep_results'] = True
+                ev.update(output_dir=args.out, keep_results=True)
         sk_dist.setup_distributed(cfg, args.launcher)
-        from segkit.engine.preflight import preflight
         preflight(cfg, mode='test', launcher=args.launcher, world=sk_dist.world_size(),
                   partial_weights=args.partial_weights)
-    if getattr(args, 'preflight_only', False):
+    if args.preflight_only:
         log('preflight passed')
         return 0
     if args.out is not None:
         os.makedirs(args.out, exist_ok=True)
     runner = build_runner(cfg)
     with distributed_errors():
-        metrics = runner.test()
+        metrics = runner.test() or {}
     if runner.rank == 0:
         from mmengine.logging import MessageHub
 
@@ -336,11 +275,10 @@ def test(args) -> int:
         out = Path(args.metrics_json or Path(runner.log_dir) / 'test_metrics.json')
         out.parent.mkdir(parents=True, exist_ok=True)
         payload = {'config': args.config, 'checkpoint': args.checkpoint,
-                   'metrics': {k: float(v) for k, v in (metrics or {}).items()},
-                   'per_class': info}
+                   'metrics': {k: float(v) for k, v in metrics.items()}, 'per_class': info}
         out.write_text(json.dumps(payload, indent=1) + '\n')
         if info:
-            print_per_class(info, metrics or {})
+            print_per_class(info, metrics)
         log(f'metrics JSON: {out}')
         if args.out:
             log(f'predictions:  {args.out}')
@@ -353,20 +291,18 @@ def print_per_class(info: dict, metrics: dict, console=None) -> None:
     from rich.table import Table
     console = console or Console()
     total = sum(info['gt_pixels']) or 1
-    ious = [v for v in info['IoU'] if v is not None]
-    worst = sorted(ious)[: max(1, len(ious) // 5)] if ious else []
+    ious = sorted(v for v in info['IoU'] if v is not None)
+    worst = ious[: max(1, len(ious) // 5)]
     table = Table(title='per-class results', show_edge=True)
-    for col, justify in (('class', 'left'), ('IoU', 'right'), ('Acc', 'right'),
-                         ('GT pixels', 'right')):
-        table.add_column(col, justify=justify)
-    for name, iou, acc, px in zip(info['classes'], info['IoU'], info['Acc'],
-                                  info['gt_pixels']):
+    table.add_column('class')
+    for col in ('IoU', 'Acc', 'GT pixels'):
+        table.add_column(col, justify='right')
+    for name, iou, acc, px in zip(info['classes'], info['IoU'], info['Acc'], info['gt_pixels']):
         iou_s = '—' if iou is None else f'{iou:.2f}'
         if iou is not None and iou in worst:
             iou_s = f'[bold red]{iou_s}[/]'
         table.add_row(str(name), iou_s, '—' if acc is None else f'{acc:.2f}',
                       f'{100 * px / total:.2f}%')
     console.print(table)
-    summary = '  '.join(f'{k}: {v:.2f}' for k, v in metrics.items()
-                        if k in ('aAcc', 'mIoU', 'mAcc'))
-    console.print(f'[bold]{summary}[/]')
+    console.print('[bold]' + '  '.join(f'{k}: {v:.2f}' for k, v in metrics.items()
+                                       if k in ('aAcc', 'mIoU', 'mAcc')) + '[/]')

@@ -13,20 +13,15 @@ IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp'}
 
 def collect_inputs(inputs) -> list[Path]:
     """Image files from files and folders (recursively), sorted, without duplicates."""
-    files = []
+    files = {}  # resolved path -> the path as given (the first of its duplicates)
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
-            files += sorted(f for f in p.rglob('*') if f.suffix.lower() in IMAGE_SUFFIXES)
-        elif p.is_file():
-            files.append(p)
-        else:
+        if not (p.is_dir() or p.is_file()):
             raise SegkitError(f'input {item} does not exist: pass image files or folders')
-    seen, out = set(), []
-    for f in files:
-        if f.resolve() not in seen:
-            seen.add(f.resolve())
-            out.append(f)
+        for f in sorted(f for f in p.rglob('*') if f.suffix.lower() in IMAGE_SUFFIXES) \
+                if p.is_dir() else [p]:
+            files.setdefault(f.resolve(), f)
+    out = list(files.values())
     if not out:
         raise SegkitError(f'no images found in {", ".join(map(str, inputs))} '
                           f'(looked for {", ".join(sorted(IMAGE_SUFFIXES))})')
@@ -60,21 +55,20 @@ def run_inference(config: str, checkpoint: str, inputs, out_dir: str,
     if palette is None:
         raise SegkitError(f'{checkpoint} has no dataset palette in its meta')
     masks_dir, overlay_dir = Path(out_dir) / 'masks', Path(out_dir) / 'overlays'
-    masks_dir.mkdir(parents=True, exist_ok=True)
-    overlay_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (masks_dir, overlay_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    unique_stems = len(files) == len({f.stem for f in files})
     written = []
     for f in track(files, description='inference'):
         img = cv2.imread(str(f), cv2.IMREAD_COLOR)
         if img is None:
             raise SegkitError(f'cannot read image {f}: not an image or corrupt')
         result = inference_model(model, img)
-        label = result.pred_sem_seg.data.squeeze(0).cpu().numpy()
-        colour = colourize(label, palette)  # RGB
-        name = f.stem if len(files) == len({x.stem for x in files}) else \
-            '_'.join(f.with_suffix('').parts[-2:])
+        bgr = colourize(result.pred_sem_seg.data.squeeze(0).cpu().numpy(), palette)[..., ::-1]
+        name = f.stem if unique_stems else '_'.join(f.with_suffix('').parts[-2:])
         mask_path = masks_dir / f'{name}.png'
-        cv2.imwrite(str(mask_path), colour[..., ::-1])
-        overlay = cv2.addWeighted(img, 1 - opacity, colour[..., ::-1], opacity, 0)
-        cv2.imwrite(str(overlay_dir / f'{name}.png'), overlay)
+        cv2.imwrite(str(mask_path), bgr)
+        cv2.imwrite(str(overlay_dir / f'{name}.png'),
+                    cv2.addWeighted(img, 1 - opacity, bgr, opacity, 0))
         written.append(mask_path)
     return written

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
+import tempfile
+
+from segkit.engine.cli import ERROR_DIR_ENV
 
 
 def free_port(host: str = '') -> int:
@@ -38,10 +42,9 @@ def visible_gpus() -> int:
 
 def gpu_request_error(requested: int, visible: int | None = None,
                       cvd: str | None = '') -> str | None:
-    """Why ``requested`` GPUs (processes on this node) cannot be used here, or None:
-    the one GPU-visibility check (launchers, preflight, doctor). Without CUDA the
-    launchers start that many CPU processes (gloo) instead. ``visible`` / ``cvd``
-    default to this process's torch and CUDA_VISIBLE_DEVICES."""
+    """Why ``requested`` GPUs (processes on this node) cannot be used here, or None (without
+    CUDA the launchers start CPU processes). ``visible`` / ``cvd`` default to this process's
+    torch and CUDA_VISIBLE_DEVICES."""
     if requested < 1:
         return f'GPUS must be >= 1, got {requested}'
     visible = visible_gpus() if visible is None else visible
@@ -72,7 +75,6 @@ def _torchrun_args(argv: list[str]) -> list[str]:
 def preflight_once(args) -> int:
     """TOOL --preflight-only in one plain process, with the launch's world size (and
     its node's first rank: only global rank 0 checks the work dir's lock)."""
-    import subprocess
     script_args = [a for a in args.training_script_args if a not in ('--launcher', 'pytorch')
                    and not a.startswith('--launcher=')]
     nproc = int(args.nproc_per_node) if str(args.nproc_per_node).isdigit() else 1
@@ -85,17 +87,13 @@ def preflight_once(args) -> int:
 
 
 def torchrun(argv: list[str]) -> int:
-    import tempfile
-
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
-
-    from segkit.engine.cli import ERROR_DIR_ENV
     args = parse_args(_torchrun_args(argv))
     if os.environ.get('SEGKIT_SKIP_PREFLIGHT') != '1':
         code = preflight_once(args)
         if code:
-            return 2 if code == 2 else code
+            return code
     with tempfile.TemporaryDirectory(prefix='segkit-errors-') as folder:
         os.environ[ERROR_DIR_ENV] = folder
         try:
@@ -117,7 +115,7 @@ def main(argv: list[str]) -> int:
         print(free_port())
         return 0
     if argv[:1] == ['port-free'] and len(argv) == 2:
-        return 0 if port_is_free(int(argv[1])) else 1
+        return int(not port_is_free(int(argv[1])))
     if argv[:1] == ['check-gpus'] and len(argv) == 2:
         err = gpu_request_error(int(argv[1]))
         if err:

@@ -1,28 +1,30 @@
-"""Checks that a run can start, before anything is built or written.
-
-``preflight(cfg)`` runs in ``tools/train.py`` / ``tools/test.py`` before the
-Runner exists (so a failure leaves the work dir untouched) and raises a one-line
-:class:`SegkitError` for the first problem; ``config_checks(CONFIG)`` gives the
-same checks as doctor rows. In order: config keys that look like typos of a
-Runner setting, the work dir (writable, free space), data roots and splits, a
-sample of image/label pairs (the validator's checks), pretrained files, GPUs.
-"""
+"""Checks that a run can start, before the Runner exists (a failure leaves the work dir
+untouched): ``preflight`` raises the first problem, ``config_checks`` gives doctor's rows."""
 from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import os
 import shutil
 from pathlib import Path
 
 from segkit.checks import FAIL, PASS, WARN, Check
+from segkit.convert.iter2epoch import epoch_length, train_set_size
 from segkit.engine.config import dataset_paths, load_config, pretrained_paths, split_datasets
+from segkit.engine.config_types import type_rows
+from segkit.engine.epoch_checks import epoch_invariant_errors
 from segkit.engine.launch import gpu_request_error
-from segkit.errors import SegkitError
+from segkit.engine.weights_fit import OPT_OUT, build_model_shapes, problem
+from segkit.errors import SegkitError, one_line
 from segkit.facts import how_to_get
 
-MIN_FREE_GB = 1.0
 SAMPLE_PAIRS = 16
+# optimizer state per parameter, in copies of the parameters (mmengine saves it)
+_OPT_COPIES = {'AdamW': 2, 'Adam': 2, 'SGD': 1, 'RMSprop': 2, 'Adagrad': 1}
+LOG_MARGIN = 50e6
+CKPT_OVERHEAD = 1.05  # pickle, message hub, scheduler state (demo: 10.83 MB vs 10.56 MB)
+DISK_MARGIN = 1.25
 
 
 def runner_keys() -> set:
@@ -39,9 +41,8 @@ def typo_rows(cfg) -> list[Check]:
     known = runner_keys()
     rows = []
     for key in cfg.keys():
-        if key in known or key.startswith('_'):
-            continue
-        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.8)
+        close = [] if key in known or key.startswith('_') else \
+            difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.8)
         if close:
             rows.append(Check('config keys', FAIL, f"config key '{key}' is not a Runner "
                               f"setting, so it is ignored: did you mean '{close[0]}'?",
@@ -49,10 +50,8 @@ def typo_rows(cfg) -> list[Check]:
     return rows
 
 
-def work_dir_rows(work_dir: str, need_bytes: float = MIN_FREE_GB * 1e9,
-                  need_what: str = '') -> list[Check]:
-    path = Path(work_dir)
-    existing = path
+def work_dir_rows(work_dir: str, need_bytes: float, need_what: str) -> list[Check]:
+    existing = Path(work_dir)
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
@@ -74,26 +73,20 @@ def _mb(n: float) -> str:
     return f'{n / 1e9:.2f} GB' if n >= 1e9 else f'{n / 1e6:.0f} MB'
 
 
-# optimizer state per parameter, in copies of the parameters (mmengine saves it)
-_OPT_COPIES = {'AdamW': 2, 'Adam': 2, 'SGD': 1, 'RMSprop': 2, 'Adagrad': 1}
-LOG_MARGIN = 50e6
-CKPT_OVERHEAD = 1.05  # pickle, message hub, scheduler state (demo: 10.83 MB vs 10.56 MB)
-DISK_MARGIN = 1.25
+def _optimizer(cfg) -> str:
+    return str(((cfg.get('optim_wrapper') or {}).get('optimizer') or {}).get('type', 'AdamW'))
 
 
 def checkpoint_bytes(cfg, n_params: int) -> float:
     """One checkpoint: fp32 parameters + the optimizer's copies + overhead."""
-    opt = ((cfg.get('optim_wrapper') or {}).get('optimizer') or {}).get('type', 'AdamW')
-    return 4 * n_params * (1 + _OPT_COPIES.get(str(opt), 2)) * CKPT_OVERHEAD
+    return 4 * n_params * (1 + _OPT_COPIES.get(_optimizer(cfg), 2)) * CKPT_OVERHEAD
 
 
 def disk_need(cfg, n_params: int, mode: str) -> tuple[float, str]:
-    """(bytes this run will write at most, how that was counted): a checkpoint is
-    the fp32 parameters plus the optimizer's state; kept are max_keep_ckpts (else
-    every save), a best and one temporary during a save; plus logs, x DISK_MARGIN."""
+    """(bytes this run will write at most, how that was counted): max_keep_ckpts checkpoints
+    (else every save), a best and one temporary during a save, plus logs, x DISK_MARGIN."""
     if mode != 'train' or not n_params:
         return LOG_MARGIN * DISK_MARGIN, ''
-    opt = ((cfg.get('optim_wrapper') or {}).get('optimizer') or {}).get('type', 'AdamW')
     ckpt_bytes = checkpoint_bytes(cfg, n_params)
     hook = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
     keep = hook.get('max_keep_ckpts', -1)
@@ -101,9 +94,9 @@ def disk_need(cfg, n_params: int, mode: str) -> tuple[float, str]:
         max_epochs = (cfg.get('train_cfg') or {}).get('max_epochs') or 1
         keep = max(1, int(max_epochs) // max(1, int(hook.get('interval', 1) or 1)))
     kept = keep + (1 if hook.get('save_best') else 0) + 1
-    need = (ckpt_bytes * kept + LOG_MARGIN) * DISK_MARGIN
-    return need, (f' ({kept} checkpoints x {_mb(ckpt_bytes)}: {n_params / 1e6:.2f} M '
-                  f'parameters + {opt} state, + logs, x{DISK_MARGIN})')
+    return (ckpt_bytes * kept + LOG_MARGIN) * DISK_MARGIN, (
+        f' ({kept} checkpoints x {_mb(ckpt_bytes)}: {n_params / 1e6:.2f} M '
+        f'parameters + {_optimizer(cfg)} state, + logs, x{DISK_MARGIN})')
 
 
 def data_rows(cfg, splits) -> list[Check]:
@@ -112,40 +105,33 @@ def data_rows(cfg, splits) -> list[Check]:
         for key, path in dataset_paths(ds).items():
             if not path:
                 continue
-            exists = os.path.isfile(path) if key == 'ann_file' else os.path.isdir(path)
-            if exists:
+            if os.path.isfile(path) if key == 'ann_file' else os.path.isdir(path):
                 rows.append(Check(f'data {split} {key}', PASS, path))
             else:
-                rows.append(Check(f'data {split} {key}', FAIL,
-                                  f'{split} {key} {path} does not exist',
-                                  'see data/README.md (tools/prepare_data.py), or fix '
+                rows.append(Check(f'data {split} {key}', FAIL, f'{split} {key} {path} does not '
+                                  'exist', 'see data/README.md (tools/prepare_data.py), or fix '
                                   'data_root with --cfg-options'))
     return rows
 
 
-def sample_rows(cfg, splits, sample: int = SAMPLE_PAIRS) -> list[Check]:
-    """The validator's checks on ``sample`` random pairs per split."""
+def sample_rows(cfg, splits) -> list[Check]:
+    """The validator's checks on SAMPLE_PAIRS random pairs per split."""
     from segkit.data.validate import validate
-    report = validate(cfg, splits, sample=sample, workers=1, progress=False)
-    if report.errors:
-        f = report.errors[0]
-        more = f' (+{len(report.errors) - 1} more)' if len(report.errors) > 1 else ''
-        where = '' if os.path.basename(f.path) in f.message else f'{f.path}: '
-        return [Check(f'data sample {f.split}', FAIL, f'{where}{f.message}{more}',
-                      'python tools/validate_dataset.py CONFIG checks every file')]
-    return [Check('data sample', PASS, f'{sample} pairs per split load with labels in range')]
+    errors = validate(cfg, splits, sample=SAMPLE_PAIRS, workers=1, progress=False).errors
+    if not errors:
+        return [Check('data sample', PASS,
+                      f'{SAMPLE_PAIRS} pairs per split load with labels in range')]
+    f = errors[0]
+    more = f' (+{len(errors) - 1} more)' if len(errors) > 1 else ''
+    where = '' if os.path.basename(f.path) in f.message else f'{f.path}: '
+    return [Check(f'data sample {f.split}', FAIL, f'{where}{f.message}{more}',
+                  'python tools/validate_dataset.py CONFIG checks every file')]
 
 
 def pretrained_rows(cfg) -> list[Check]:
-    rows = []
-    for where, path in pretrained_paths(cfg):
-        if os.path.isfile(path):
-            rows.append(Check(f'pretrained {where}', PASS, path))
-        else:
-            rows.append(Check(f'pretrained {where}', FAIL,
-                              f'pretrained file {path} ({where}) does not exist',
-                              how_to_get(path)))
-    return rows
+    return [Check(f'pretrained {where}', PASS, path) if os.path.isfile(path) else
+            Check(f'pretrained {where}', FAIL, f'pretrained file {path} ({where}) does not exist',
+                  how_to_get(path)) for where, path in pretrained_paths(cfg)]
 
 
 def gpu_rows(launcher: str) -> list[Check]:
@@ -158,31 +144,25 @@ def gpu_rows(launcher: str) -> list[Check]:
     return [Check('GPUs', PASS, f'{torch.cuda.device_count()} visible')]
 
 
-def schedule_rows(cfg) -> list[Check]:
+def schedule_rows(cfg, world: int = 1) -> list[Check]:
     """An LR schedule that ends before training does (max_epochs raised through
-    --cfg-options without moving the schedulers) trains the rest at the final LR."""
+    --cfg-options without moving the schedulers) trains the rest at the final LR; then
+    the epoch invariants that would stop mmengine, in the user's units."""
+    train_cfg = cfg.get('train_cfg') or {}
+    max_epochs = train_cfg.get('max_epochs')
     scheds = cfg.get('param_scheduler') or []
     scheds = [scheds] if isinstance(scheds, dict) else scheds
-    max_epochs = (cfg.get('train_cfg') or {}).get('max_epochs')
     ends = [s.get('end') for s in scheds if s.get('by_epoch', True) and s.get('end')]
-    if max_epochs and ends and max(ends) < max_epochs:
-        return [Check('schedule', WARN, f'the LR schedule ends at epoch {max(ends):g} but '
-                      f'training runs {max_epochs} epochs (the rest at the final LR)',
-                      'use --max-epochs N (stretches the schedule) or edit the knobs')]
-    return []
-
-
-def epoch_rows(cfg, world: int = 1) -> list[Check]:
-    """The epoch invariants that would stop mmengine, in the user's units."""
-    train_cfg = cfg.get('train_cfg') or {}
-    if train_cfg.get('type', 'EpochBasedTrainLoop') != 'EpochBasedTrainLoop':
-        return []
     rows = []
-    max_epochs = train_cfg.get('max_epochs')
+    if max_epochs and ends and max(ends) < max_epochs:
+        rows.append(Check('schedule', WARN, f'the LR schedule ends at epoch {max(ends):g} but '
+                          f'training runs {max_epochs} epochs (the rest at the final LR)',
+                          'use --max-epochs N (stretches the schedule) or edit the knobs'))
+    if train_cfg.get('type', 'EpochBasedTrainLoop') != 'EpochBasedTrainLoop':
+        return rows
     loader = cfg.get('train_dataloader') or {}
-    batch, drop_last = loader.get('batch_size', 1), loader.get('drop_last', False)
-    if drop_last:
-        from segkit.convert.iter2epoch import epoch_length, train_set_size
+    batch = loader.get('batch_size', 1)
+    if loader.get('drop_last', False):
         try:
             n = train_set_size(cfg)[0]
         except SegkitError:
@@ -193,8 +173,7 @@ def epoch_rows(cfg, world: int = 1) -> list[Check]:
                 f'process(es) x batch {batch} = {world * batch} per iteration, and drop_last '
                 'drops the partial batch'), f'lower train_dataloader.batch_size to at most '
                 f'{max(1, n // world)}, or set train_dataloader.drop_last=False'))
-    scheds = cfg.get('param_scheduler') or []
-    for i, s in enumerate([scheds] if isinstance(scheds, dict) else scheds):
+    for i, s in enumerate(scheds):
         if not s.get('by_epoch', True):
             continue
         begin, end = s.get('begin', 0), s.get('end')
@@ -209,108 +188,82 @@ def epoch_rows(cfg, world: int = 1) -> list[Check]:
             rows.append(Check('schedule', WARN, f'{name} begins at epoch {begin}, after '
                               f'training ends (max_epochs={max_epochs})',
                               'make warmup_epochs smaller than max_epochs'))
-    from segkit.engine.epoch_checks import epoch_invariant_errors
-    for err in epoch_invariant_errors(cfg):
-        if 'val_interval' in err or 'max_epochs must be' in err:
-            rows.append(Check('epoch', FAIL, err, 'fix train_cfg in the config'))
+    rows += [Check('epoch', FAIL, err, 'fix train_cfg in the config')
+             for err in epoch_invariant_errors(cfg)
+             if 'val_interval' in err or 'max_epochs must be' in err]
     return rows
 
 
 def weights_rows(cfg, mode: str, partial_ok: bool = False, shapes: dict | None = None
                  ) -> list[Check]:
     """Every weight file the run loads fits the part of the model it loads into."""
-    from segkit.engine.weights_fit import OPT_OUT, problem
     resume = mode == 'train' and cfg.get('resume')
-    # a test or a resume overwrites the init weights with load_from: only it counts
-    files = [(w, p) for w, p in pretrained_paths(cfg) if os.path.isfile(p) and
-             (w == 'load_from' or (mode == 'train' and not resume))]
-    if not files or shapes is None:
-        return []
     rows = []
-    for where, path in files:
+    for where, path in pretrained_paths(cfg) if shapes is not None else []:
+        # a test or a resume overwrites the init weights with load_from: only it counts
+        if not os.path.isfile(path) or (where != 'load_from' and (mode != 'train' or resume)):
+            continue
         exact = resume and where == 'load_from'
         if partial_ok and not exact:
             continue
         why = problem(path, where, shapes, exact=exact)
-        if why:
-            fix = ('resume only from a checkpoint of this config; start a new run with '
-                   '--work-dir NEW_DIR' if exact else
-                   f'pass the right file, or {OPT_OUT} if a partial load is what you want')
-            rows.append(Check('weights', FAIL, why.replace('load_from', '--resume', 1)
-                              if exact else why, fix))
-        else:
+        if not why:
             rows.append(Check('weights', PASS, f'{where} {path} fits the model'))
+        elif exact:
+            rows.append(Check('weights', FAIL, why.replace('load_from', '--resume', 1),
+                              'resume only from a checkpoint of this config; start a new run '
+                              'with --work-dir NEW_DIR'))
+        else:
+            rows.append(Check('weights', FAIL, why, f'pass the right file, or {OPT_OUT} if a '
+                              'partial load is what you want'))
     return rows
 
 
-def _guarded(name: str, fn, *args, **kw) -> list[Check]:
-    """A check that raises becomes a FAIL row: preflight itself never crashes."""
+def _guarded(name: str, fn, *args, what: str = '',
+             fix: str = 'check the config values it reads (python tools/doctor.py CONFIG)'):
+    """``fn(*args)``, or FAIL rows if it raises: preflight itself never crashes."""
     try:
-        return fn(*args, **kw)
+        return fn(*args)
     except SegkitError as err:
-        return [Check(name, FAIL, str(err).split(': ', 1)[0], str(err).split(': ', 1)[-1])]
+        parts = str(err).split(': ', 1)
+        return [Check(name, FAIL, parts[0], parts[-1])]
     except Exception as err:  # noqa: BLE001 - the config holds something unexpected
-        first = (str(err).strip().splitlines() or [''])[0][:200]
-        return [Check(name, FAIL, f'the {name} check cannot run on this config '
-                      f'({type(err).__name__}: {first})',
-                      'check the config values it reads (python tools/doctor.py CONFIG)')]
+        what = what or f'the {name} check cannot run on this config'
+        return [Check(name, FAIL, f'{what} ({one_line(err)})', fix)]
 
 
-def _model_shapes(cfg, rows: list) -> dict | None:
-    from segkit.engine.weights_fit import build_model_shapes
-    try:
-        return build_model_shapes(cfg)
-    except Exception as err:  # noqa: BLE001 - mmengine raises many kinds
-        first = (str(err).strip().splitlines() or [''])[0][:200]
-        rows.append(Check('model', FAIL, f'the model does not build ({type(err).__name__}: '
-                          f'{first})', 'fix the model section of the config'))
-        return None
-
-
-def all_rows(cfg, mode: str = 'train', launcher: str = 'none', data_sample: bool = True,
-             work_dir: bool = True, world: int = 1, partial_weights: bool = False
-             ) -> list[Check]:
-    from segkit.engine.config_types import type_rows
+def all_rows(cfg, mode: str = 'train', launcher: str = 'none', work_dir: bool = True,
+             world: int = 1, partial_weights: bool = False) -> list[Check]:
     rows = type_rows(cfg)
     if rows:
         return rows  # everything below computes with these values
     splits = ('train', 'val') if mode == 'train' else ('test',)
     rows = _guarded('config keys', typo_rows, cfg)
-    shapes = _model_shapes(cfg, rows)
+    shapes = _guarded('model', build_model_shapes, cfg, what='the model does not build',
+                      fix='fix the model section of the config')
+    if isinstance(shapes, list):  # its FAIL row
+        rows, shapes = rows + shapes, None
     if work_dir and cfg.get('work_dir'):
-        n_params = sum(_prod(s) for s in (shapes or {}).values())
+        n_params = sum(math.prod(s) for s in (shapes or {}).values())
         rows += _guarded('work dir', lambda: work_dir_rows(
             cfg.work_dir, *disk_need(cfg, n_params, mode)))
     data = _guarded('data', data_rows, cfg, splits)
     rows += data
-    if data_sample and data and not any(r.status == FAIL for r in data):
+    if data and not any(r.status == FAIL for r in data):
         rows += _guarded('data sample', sample_rows, cfg, splits)
     if mode == 'train':
         rows += _guarded('pretrained', pretrained_rows, cfg)
-        rows += _guarded('schedule', schedule_rows, cfg)
-        rows += _guarded('epoch', epoch_rows, cfg, world)
+        rows += _guarded('schedule', schedule_rows, cfg, world)
     rows += _guarded('weights', weights_rows, cfg, mode, partial_weights, shapes)
-    rows += _guarded('GPUs', gpu_rows, launcher)
-    return rows
+    return rows + _guarded('GPUs', gpu_rows, launcher)
 
 
-def _prod(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
-def config_checks(config: str, cfg_options=None) -> list[Check]:
+def config_checks(config: str) -> list[Check]:
     """Rows for ``doctor CONFIG``: everything preflight checks, as a table."""
     try:
-        cfg = load_config(config, cfg_options)
-    except SegkitError as err:
+        return [Check('config', PASS, config)] + all_rows(load_config(config), work_dir=False)
+    except SegkitError as err:  # every check below the loading is guarded
         return [Check('config', FAIL, str(err), 'fix the path or the config')]
-    try:
-        return [Check('config', PASS, config)] + all_rows(cfg, work_dir=False)
-    except SegkitError as err:
-        return [Check('config', FAIL, str(err), 'fix the config')]
 
 
 def raise_first_failure(rows) -> None:
@@ -321,9 +274,8 @@ def raise_first_failure(rows) -> None:
 
 def preflight(cfg, mode: str = 'train', launcher: str = 'none', world: int = 1,
               partial_weights: bool = False) -> None:
-    """Raise a one-line :class:`SegkitError` for the first problem found."""
+    """Raise a one-line :class:`SegkitError` for the first problem found; print warnings."""
     for row in all_rows(cfg, mode, launcher, world=world, partial_weights=partial_weights):
-        if row.status == FAIL:
-            raise SegkitError(f'{row.detail}: {row.fix}')
+        raise_first_failure([row])
         if row.status == WARN:
             print(f'[segkit] WARNING: {row.detail}: {row.fix}', flush=True)

@@ -1,9 +1,6 @@
-"""Which checkpoint ``--resume`` continues from.
-
-Bare ``--resume`` takes the newest checkpoint in the work dir that is complete:
-``last_checkpoint``'s target first, then ``epoch_*.pth`` / ``iter_*.pth`` newest
-first. A truncated file (a kill during a save) is skipped with a warning naming it.
-"""
+"""Which checkpoint ``--resume`` continues from: bare, the newest complete one in the work
+dir (``last_checkpoint``'s target, then ``epoch_*`` / ``iter_*`` newest first); a truncated
+file (a kill during a save) is skipped with a warning naming it."""
 from __future__ import annotations
 
 import re
@@ -16,49 +13,40 @@ from segkit.errors import SegkitError
 
 
 def checkpoint_problem(path: Path) -> Optional[str]:
-    """None if ``path`` looks like a complete torch checkpoint, else why not.
-
-    torch saves a zip archive whose central directory is written last, so a
-    truncated file fails to open; this reads no tensors.
-    """
+    """None if ``path`` looks like a complete torch checkpoint, else why not: torch writes
+    a zip whose central directory comes last, so a truncated file fails to open."""
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
     except (OSError, zipfile.BadZipFile) as err:
         return f'truncated or corrupt ({err})'
-    if not any(n.endswith('data.pkl') for n in names):
-        return 'not a torch checkpoint (no data.pkl)'
-    return None
+    return None if any(n.endswith('data.pkl') for n in names) else \
+        'not a torch checkpoint (no data.pkl)'
 
 
 def resume_state_problem(path: Path) -> Optional[str]:
-    """Why ``path`` cannot be resumed from (no optimizer / scheduler state), or None.
-    Reads the pickle with memory-mapped tensors, so this is cheap."""
-    ckpt = _load_mmap(path)  # a refused (crafted) file raises its own one-line error
-    missing = [k for k in ('optimizer', 'param_schedulers', 'message_hub') if k not in ckpt]
-    if missing:
-        return (f'{path.name} holds no {" / ".join(missing)} state (mmseg saves best '
-                'checkpoints without it), so training cannot continue from it: resume '
-                "from an epoch_N.pth, or start a new run from its weights with "
-                f'--cfg-options {shlex.quote(f"load_from={path}")}')
-    return None
+    """Why ``path`` cannot be resumed from (no optimizer / scheduler state), or None."""
+    missing = [k for k in ('optimizer', 'param_schedulers', 'message_hub')
+               if k not in load_mmap(path)]
+    if not missing:
+        return None
+    return (f'{path.name} holds no {" / ".join(missing)} state (mmseg saves best '
+            'checkpoints without it), so training cannot continue from it: resume '
+            "from an epoch_N.pth, or start a new run from its weights with "
+            f'--cfg-options {shlex.quote(f"load_from={path}")}')
 
 
-def _load_mmap(path: Path):
+def load_mmap(path):
+    """The checkpoint with memory-mapped tensors (cheap); a refused (crafted) file raises
+    safe_load's one-line error."""
     import torch
 
-    from segkit.safe_load import register_safe_globals
+    from segkit.safe_load import register_safe_globals, safe_load
     register_safe_globals()
     try:
         return torch.load(path, map_location='cpu', weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001 - fall back to the error-reporting loader
-        from segkit.safe_load import safe_load
         return safe_load(path)
-
-
-def _number(path: Path) -> int:
-    m = re.search(r'(\d+)\.pth$', path.name)
-    return int(m.group(1)) if m else -1
 
 
 def candidates(work_dir: Path) -> list[Path]:
@@ -74,21 +62,9 @@ def candidates(work_dir: Path) -> list[Path]:
         if target.is_file():
             found.append(target)
     for pattern in ('epoch_*.pth', 'iter_*.pth'):
-        for p in sorted(work_dir.glob(pattern), key=_number, reverse=True):
-            if p not in found:
-                found.append(p)
-    return found
-
-
-def find_resume_checkpoint(work_dir) -> tuple[Optional[Path], list[tuple[Path, str]]]:
-    """(newest complete checkpoint or None, [(skipped file, why)])."""
-    skipped = []
-    for path in candidates(Path(work_dir)):
-        problem = checkpoint_problem(path)
-        if problem is None:
-            return path, skipped
-        skipped.append((path, problem))
-    return None, skipped
+        found += sorted(work_dir.glob(pattern), reverse=True,
+                        key=lambda p: int(re.search(r'(\d*)\.pth$', p.name)[1] or -1))
+    return list(dict.fromkeys(found))
 
 
 def resolve_resume(resume: Optional[str], work_dir: str, logger=print):
@@ -104,11 +80,11 @@ def resolve_resume(resume: Optional[str], work_dir: str, logger=print):
         if problem:
             raise SegkitError(f'--resume {resume}: {problem}')
         return True, str(path)
-    path, skipped = find_resume_checkpoint(work_dir)
-    for bad, why in skipped:
-        logger(f'WARNING: skipping checkpoint {bad}: {why}')
-    if path is None:
-        logger(f'--resume: no complete checkpoint in {work_dir}; starting from scratch')
-        return False, None
-    logger(f'--resume: continuing from {path}')
-    return True, str(path)
+    for path in candidates(Path(work_dir)):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            logger(f'--resume: continuing from {path}')
+            return True, str(path)
+        logger(f'WARNING: skipping checkpoint {path}: {problem}')
+    logger(f'--resume: no complete checkpoint in {work_dir}; starting from scratch')
+    return False, None

@@ -29,36 +29,32 @@ def git_state(path: str) -> dict:
         return {'commit': None}
 
 
-def package_versions() -> dict:
-    out = {'python': platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+def _version(name: str):
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def write_run_record(log_dir: str, cfg, argv=None, extra=None) -> Path:
     """``<log_dir>/run_record.json``: command line, git, versions, launch, resolved config."""
     import torch
-    repo = str(Path(__file__).resolve().parents[1])
     record = {
         'time': time.strftime('%Y-%m-%d %H:%M:%S'),
         'command': [sys.executable] + list(sys.argv if argv is None else argv),
         'cwd': os.getcwd(),
         'host': socket.gethostname(),
-        'git': git_state(repo),
-        'versions': package_versions(),
+        'git': git_state(str(Path(__file__).resolve().parents[1])),
+        'versions': {'python': platform.python_version(), **{p: _version(p) for p in PACKAGES}},
         'cuda': torch.version.cuda,
         'gpus': [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
         'world_size': int(os.environ.get('WORLD_SIZE', '1')),
         'cuda_visible_devices': os.environ.get('CUDA_VISIBLE_DEVICES'),
         **(extra or {}),
+        'config': 'config.py',
     }
-    path = Path(log_dir) / 'run_record.json'
-    path.parent.mkdir(parents=True, exist_ok=True)
+    Path(log_dir).mkdir(parents=True, exist_ok=True)
     cfg.dump(str(Path(log_dir) / 'config.py'))  # the resolved config of this (sub-)run
-    record['config'] = 'config.py'
+    path = Path(log_dir) / 'run_record.json'
     path.write_text(json.dumps(record, indent=2) + '\n')
     return path
