@@ -20,7 +20,7 @@ from typing import Optional
 
 import numpy as np
 
-from segkit.analysis.report import fmt_seconds, md_table, num, rich_table
+from segkit.analysis.tables import fmt_seconds, md_table, num, rich_table
 
 NOISE_K = 5
 NOISE_Z = 2.0

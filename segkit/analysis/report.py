@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from segkit.analysis import compare as cmp
 from segkit.analysis import plots
 from segkit.analysis.advice import short_path
+from segkit.analysis.tables import fmt_seconds, md_table, num, rich_table
 
 
 @dataclass
@@ -15,37 +17,6 @@ class Report:
     markdown: Path
     plots: dict = field(default_factory=dict)  # name -> PNG path
     comparison: object = None  # compare.Comparison with --compare
-
-
-def fmt_seconds(s: Optional[float]) -> str:
-    if s is None:
-        return '?'
-    s = int(round(s))
-    if s >= 3600:
-        return f'{s // 3600}h{s % 3600 // 60:02d}m'
-    return f'{s // 60}m{s % 60:02d}s' if s >= 60 else f'{s}s'
-
-
-def num(x, spec: str = '.2f') -> str:
-    return '—' if x is None else format(x, spec)
-
-
-def md_table(head: list, rows: list) -> list:
-    out = ['| ' + ' | '.join(head) + ' |', '|' + '|'.join('---' for _ in head) + '|']
-    out += ['| ' + ' | '.join(str(c).replace('|', '\\|') for c in row) + ' |' for row in rows]
-    return out + ['']
-
-
-def rich_table(title: str, head: list, rows: list, wrap=(), **column):
-    """A rich Table of str cells; the columns named in ``wrap`` may wrap."""
-    from rich.markup import escape
-    from rich.table import Table
-    table = Table(title=title)
-    for h in head:
-        table.add_column(escape(h), no_wrap=h not in wrap, **column)
-    for row in rows:
-        table.add_row(*[escape(c) for c in row])
-    return table
 
 
 VERDICT_WORDS = {
@@ -165,7 +136,6 @@ def write_report(run, reading, out_dir, compare: Optional[list] = None) -> Repor
                     'validations', 'iters/epoch', 'wall time', 'read from'], rows)
     comparison = None
     if compare:  # the comparison tools/sweep.py prints too (segkit.analysis.compare)
-        from segkit.analysis import compare as cmp
         runs = [run] + [c[0] for c in compare]
         readings = [reading] + [c[1] for c in compare]
         comparison = cmp.compare([(x.name, x) for x in runs])
