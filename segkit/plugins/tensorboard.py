@@ -28,6 +28,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
+from segkit.plugins.per_class import class_scalars
+
 RUN_DIR = 'tensorboard'  # <work_dir>/tensorboard: the one run of a work dir
 _HOOK = 'TensorboardHook'
 _TRAIN_SKIP = ('lr', 'base_lr', 'time', 'data_time')  # logged under other tags
@@ -166,14 +168,10 @@ class TensorboardHook(Hook):
         layout with the weakest classes."""
         if self.writer is None:
             return
-        ious = {}
-        for name, iou, acc in zip(info['classes'], info['IoU'], info['Acc']):
-            if iou is not None:  # absent from this split: no value, not 0
-                self.writer.add_scalar(f'val_IoU/{name}', iou, runner.iter)
-                ious[name] = iou
-            if acc is not None:
-                self.writer.add_scalar(f'val_Acc/{name}', acc, runner.iter)
+        for tag, value in class_scalars(info, 'val_IoU', 'val_Acc').items():
+            self.writer.add_scalar(tag, value, runner.iter)
         if len(info['classes']) > 2 * self.weakest:
+            ious = {c: v for c, v in zip(info['classes'], info['IoU']) if v is not None}
             self.write_layout(runner, sorted(ious, key=ious.get)[: self.weakest], runner.iter)
 
     def write_layout(self, runner, weakest: list, step: int = 0) -> None:

@@ -24,8 +24,7 @@ class NonFiniteLossHook(Hook):
 
     def __init__(self, max_skipped_steps: int = 20):
         self.max_skipped_steps = max_skipped_steps
-        self.skipped = 0
-        self.total_skipped = 0
+        self.skipped = 0  # consecutive fp16-skipped steps
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         values = {k: float(v.detach()) if hasattr(v, 'detach') else float(v)
@@ -42,7 +41,6 @@ class NonFiniteLossHook(Hook):
             scaler = None  # bf16: no fp16 overflow to skip
         if scaler is not None and self.skipped < self.max_skipped_steps:
             self.skipped += 1
-            self.total_skipped += 1
             runner.logger.warning(
                 f'fp16 overflow at {where} ({terms}): the step was skipped, loss scale '
                 f'now {scaler.get_scale():g} ({self.skipped} in a row, stop after '
