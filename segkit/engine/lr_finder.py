@@ -56,11 +56,6 @@ class LRCurve:
         return self.world_size * self.batch_per_process
 
 
-def lr_at(i: int, n: int, start: float, end: float) -> float:
-    """The exponential sweep: ``start`` at step 0, ``end`` at step n - 1."""
-    return start * (end / start) ** (i / max(1, n - 1))
-
-
 def suggest(lrs: list, smoothed: list) -> tuple:
     """(suggested lr, lr at the minimum): the steepest descent of the smoothed loss
     against log10(lr) before its minimum (see RULE); None when the curve is too short."""
@@ -126,18 +121,13 @@ def build_parts(cfg, launcher: str):
     return model, optim_wrapper, loader
 
 
-def _mean_over_ranks(x: float) -> float:
-    import torch
-    from mmengine.dist import all_reduce
-    t = torch.tensor([x], dtype=torch.float64)
-    all_reduce(t, op='mean')
-    return float(t.item())
-
-
 def run_range_test(cfg, config: str, start_lr: Optional[float] = None,
                    end_lr: Optional[float] = None, iters: int = DEFAULT_ITERS,
                    launcher: str = 'none', progress=None) -> LRCurve:
     """Sweep the LR; ``progress(text)`` hears about every tenth step."""
+    import torch
+    from mmengine.dist import all_reduce
+
     from segkit.engine import dist as sk_dist
     base = (cfg.get('optim_wrapper') or {}).get('optimizer', {}).get('lr')
     if not base:
@@ -159,11 +149,13 @@ def run_range_test(cfg, config: str, start_lr: Optional[float] = None,
     best, avg = math.inf, 0.0
     data = _cycle(loader)
     for i in range(iters):
-        lr = lr_at(i, iters, start, end)
+        lr = start * (end / start) ** (i / (iters - 1))  # exponential: start ... end
         for g, b in zip(groups, group_base):
             g['lr'] = b * lr / base  # the same factor for every group: ratios kept
         log_vars = model.train_step(next(data), ow)
-        loss = _mean_over_ranks(float(log_vars['loss'].detach()))
+        loss = torch.tensor([float(log_vars['loss'].detach())], dtype=torch.float64)
+        all_reduce(loss, op='mean')  # over the processes
+        loss = float(loss)
         if not math.isfinite(loss):
             curve.stopped = f'loss not finite at step {i + 1} (lr {lr:.3g})'
             break
@@ -193,16 +185,6 @@ def default_out_dir(config: str) -> Path:
     return Path('work_dirs') / 'lr_finder' / Path(config).stem
 
 
-def config_batch(cfg, config: str) -> Optional[tuple]:
-    """(GPUs, images per GPU) the config is written for: its num_gpus /
-    samples_per_gpu knobs, else the GxbB of its name."""
-    if cfg.get('num_gpus') and cfg.get('samples_per_gpu'):
-        return int(cfg.num_gpus), int(cfg.samples_per_gpu)
-    from segkit.engine.config import parse_config_name
-    name = parse_config_name(config)
-    return (name.gpus, name.batch) if name else None
-
-
 def advice_lines(curve: LRCurve, cfg) -> list:
     """The suggestion as a --cfg-options, the knob edit, and the linear scaling."""
     lr = curve.suggested_lr
@@ -216,7 +198,13 @@ def advice_lines(curve: LRCurve, cfg) -> list:
              f'  config lr now: {curve.base_lr:g}',
              f'for this launch ({launch} = total batch {curve.total_batch}):',
              f'  --cfg-options optim_wrapper.optimizer.lr={lr:.3g}']
-    planned = config_batch(cfg, curve.config)
+    # (GPUs, images per GPU) the config is written for: its knobs, else the GxbB of its name
+    if cfg.get('num_gpus') and cfg.get('samples_per_gpu'):
+        planned = int(cfg.num_gpus), int(cfg.samples_per_gpu)
+    else:
+        from segkit.engine.config import parse_config_name
+        name = parse_config_name(curve.config)
+        planned = (name.gpus, name.batch) if name else None
     if planned:
         g, b = planned
         scaled = lr * g * b / curve.total_batch

@@ -131,10 +131,6 @@ def finished(work_dir: Path, epochs: Optional[int]) -> Optional[str]:
     return None
 
 
-def has_checkpoints(work_dir: Path) -> bool:
-    return any(work_dir.glob('epoch_*.pth')) or (work_dir / 'last_checkpoint').is_file()
-
-
 def train_command(v: Variant, work_dir: Path, epochs: Optional[int], procs: int,
                   common: list, resume: bool) -> list:
     if procs > 1:
@@ -163,7 +159,7 @@ def run_variant(v: Variant, work_dir: Path, epochs: Optional[int], procs: int,
     if why:
         say(f'{v.name}: finished ({why}), skipped')
         return Outcome(v, work_dir, 'skipped', why)
-    resume = has_checkpoints(work_dir)
+    resume = any(work_dir.glob('epoch_*.pth')) or (work_dir / 'last_checkpoint').is_file()
     cmd = train_command(v, work_dir, epochs, procs, common, resume)
     env = dict(os.environ, **({} if cvd is None else {'CUDA_VISIBLE_DEVICES': cvd}))
     work_dir.mkdir(parents=True, exist_ok=True)
