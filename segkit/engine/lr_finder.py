@@ -9,6 +9,7 @@ curve (JSON) and its plot: no checkpoint, nothing in the config's work dir.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -73,13 +74,10 @@ def suggest(lrs: list, smoothed: list) -> tuple:
 
 
 def _cycle(loader):
-    epoch = 0
-    while True:
-        sampler = getattr(loader, 'sampler', None)
-        if hasattr(sampler, 'set_epoch'):
-            sampler.set_epoch(epoch)
+    for epoch in itertools.count():
+        if hasattr(getattr(loader, 'sampler', None), 'set_epoch'):
+            loader.sampler.set_epoch(epoch)
         yield from loader
-        epoch += 1
 
 
 def build_parts(cfg, launcher: str):
@@ -87,16 +85,13 @@ def build_parts(cfg, launcher: str):
     import torch
     from mmengine.logging import MMLogger
     from mmengine.optim import build_optim_wrapper
-    from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
-    from mmengine.utils import import_modules_from_strings
     from mmseg.registry import MODELS
 
+    from segkit.bench.synthetic import import_custom_modules
     from segkit.engine import dist as sk_dist
     MMLogger.get_instance('segkit_lr_finder', log_level='WARNING')  # no per-param lines
-    if cfg.get('custom_imports'):
-        import_modules_from_strings(**cfg.custom_imports)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    import_custom_modules(cfg)
     sk_dist.setup_distributed(cfg, launcher)
     if launcher != 'none' and torch.cuda.is_available():
         from mmengine.dist import init_dist
