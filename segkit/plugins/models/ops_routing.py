@@ -71,7 +71,8 @@ def decide(op: str, device) -> Decision:
         return Decision(op, key, forced, f'{ENV}={forced}')
     err = _probe(op, key)
     path = choose(err)
-    return Decision(op, key, path, 'compiled kernel runs' if path == KERNEL else f'no kernel ({err})')
+    reason = 'compiled kernel runs' if path == KERNEL else f'no kernel ({err})'
+    return Decision(op, key, path, reason)
 
 
 def warning_text(d: Decision) -> str:
