@@ -1,18 +1,10 @@
-"""Training fast paths, shared by ``tools/train.py`` and ``tools/benchmark.py``.
+"""Training fast paths, shared by ``tools/train.py`` and ``tools/benchmark.py``: AMP (through
+:class:`SegkitAmpOptimWrapper`), fused optimizer, cuDNN benchmark, TF32, fast attention (fused
+SDPA where mmcv drops the attention weights anyway), channels-last and torch.compile.
 
-Switches (all off in mmseg's stock configs): ``amp`` ('bf16' / 'fp16' autocast through
-:class:`SegkitAmpOptimWrapper`; fp16 keeps dynamic loss scaling and is refused on CPU;
-'fp32' forces AMP off), ``fused_optimizer`` (``fused=True`` for torch's Adam/AdamW/SGD;
-'auto': on CUDA only), ``cudnn_benchmark``, ``tf32`` (for the fp32 matmuls/convs left
-outside autocast), ``fast_attention`` (``need_weights=False`` where mmcv's
-MultiheadAttention drops the weights anyway, so PyTorch runs fused SDPA kernels; same
-maths), ``channels_last`` (NHWC weights and batch) and ``compile`` (see
-:func:`compile_model`).
-
-A config carries them as ``fast_paths = dict(...)`` with ``runner_type =
-'SegkitRunner'`` (:func:`apply_fast_paths` writes both from CLI flags); the runner
-resolves the device-dependent choices and applies the model-level switches before
-DDP wraps the model.
+A config carries them as ``fast_paths = dict(...)`` with ``runner_type = 'SegkitRunner'``
+(:func:`apply_fast_paths` writes both from CLI flags); the runner resolves the
+device-dependent choices and applies the model-level switches before DDP wraps the model.
 """
 from __future__ import annotations
 
@@ -47,15 +39,17 @@ class FastPaths:
 
     @classmethod
     def from_cfg(cls, cfg) -> 'FastPaths':
-        known = {k: v for k, v in dict(cfg.get('fast_paths') or {}).items()
-                 if k in cls.__dataclass_fields__ and k != 'applied'}
+        known = {k: v for k, v in dict(cfg.get('fast_paths') or {}).items() if k in SWITCHES}
         # cuDNN autotuning is set once, in env_cfg (the runtime base)
         known.setdefault('cudnn_benchmark', bool((cfg.get('env_cfg') or {}).get(
             'cudnn_benchmark', True)))
         return cls(**known)
 
     def to_cfg(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != 'applied'}
+        return {k: v for k, v in asdict(self).items() if k in SWITCHES}
+
+
+SWITCHES = set(FastPaths.__dataclass_fields__) - {'applied'}
 
 
 def normalize_compile(value) -> Union[bool, str]:
@@ -73,37 +67,33 @@ def default_device() -> str:
 
 
 def set_amp(cfg, amp: Optional[str], device: Optional[str] = None) -> None:
-    """``amp``: None keeps the config's choice (mmengine's AmpOptimWrapper becomes
-    segkit's, same behaviour plus CPU bf16 and the skipped-step flag); 'fp32' turns AMP
-    off; 'fp16' / 'bf16' turn it on."""
+    """``amp``: None keeps the config's choice (mmengine's AmpOptimWrapper becomes segkit's,
+    same behaviour plus CPU bf16 and the skipped-step flag); 'fp32' off; 'fp16' / 'bf16' on."""
     ow = cfg.optim_wrapper
     kind = ow.get('type', 'OptimWrapper')
     if kind not in ('OptimWrapper', 'AmpOptimWrapper', AMP_WRAPPER):
         raise SegkitError(f"--amp needs optim_wrapper.type 'OptimWrapper' (or an AMP "
                           f"wrapper); the config has {kind!r}")
+    on_cpu = (device or default_device()) == 'cpu'
     if amp is None:
         if kind == 'AmpOptimWrapper':  # keep mmengine's defaults: fp16, dynamic scaling
             ow['type'] = AMP_WRAPPER
             if ow.get('dtype') is None:
                 ow['dtype'] = 'float16'
             ow.setdefault('loss_scale', 'dynamic')
-            if ow['dtype'] in ('float16', 'torch.float16') and \
-                    (device or default_device()) == 'cpu':
+            if ow['dtype'] in ('float16', 'torch.float16') and on_cpu:
                 raise SegkitError('the config trains with fp16 AMP, which needs a GPU: '
                                   'on CPU pass --amp bf16 (or --amp fp32)')
-        return
-    if amp in ('fp32', 'none', 'off'):
+    elif amp in ('fp32', 'none', 'off'):
         ow['type'] = 'OptimWrapper'
         for key in ('dtype', 'loss_scale', 'device_type', 'use_fsdp'):
             ow.pop(key, None)
-        return
-    if amp not in AMP_DTYPES:
+    elif amp not in AMP_DTYPES:
         raise SegkitError(f'--amp {amp}: use fp16, bf16 or fp32')
-    if amp == 'fp16' and (device or default_device()) == 'cpu':
+    elif amp == 'fp16' and on_cpu:
         raise SegkitError('--amp fp16 needs a GPU (CPU autocast is bf16 only): use --amp bf16')
-    ow['type'] = AMP_WRAPPER
-    ow['dtype'] = AMP_DTYPES[amp]
-    ow['loss_scale'] = 'auto'  # dynamic for fp16, none for bf16
+    else:  # loss_scale 'auto': dynamic for fp16, none for bf16
+        ow.update(type=AMP_WRAPPER, dtype=AMP_DTYPES[amp], loss_scale='auto')
 
 
 def amp_of(cfg) -> Optional[str]:
@@ -124,7 +114,7 @@ def set_fused_optimizer(cfg, fused: Union[bool, str, None],
     supported = kind in FUSED_OPTIMIZERS
     if fused is None or (fused == 'auto' and not (
             supported and (device or default_device()) == 'cuda')):
-        return bool(opt.get('fused', False))  # as the optimizer config says
+        return bool(opt.get('fused', False))
     if fused is False:
         opt.pop('fused', None)
         return False
@@ -145,7 +135,7 @@ def resolve_fast_paths(cfg, **overrides) -> FastPaths:
         fp = FastPaths(fused_optimizer=None, tf32=False, fast_attention=False,
                        cudnn_benchmark=bool((cfg.get('env_cfg') or {}).get('cudnn_benchmark')))
     for key, value in overrides.items():
-        if key not in FastPaths.__dataclass_fields__ or key == 'applied':
+        if key not in SWITCHES:
             raise TypeError(f'unknown fast path {key!r}')
         if value is not None:
             setattr(fp, key, value)
@@ -155,12 +145,9 @@ def resolve_fast_paths(cfg, **overrides) -> FastPaths:
 
 def apply_fast_paths(cfg, amp: Optional[str] = None, device: Optional[str] = None,
                      **overrides) -> FastPaths:
-    """Write the switches (train.py's flags; FastPaths field names, None = not
-    requested) into ``cfg``: AMP into ``cfg.optim_wrapper``; when any other switch is
-    requested or the config has ``fast_paths``, the merged switches into
-    ``cfg.fast_paths`` with ``runner_type = 'SegkitRunner'`` and cuDNN benchmark into
-    ``cfg.env_cfg``. Nothing requested and no ``fast_paths``: the config runs as written.
-    """
+    """Write train.py's flags (FastPaths field names, None = not requested) into ``cfg``: AMP
+    into ``optim_wrapper``; the rest, when requested or the config has ``fast_paths``, into
+    ``fast_paths`` (+ ``runner_type``, ``env_cfg.cudnn_benchmark``). Else it runs as written."""
     set_amp(cfg, amp, device)
     fp = resolve_fast_paths(cfg, **overrides)
     if cfg.get('fast_paths') is None and all(v is None for v in overrides.values()):
@@ -177,8 +164,6 @@ def apply_fast_paths(cfg, amp: Optional[str] = None, device: Optional[str] = Non
         ci['imports'] = list(ci.get('imports', [])) + ['segkit.plugins']
     return fp
 
-
-# ------------------------------------------------------------------ process flags
 
 @contextlib.contextmanager
 def backend_flags(cudnn_benchmark: bool = True, tf32: bool = True):
@@ -204,13 +189,12 @@ def set_backend_flags(cudnn_benchmark: bool = True, tf32: bool = True) -> None:
 # ------------------------------------------------------------------ model switches
 
 def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, 'module') and isinstance(
-        model.module, nn.Module) else model
+    return model.module if isinstance(getattr(model, 'module', None), nn.Module) else model
 
 
 def _patch_forward(module: nn.Module, marker: str, wrap) -> bool:
-    """``module.forward = wrap(module.forward, module)`` once per instance (the state dict and
-    the module tree are unchanged); False if ``marker`` says it is done already."""
+    """``module.forward = wrap(module.forward, module)`` once per instance (state dict and
+    module tree unchanged); False if ``marker`` says it is done already."""
     if getattr(module, marker, False):
         return False
     module.forward = wrap(module.forward, module)
@@ -219,10 +203,10 @@ def _patch_forward(module: nn.Module, marker: str, wrap) -> bool:
 
 
 def enable_fast_attention(model: nn.Module) -> int:
-    """``need_weights=False`` on every ``nn.MultiheadAttention`` owned by mmcv's
-    ``MultiheadAttention`` (whose forward keeps only ``[0]``, the output). Instance
-    level: other models in the process keep the stock behaviour. Returns how many."""
+    """``need_weights=False`` on every ``nn.MultiheadAttention`` inside mmcv's
+    ``MultiheadAttention`` (which keeps only the output); per instance. Returns how many."""
     from mmcv.cnn.bricks.transformer import MultiheadAttention
+
     def wrap(orig, _):
         return lambda *args, **kwargs: orig(*args, **{**kwargs, 'need_weights': False})
 
@@ -256,12 +240,10 @@ def compile_model(model: nn.Module, target: Union[bool, str] = 'auto', mode=None
                   backend: str = 'inductor', train_only: bool = True) -> list:
     """torch.compile module forwards of an mmseg segmentor; returns their names.
 
-    ``'auto'``: backbone (+ neck) and the heads whose forward is plain tensor code
-    (not Mask2Former's: Hungarian matching, mmcv's kernel); ``'backbone'``: backbone
-    (+ neck) only; ``'model'``: every head too. ``train_only``: eval mode (val images
-    vary in size) calls the eager forward. ``train_step``, the optimizer wrapper and
-    mmengine's loops stay eager; ``suppress_errors`` makes a failed compile run eager
-    with a warning instead of stopping training.
+    ``'auto'``: backbone (+ neck) and the heads other than Mask2Former's (Hungarian
+    matching, mmcv's kernel); ``'backbone'``: backbone (+ neck); ``'model'``: every head
+    too. ``train_only``: eval mode (val sizes vary) runs eager. A failed compile runs
+    eager with a warning (``suppress_errors``) instead of stopping training.
     """
     target = normalize_compile(target)
     if not target:
@@ -305,17 +287,14 @@ def autocast_context(amp: Optional[str], device: str):
     """Autocast for inference with the same dtype as training (nullcontext if none)."""
     if not amp:
         return contextlib.nullcontext()
-    dtype = getattr(torch, AMP_DTYPES[amp])
-    if device == 'cpu' and dtype == torch.float16:
+    if device == 'cpu' and amp == 'fp16':
         raise SegkitError('fp16 autocast on CPU is not supported: use bf16')
-    return torch.autocast(device_type=device, dtype=dtype)
+    return torch.autocast(device_type=device, dtype=getattr(torch, AMP_DTYPES[amp]))
 
 
 def cpu_has_bf16() -> bool:
-    """Native bf16 on this CPU (AVX512-BF16 / AMX); without it autocast still works
-    but is slow (emulated)."""
+    """Native bf16 on this CPU (AVX512-BF16 / AMX); without it autocast is emulated (slow)."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except Exception:  # noqa: BLE001
         return False
-

@@ -1,19 +1,15 @@
 """The LR range test behind ``tools/lr_finder.py``.
 
-Trains the config's real model on its real train pipeline with its real optimizer
-(built by mmengine's OptimWrapper constructor, so ``paramwise_cfg`` applies) for a
-few hundred iterations while the LR grows exponentially from ``start_lr`` to
-``end_lr``. Every parameter group is scaled by the same factor, so the groups' LR
-ratios (``lr_mult``: e.g. a head at 10x) stay as configured; the LR on the curve is
-the config's ``optim_wrapper.optimizer.lr``. The config's param_scheduler is not
-used (the sweep sets the LR itself). The loss is smoothed with an exponential
-moving average (bias-corrected, as Adam does) and averaged over the processes of a
-multi-process launch; the sweep stops once the smoothed loss exceeds
-``DIVERGE_FACTOR`` x its best. Nothing is saved but the curve (JSON) and its plot:
-no checkpoint, nothing in the config's work dir.
+Trains the config's model, train pipeline and optimizer (mmengine's constructor, so
+``paramwise_cfg`` applies; not its param_scheduler) for a few hundred iterations while the
+LR grows exponentially from ``start_lr`` to ``end_lr``, every group by the same factor (the
+``lr_mult`` ratios stay). The loss is EMA-smoothed (bias-corrected) and averaged over the
+processes; the sweep stops once it exceeds ``DIVERGE_FACTOR`` x its best. Saves only the
+curve (JSON) and its plot: no checkpoint, nothing in the config's work dir.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -61,20 +57,6 @@ class LRCurve:
         return self.world_size * self.batch_per_process
 
 
-def lr_at(i: int, n: int, start: float, end: float) -> float:
-    """The exponential sweep: ``start`` at step 0, ``end`` at step n - 1."""
-    return start * (end / start) ** (i / max(1, n - 1))
-
-
-def smooth(losses: list, beta: float = SMOOTHING) -> list:
-    """EMA with bias correction: avg_i / (1 - beta^(i+1))."""
-    out, avg = [], 0.0
-    for i, x in enumerate(losses):
-        avg = beta * avg + (1 - beta) * x
-        out.append(avg / (1 - beta ** (i + 1)))
-    return out
-
-
 def suggest(lrs: list, smoothed: list) -> tuple:
     """(suggested lr, lr at the minimum): the steepest descent of the smoothed loss
     against log10(lr) before its minimum (see RULE); None when the curve is too short."""
@@ -85,39 +67,31 @@ def suggest(lrs: list, smoothed: list) -> tuple:
     lo = int(SKIP_START * len(y))
     if i_min - lo < 5:
         return None, float(lrs[i_min])
-    slopes = []
-    for i in range(lo, i_min - 4):  # 5-point least-squares slopes
-        slopes.append((np.polyfit(x[i:i + 5], y[i:i + 5], 1)[0], i + 2))
-    _, best = min(slopes)
+    # 5-point least-squares slopes
+    _, best = min((np.polyfit(x[i:i + 5], y[i:i + 5], 1)[0], i + 2)
+                  for i in range(lo, i_min - 4))
     return float(lrs[best]), float(lrs[i_min])
 
 
 def _cycle(loader):
-    epoch = 0
-    while True:
-        sampler = getattr(loader, 'sampler', None)
-        if hasattr(sampler, 'set_epoch'):
-            sampler.set_epoch(epoch)
+    for epoch in itertools.count():
+        if hasattr(getattr(loader, 'sampler', None), 'set_epoch'):
+            loader.sampler.set_epoch(epoch)
         yield from loader
-        epoch += 1
 
 
 def build_parts(cfg, launcher: str):
     """(model, optim_wrapper, train dataloader) as mmengine's Runner builds them."""
     import torch
+    from mmengine.logging import MMLogger
     from mmengine.optim import build_optim_wrapper
-    from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
-    from mmengine.utils import import_modules_from_strings
     from mmseg.registry import MODELS
 
+    from segkit.bench.synthetic import import_custom_modules
     from segkit.engine import dist as sk_dist
-
-    from mmengine.logging import MMLogger
     MMLogger.get_instance('segkit_lr_finder', log_level='WARNING')  # no per-param lines
-    if cfg.get('custom_imports'):
-        import_modules_from_strings(**cfg.custom_imports)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    import_custom_modules(cfg)
     sk_dist.setup_distributed(cfg, launcher)
     if launcher != 'none' and torch.cuda.is_available():
         from mmengine.dist import init_dist
@@ -142,32 +116,21 @@ def build_parts(cfg, launcher: str):
     return model, optim_wrapper, loader
 
 
-def _mean_over_ranks(x: float) -> float:
-    import torch
-    import torch.distributed as dist
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x
-    t = torch.tensor([x], dtype=torch.float64,
-                     device='cuda' if torch.cuda.is_available() and
-                     dist.get_backend() == 'nccl' else 'cpu')
-    dist.all_reduce(t)
-    return float(t.item()) / dist.get_world_size()
-
-
 def run_range_test(cfg, config: str, start_lr: Optional[float] = None,
                    end_lr: Optional[float] = None, iters: int = DEFAULT_ITERS,
-                   launcher: str = 'none', progress=None, on_step=None) -> LRCurve:
-    """Sweep the LR; ``on_step(i, optim_wrapper)`` is called after each step."""
+                   launcher: str = 'none', progress=None) -> LRCurve:
+    """Sweep the LR; ``progress(text)`` hears about every tenth step."""
+    import torch
+    from mmengine.dist import all_reduce
+
     from segkit.engine import dist as sk_dist
     base = (cfg.get('optim_wrapper') or {}).get('optimizer', {}).get('lr')
     if not base:
         raise SegkitError(f'{config} sets no optim_wrapper.optimizer.lr: the range test '
                           'scales the optimizer\'s LR; add one')
-    start = start_lr or base * START_FACTOR
-    end = end_lr or base * END_FACTOR
+    start, end = start_lr or base * START_FACTOR, end_lr or base * END_FACTOR
     if not 0 < start < end:
-        raise SegkitError(f'--start-lr {start:g} must be positive and below --end-lr '
-                          f'{end:g}')
+        raise SegkitError(f'--start-lr {start:g} must be positive and below --end-lr {end:g}')
     if iters < 10:
         raise SegkitError(f'--iters {iters}: at least 10 are needed for a curve')
     model, ow, loader = build_parts(cfg, launcher)
@@ -181,22 +144,22 @@ def run_range_test(cfg, config: str, start_lr: Optional[float] = None,
     best, avg = math.inf, 0.0
     data = _cycle(loader)
     for i in range(iters):
-        lr = lr_at(i, iters, start, end)
+        lr = start * (end / start) ** (i / (iters - 1))  # exponential: start ... end
         for g, b in zip(groups, group_base):
             g['lr'] = b * lr / base  # the same factor for every group: ratios kept
         log_vars = model.train_step(next(data), ow)
-        loss = _mean_over_ranks(float(log_vars['loss'].detach()))
-        if on_step:
-            on_step(i, ow)
+        loss = torch.tensor([float(log_vars['loss'].detach())], dtype=torch.float64)
+        all_reduce(loss, op='mean')  # over the processes
+        loss = float(loss)
         if not math.isfinite(loss):
             curve.stopped = f'loss not finite at step {i + 1} (lr {lr:.3g})'
             break
+        avg = SMOOTHING * avg + (1 - SMOOTHING) * loss
+        s = avg / (1 - SMOOTHING ** (i + 1))  # EMA, bias-corrected
+        best = min(best, s)
         curve.lr.append(lr)
         curve.loss.append(loss)
-        avg = SMOOTHING * avg + (1 - SMOOTHING) * loss
-        s = avg / (1 - SMOOTHING ** (i + 1))
         curve.smoothed.append(s)
-        best = min(best, s)
         if progress and (i % max(1, iters // 10) == 0 or i == iters - 1):
             progress(f'step {i + 1}/{iters}  lr {lr:.3g}  loss {loss:.4f}  '
                      f'smoothed {s:.4f}')
@@ -213,21 +176,8 @@ def run_range_test(cfg, config: str, start_lr: Optional[float] = None,
     return curve
 
 
-# ------------------------------------------------------------------ output
-
-
 def default_out_dir(config: str) -> Path:
     return Path('work_dirs') / 'lr_finder' / Path(config).stem
-
-
-def config_batch(cfg, config: str) -> Optional[tuple]:
-    """(GPUs, images per GPU) the config is written for: its num_gpus /
-    samples_per_gpu knobs, else the GxbB of its name."""
-    if cfg.get('num_gpus') and cfg.get('samples_per_gpu'):
-        return int(cfg.num_gpus), int(cfg.samples_per_gpu)
-    from segkit.engine.config import parse_config_name
-    name = parse_config_name(config)
-    return (name.gpus, name.batch) if name else None
 
 
 def advice_lines(curve: LRCurve, cfg) -> list:
@@ -243,7 +193,13 @@ def advice_lines(curve: LRCurve, cfg) -> list:
              f'  config lr now: {curve.base_lr:g}',
              f'for this launch ({launch} = total batch {curve.total_batch}):',
              f'  --cfg-options optim_wrapper.optimizer.lr={lr:.3g}']
-    planned = config_batch(cfg, curve.config)
+    # (GPUs, images per GPU) the config is written for: its knobs, else the GxbB of its name
+    if cfg.get('num_gpus') and cfg.get('samples_per_gpu'):
+        planned = int(cfg.num_gpus), int(cfg.samples_per_gpu)
+    else:
+        from segkit.engine.config import parse_config_name
+        name = parse_config_name(curve.config)
+        planned = (name.gpus, name.batch) if name else None
     if planned:
         g, b = planned
         scaled = lr * g * b / curve.total_batch
@@ -270,12 +226,11 @@ def plot_curve(curve: LRCurve, out) -> None:
         ax.axvline(curve.suggested_lr, color='tab:green', ls='--',
                    label=f'suggested {curve.suggested_lr:.3g}')
     ax.axvline(curve.base_lr, color='grey', ls=':', label=f'config lr {curve.base_lr:g}')
-    ax.set_xscale('log')
+    ax.set(xscale='log', xlabel='learning rate (optimizer lr; every group scaled alike)',
+           ylabel='train loss')
     if curve.smoothed:
         lo = min(curve.smoothed)
         ax.set_ylim(lo * 0.9, min(max(curve.loss), DIVERGE_FACTOR * lo * 1.1))
-    ax.set_xlabel('learning rate (optimizer lr; every group scaled alike)')
-    ax.set_ylabel('train loss')
     ax.grid(alpha=0.3, which='both')
     ax.legend(fontsize=8)
     ax.set_title(f'LR range test: {Path(curve.config).stem}', fontsize=9)
@@ -290,9 +245,8 @@ def write_outputs(curve: LRCurve, out_dir: Path) -> tuple:
 
     from segkit.io import atomic_write
     out_dir.mkdir(parents=True, exist_ok=True)
-    js = out_dir / 'lr_finder.json'
+    js, png = out_dir / 'lr_finder.json', out_dir / 'lr_finder.png'
     text = json.dumps(asdict(curve), indent=1) + '\n'
     atomic_write(str(js), lambda tmp: Path(tmp).write_text(text))
-    png = out_dir / 'lr_finder.png'
     atomic_write(str(png), lambda tmp: plot_curve(curve, tmp), suffix='.png')
     return js, png

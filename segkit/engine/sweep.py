@@ -1,22 +1,19 @@
-"""A variant sweep behind ``tools/sweep.py``: a base config and its variants, each
-trained by ``tools/train.py`` (``tools/dist_train.sh`` for several GPUs per run) in
-its own work dir ``<root>/sweep_<name>/<variant>``, side by side on disjoint GPU
-subsets (CUDA_VISIBLE_DEVICES) or one after another, then one comparison
-(:mod:`segkit.analysis.compare`).
-
-Resumable: a variant whose work dir holds ``sweep_done.json`` for the same number of
-epochs, or the checkpoint of its last epoch, is skipped; one with checkpoints but
-neither is continued with ``--resume``.
+"""The variant sweep behind ``tools/sweep.py``: a base config and its variants, each trained
+by ``tools/train.py`` (``dist_train.sh`` for several GPUs per run) in ``<root>/sweep_<name>/
+<variant>``, side by side on disjoint GPU subsets or one after another, then compared
+(:mod:`segkit.analysis.compare`). A variant whose work dir holds ``sweep_done.json`` for the
+same epochs, or its last epoch's checkpoint, is skipped; one with checkpoints is resumed.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import queue
 import subprocess
 import sys
-import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,14 +47,12 @@ def cfg_options_argv(options: Optional[dict]) -> list:
 def suffix_variant(base: str, suffix: str) -> Variant:
     """``_focal`` -> the ``<stem>_focal.py`` beside the base config."""
     from segkit.analysis.advice import base_stem
-    name = suffix.lstrip('_')
-    p = Path(base)
-    cand = p.parent / f'{base_stem(p.stem)}_{name}.py'
+    name, folder, stem = suffix.lstrip('_'), Path(base).parent, base_stem(Path(base).stem)
+    cand = folder / f'{stem}_{name}.py'
     if not cand.is_file():
-        have = sorted(q.stem[len(base_stem(p.stem)) + 1:]
-                      for q in p.parent.glob(f'{base_stem(p.stem)}_*.py'))
+        have = sorted(q.stem[len(stem):] for q in folder.glob(f'{stem}_*.py'))
         raise SegkitError(f'variant {suffix}: no {cand} beside the base config (there: '
-                          f'{", ".join("_" + h for h in have) or "none"}); or name a '
+                          f'{", ".join(have) or "none"}); or name a '
                           'cfg-options set: --variant NAME:key=value,key=value')
     return Variant(name, str(cand))
 
@@ -76,11 +71,10 @@ def plan_variants(base: str, suffixes: list, specs: list) -> list:
     out = [Variant('base', base)]
     out += [suffix_variant(base, s) for s in suffixes]
     out += [options_variant(base, s) for s in specs]
-    names = [v.name for v in out]
     for v in out:
         if not _NAME_OK.match(v.name) or v.name == 'compare':  # compare/: the comparison
             raise SegkitError(f'variant name {v.name!r}: use letters, digits, . _ + -')
-    dup = sorted({n for n in names if names.count(n) > 1})
+    dup = sorted(n for n, k in Counter(v.name for v in out).items() if k > 1)
     if dup:
         raise SegkitError(f'variant name(s) {", ".join(dup)} given twice: name each once')
     return out
@@ -108,22 +102,17 @@ def gpu_slots(gpus: Optional[str], per_run: int) -> list:
 
 
 def budget_epochs(base_cfg, epochs: Optional[int], fraction: Optional[float]) -> Optional[int]:
-    """The epochs each run trains (None: the configs' own schedule)."""
-    if epochs is not None and fraction is not None:
-        raise SegkitError('give --epochs or --fraction, not both')
+    """The epochs each run trains (None: the configs' own schedule); tools/sweep.py's
+    parser allows one of ``epochs`` / ``fraction``."""
     if epochs is not None:
         if epochs < 1:
             raise SegkitError(f'--epochs {epochs}: at least 1')
         return epochs
     if fraction is not None:
         if not 0 < fraction <= 1:
-            raise SegkitError(f'--fraction {fraction}: between 0 and 1 (of the base '
-                              'schedule)')
+            raise SegkitError(f'--fraction {fraction}: between 0 and 1 (of the base schedule)')
         return max(1, round(fraction * base_cfg.train_cfg.max_epochs))
     return None
-
-
-# ------------------------------------------------------------------ state
 
 
 def finished(work_dir: Path, epochs: Optional[int]) -> Optional[str]:
@@ -131,20 +120,15 @@ def finished(work_dir: Path, epochs: Optional[int]) -> Optional[str]:
     done = work_dir / DONE
     if done.is_file():
         try:
-            info = json.loads(done.read_text())
+            if json.loads(done.read_text()).get('epochs') == epochs:
+                return f'done marker {done.name}'
         except json.JSONDecodeError:
-            info = {}
-        if info.get('epochs') == epochs:
-            return f'done marker {done.name}'
+            pass
     if epochs is not None and (work_dir / f'epoch_{epochs}.pth').is_file():
         from segkit.engine.resume import checkpoint_problem
         if checkpoint_problem(work_dir / f'epoch_{epochs}.pth') is None:
             return f'its last checkpoint epoch_{epochs}.pth'
     return None
-
-
-def has_checkpoints(work_dir: Path) -> bool:
-    return any(work_dir.glob('epoch_*.pth')) or (work_dir / 'last_checkpoint').is_file()
 
 
 def train_command(v: Variant, work_dir: Path, epochs: Optional[int], procs: int,
@@ -154,14 +138,10 @@ def train_command(v: Variant, work_dir: Path, epochs: Optional[int], procs: int,
     else:
         cmd = [sys.executable, str(ROOT / 'tools' / 'train.py'), v.config]
     cmd += ['--work-dir', str(work_dir)]
-    if epochs is not None:
-        cmd += ['--max-epochs', str(epochs)]
-    if resume:
-        cmd += ['--resume']
-    opts = list(common) + list(v.options)
-    if opts:
-        cmd += ['--cfg-options', *opts]
-    return cmd
+    cmd += ['--max-epochs', str(epochs)] if epochs is not None else []
+    cmd += ['--resume'] if resume else []
+    opts = [*common, *v.options]
+    return cmd + (['--cfg-options', *opts] if opts else [])
 
 
 @dataclass
@@ -179,20 +159,20 @@ def run_variant(v: Variant, work_dir: Path, epochs: Optional[int], procs: int,
     if why:
         say(f'{v.name}: finished ({why}), skipped')
         return Outcome(v, work_dir, 'skipped', why)
-    resume = has_checkpoints(work_dir)
+    resume = any(work_dir.glob('epoch_*.pth')) or (work_dir / 'last_checkpoint').is_file()
     cmd = train_command(v, work_dir, epochs, procs, common, resume)
-    env = dict(os.environ)
-    if cvd is not None:
-        env['CUDA_VISIBLE_DEVICES'] = cvd
+    env = dict(os.environ, **({} if cvd is None else {'CUDA_VISIBLE_DEVICES': cvd}))
     work_dir.mkdir(parents=True, exist_ok=True)
     log = work_dir / LOG
-    where = f'GPU {cvd}' if cvd is not None else ('CPU' if not _cuda() else 'default GPU')
+    import torch
+    where = f'GPU {cvd}' if cvd is not None else (
+        'default GPU' if torch.cuda.is_available() else 'CPU')
     say(f'{v.name}: {"resuming" if resume else "training"} on {where} -> {log}')
     t0 = time.time()
     with open(log, 'a') as f:
         f.write(f'\n$ {" ".join(cmd)}\n')
         f.flush()
-        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=os.getcwd())
+        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
     dt = time.time() - t0
     if rc != 0:
         tail = _last_error(log)
@@ -208,11 +188,6 @@ def run_variant(v: Variant, work_dir: Path, epochs: Optional[int], procs: int,
     return Outcome(v, work_dir, 'resumed' if resume else 'trained', seconds=dt)
 
 
-def _cuda() -> bool:
-    import torch
-    return torch.cuda.is_available()
-
-
 def _last_error(log: Path) -> str:
     lines = [ln.strip() for ln in log.read_text(errors='replace').splitlines() if ln.strip()]
     for ln in reversed(lines):
@@ -225,17 +200,16 @@ def run_sweep(variants: list, sweep_dir: Path, epochs: Optional[int], slots: lis
               procs: int, common: list, say=print) -> list:
     """Train every variant (skip / resume as they stand); returns Outcome per variant,
     in the variants' order."""
-    lock = threading.Lock()
-    free = list(slots)
+    free = queue.SimpleQueue()  # the slots not in use
+    for slot in slots:
+        free.put(slot)
 
     def one(v):
-        with lock:
-            cvd = free.pop(0)
+        cvd = free.get()
         try:
             return run_variant(v, sweep_dir / v.name, epochs, procs, common, cvd, say)
         finally:
-            with lock:
-                free.append(cvd)
+            free.put(cvd)
 
     with ThreadPoolExecutor(max_workers=len(slots)) as pool:
         return list(pool.map(one, variants))

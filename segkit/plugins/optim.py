@@ -17,24 +17,14 @@ from segkit.errors import SegkitError
 
 @OPTIM_WRAPPERS.register_module(name=AMP_WRAPPER, force=True)
 class SegkitAmpOptimWrapper(AmpOptimWrapper):
-    """mmengine's AmpOptimWrapper that also runs on CPU (bf16 autocast), needs no
-    loss scaler for bf16, and tells a skipped fp16-overflow step from a real
-    non-finite loss.
+    """Args: ``dtype`` 'bfloat16' (default) or 'float16'; ``loss_scale`` 'auto' (dynamic for
+    fp16, none for bf16), 'dynamic', a float (static), a dict of GradScaler arguments or None;
+    ``device_type`` 'cuda' / 'cpu' (default: cuda when available).
 
-    Args:
-        dtype: 'bfloat16' (default) or 'float16'.
-        loss_scale: 'auto' (dynamic for fp16, none for bf16), 'dynamic', a float
-            (static), a dict of GradScaler arguments, or None (no scaling).
-        device_type: 'cuda' / 'cpu'; default: cuda when available.
-
-    After each :meth:`update_params` (device tensors: read without a host sync
-    unless someone asks):
-        ``last_step_skipped``: the GradScaler skipped the optimizer step because the
-        scaled gradients overflowed (the dynamic scale went down). Benign in fp16
-        unless it repeats. A static ``loss_scale`` is never seen to skip.
-        ``last_loss_finite``: the loss itself was finite. A non-finite loss is a real
-        problem (loss scaling cannot cause it), skipped step or not.
-        ``skipped_steps`` / ``consecutive_skips``: counters for a NaN guard.
+    After each step a NaN guard reads (device tensors, no host sync unless asked):
+    ``last_step_skipped`` (the GradScaler skipped the step on an fp16 overflow: benign unless
+    it repeats; a static scale never shows it), ``last_loss_finite`` (a non-finite loss is a
+    real problem, skipped step or not), ``skipped_steps`` and ``consecutive_skips``.
     """
 
     def __init__(self, loss_scale='auto', dtype='bfloat16', device_type=None,
@@ -62,25 +52,23 @@ class SegkitAmpOptimWrapper(AmpOptimWrapper):
         self.loss_scaler, self._scale_update_param = None, None
         if loss_scale is not None:
             if use_fsdp:
-                from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
-                make = ShardedGradScaler
+                from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler as make
             else:
                 make = functools.partial(torch.amp.GradScaler, self.device_type)
-            if loss_scale == 'dynamic':
-                self.loss_scaler = make()
-            elif isinstance(loss_scale, float):
+            if isinstance(loss_scale, float):
                 self._scale_update_param = loss_scale
-                self.loss_scaler = make(init_scale=loss_scale)
-            elif isinstance(loss_scale, dict):
-                self.loss_scaler = make(**loss_scale)
-            else:
+                loss_scale = dict(init_scale=loss_scale)
+            elif loss_scale == 'dynamic':
+                loss_scale = {}
+            elif not isinstance(loss_scale, dict):
                 raise SegkitError(f'loss_scale must be auto, dynamic, a number, a dict or '
                                   f'None, got {loss_scale!r}')
+            self.loss_scaler = make(**loss_scale)
         self.cast_dtype = getattr(torch, name)
-        self._last_loss = self._last_found_inf = None
-        self._skipped_total = self._consecutive = None
+        # python zeros until the first step, then device tensors (read without a host sync)
+        self._last_loss = None
+        self._last_found_inf = self._skipped_total = self._consecutive = 0
 
-    # -- what a NaN guard reads
     @property
     def last_loss_finite(self) -> bool:
         """The last loss was finite (non-finite: a real problem, whatever the AMP)."""
@@ -89,15 +77,15 @@ class SegkitAmpOptimWrapper(AmpOptimWrapper):
     @property
     def last_step_skipped(self) -> bool:
         """The GradScaler skipped the last optimizer step (fp16 gradient overflow)."""
-        return False if self._last_found_inf is None else bool(self._last_found_inf > 0)
+        return bool(self._last_found_inf > 0)
 
     @property
     def skipped_steps(self) -> int:
-        return 0 if self._skipped_total is None else int(self._skipped_total)
+        return int(self._skipped_total)
 
     @property
     def consecutive_skips(self) -> int:
-        return 0 if self._consecutive is None else int(self._consecutive)
+        return int(self._consecutive)
 
     def step_status(self) -> str:
         """'ok', 'skipped_overflow' (benign fp16 overflow) or 'nonfinite_loss'."""
@@ -109,20 +97,17 @@ class SegkitAmpOptimWrapper(AmpOptimWrapper):
     def loss_scale(self) -> Optional[float]:
         return None if self.loss_scaler is None else float(self.loss_scaler.get_scale())
 
-    # -- training
+    def _base(self):
+        """mmengine's AMP wrapper with a loss scaler, the plain one without (bf16)."""
+        return OptimWrapper if self.loss_scaler is None else AmpOptimWrapper
+
     def backward(self, loss: torch.Tensor, **kwargs):
         self._last_loss = loss.detach()
-        if self.loss_scaler is not None:
-            return super().backward(loss, **kwargs)
-        loss.backward(**kwargs)
-        self._inner_count += 1
+        self._base().backward(self, loss, **kwargs)
 
     def step(self, **kwargs):
         if self.loss_scaler is None:
-            if self.clip_grad_kwargs:
-                self._clip_grad()
-            self.optimizer.step(**kwargs)
-            return
+            return OptimWrapper.step(self, **kwargs)
         # dynamic scaling halves the scale after an overflow-skipped step
         before = self.loss_scaler._scale.clone() if self.loss_scaler._scale is not None \
             else None
@@ -131,16 +116,11 @@ class SegkitAmpOptimWrapper(AmpOptimWrapper):
         found = (after < before).float() if before is not None and after is not None \
             else torch.zeros(())
         self._last_found_inf = found
-        self._skipped_total = found if self._skipped_total is None else \
-            self._skipped_total + found
-        self._consecutive = found if self._consecutive is None else \
-            (self._consecutive + found) * found
+        self._skipped_total = self._skipped_total + found
+        self._consecutive = (self._consecutive + found) * found
 
-    # -- checkpoints (no scaler: the optimizer's state alone)
     def state_dict(self) -> dict:
-        if self.loss_scaler is None:
-            return OptimWrapper.state_dict(self)
-        return super().state_dict()
+        return self._base().state_dict(self)
 
     def load_state_dict(self, state_dict: dict):
         state_dict = dict(state_dict)

@@ -17,6 +17,14 @@ from mmseg.registry import HOOKS, METRICS
 INFO_KEY = 'segkit_per_class'
 
 
+def class_scalars(info: dict, iou_tag: str, acc_tag: str) -> dict:
+    """``<iou_tag>/<class>``, ``<acc_tag>/<class>`` of ``info`` (the message hub's
+    ``INFO_KEY``); a class absent from the split has no value, not 0."""
+    return {tag: value for name, iou, acc in zip(info['classes'], info['IoU'], info['Acc'])
+            for tag, value in ((f'{iou_tag}/{name}', iou), (f'{acc_tag}/{name}', acc))
+            if value is not None}
+
+
 @METRICS.register_module()
 class PerClassIoUMetric(IoUMetric):
     # keys stay 'mIoU', ... (save_best='mIoU'); '' also silences mmengine's
@@ -77,12 +85,7 @@ class PerClassMetricsHook(Hook):
         info = hub.get_info(INFO_KEY)
         if not info or runner.rank != 0:
             return
-        scalars = {}
-        for name, iou, acc in zip(info['classes'], info['IoU'], info['Acc']):
-            if iou is not None:  # absent from this split: no value, not 0
-                scalars[f'IoU_per_class/{name}'] = iou
-            if acc is not None:
-                scalars[f'Acc_per_class/{name}'] = acc
+        scalars = class_scalars(info, 'IoU_per_class', 'Acc_per_class')
         logger_hook = next((h for h in runner.hooks if type(h).__name__ == 'LoggerHook'), None)
         by_epoch = getattr(logger_hook, 'log_metric_by_epoch', True)
         step = runner.epoch if by_epoch else runner.iter

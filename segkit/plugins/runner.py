@@ -1,6 +1,4 @@
-"""``SegkitRunner``: mmengine's Runner that applies a config's ``fast_paths``
-(:mod:`segkit.engine.fast_paths`): fused optimizer and backend flags resolved for
-the device, model switches applied before DDP wraps the model."""
+"""segkit's runners: a quiet console, and ``fast_paths`` (:mod:`segkit.engine.fast_paths`)."""
 from __future__ import annotations
 
 import copy

@@ -1,35 +1,38 @@
 """TensorBoard that reads like a dashboard: one run per work dir, one x-axis, grouped tags.
 
-:class:`TensorboardHook` owns ``<work_dir>/tensorboard/`` (rank 0 only). Every point is
-stepped by the global iteration; a resume reopens the same run with TensorBoard's
-``purge_step`` at the resumed iteration + 1, so what the killed run logged after its
-checkpoint is dropped (no duplicates, no gap). Tags:
+:class:`TensorboardHook` owns ``<work_dir>/tensorboard/`` (rank 0), every point stepped by
+the global iteration; a resume reopens the run with ``purge_step`` = resumed iteration + 1,
+dropping what the killed run logged after its checkpoint. Tags:
 
-    train/loss, train/<each loss term>, train/lr (or train/lr/<module> when the
-    parameter groups' LRs differ, e.g. backbone vs decode_head)
+    train/loss, train/<each loss term>, train/lr (or train/lr/<module> when the groups differ)
     val/mIoU, val/mAcc, val/aAcc        at the iteration validation ran
-    val_IoU/<class>, val_Acc/<class>    (written by PerClassMetricsHook through this hook)
+    val_IoU/<class>, val_Acc/<class>    (PerClassMetricsHook, through this hook)
     perf/iter_time, perf/data_time, perf/images_per_s, perf/gpu_memory_mb (CUDA)
     progress/epoch                      fractional epoch: the only epoch scale
     val_images/<k>                      image | ground truth | prediction, K fixed images
 
-and a custom-scalars layout (overview, every class's IoU / Acc overlaid, the weakest
-classes at the latest validation). mmengine's text/JSON logs (``<timestamp>/vis_data``)
-stay as they are; its own TensorboardVisBackend is dropped (:func:`adopt`), or each
-start would be a separate run stepped partly by epoch.
+plus a custom-scalars layout (overview, every class's IoU / Acc, the weakest classes).
+mmengine's own TensorboardVisBackend is dropped (:func:`adopt`): each start would be a
+separate run stepped partly by epoch.
 """
 from __future__ import annotations
 
 import os.path as osp
+import re
 from collections import Counter
 
 import numpy as np
+import torch
+from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
+from segkit.plugins.per_class import class_scalars
+
 RUN_DIR = 'tensorboard'  # <work_dir>/tensorboard: the one run of a work dir
 _HOOK = 'TensorboardHook'
+_TRAIN_SKIP = ('lr', 'base_lr', 'time', 'data_time')  # logged under other tags
 
 
 def adopt(cfg) -> None:
@@ -51,23 +54,18 @@ def find(runner):
 
 @HOOKS.register_module()
 class TensorboardHook(Hook):
-    """Args:
-        interval: train points every N iterations (None: LoggerHook's interval).
-        num_images: validation images shown per validation (0: none).
-        weakest: classes in the "weakest classes" chart (shown above 2x that many).
-    """
+    """``interval``: train points every N iterations (None: LoggerHook's); ``num_images``:
+    validation images shown (0: none); ``weakest``: classes in the weakest-classes chart
+    (shown above 2x that many classes)."""
     priority = 'LOW'  # after IterTimerHook / RuntimeInfoHook / LoggerHook
 
     def __init__(self, interval: int | None = None, num_images: int = 4,
                  weakest: int = 10) -> None:
-        self.interval = interval
-        self.num_images = num_images
-        self.weakest = weakest
+        self.interval, self.num_images, self.weakest = interval, num_images, weakest
         self.writer = None
         self._images: list = []
         self._group_names: list = []
-
-    # ------------------------------------------------------------ run lifecycle
+        self._iter_lrs: list = []
 
     def before_train(self, runner) -> None:
         if runner.rank != 0:
@@ -76,11 +74,11 @@ class TensorboardHook(Hook):
         if self.interval is None:
             logger = next((h for h in runner.hooks if type(h).__name__ == 'LoggerHook'), None)
             self.interval = getattr(logger, 'interval', 50)
-        self.log_dir = osp.join(runner.work_dir, RUN_DIR)
-        # fresh start: purge everything an earlier (checkpoint-less) start left;
-        # resume at iteration N: keep steps <= N, drop the killed run's later points
+        # fresh start: purge what an earlier (checkpoint-less) start left; resume at
+        # iteration N: keep steps <= N
         resumed = runner.iter > 0
-        self.writer = SummaryWriter(self.log_dir, purge_step=runner.iter + 1 if resumed else 0)
+        self.writer = SummaryWriter(osp.join(runner.work_dir, RUN_DIR),
+                                    purge_step=runner.iter + 1 if resumed else 0)
         self._group_names = self._param_group_names(runner)
         if not resumed:
             self.write_layout(runner, weakest=[])
@@ -90,31 +88,21 @@ class TensorboardHook(Hook):
             self.writer.close()
             self.writer = None
 
-    # ------------------------------------------------------------ train points
-
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        # every `interval` iterations and at the end of each epoch (as mmengine's LoggerHook)
+        # every `interval` iterations and at the end of each epoch (as LoggerHook)
         if self.writer is None or not (self.every_n_train_iters(runner, self.interval) or
                                        self.end_of_epoch(runner.train_dataloader, batch_idx)):
             return
-        step = runner.iter + 1
-        hub, n = runner.message_hub, self.interval
-        scalars = {}
-        for key, buf in hub.log_scalars.items():
-            name = key[len('train/'):]
-            if not key.startswith('train/') or name in ('lr', 'base_lr', 'time', 'data_time'):
-                continue
-            scalars[f'train/{name}'] = buf.mean(n)
-        scalars.update(self._lrs(runner))
-        if 'train/time' in hub.log_scalars:
-            t = hub.log_scalars['train/time'].mean(n)
-            scalars['perf/iter_time'] = t
-            scalars['perf/data_time'] = hub.log_scalars['train/data_time'].mean(n)
+        step, logs, n = runner.iter + 1, runner.message_hub.log_scalars, self.interval
+        scalars = {key: buf.mean(n) for key, buf in logs.items()
+                   if key.startswith('train/') and key[len('train/'):] not in _TRAIN_SKIP}
+        scalars.update(self._lrs())
+        if 'train/time' in logs:
+            t = scalars['perf/iter_time'] = logs['train/time'].mean(n)
+            scalars['perf/data_time'] = logs['train/data_time'].mean(n)
             batch = len(data_batch['inputs']) if data_batch else 0
             if t > 0 and batch:
-                from mmengine.dist import get_world_size
                 scalars['perf/images_per_s'] = batch * get_world_size() / t
-        import torch
         if torch.cuda.is_available():
             scalars['perf/gpu_memory_mb'] = torch.cuda.max_memory_allocated() / 2**20
         scalars['progress/epoch'] = step / max(1, len(runner.train_dataloader))
@@ -126,33 +114,29 @@ class TensorboardHook(Hook):
         """Per optimizer param group: the top-level module most of its params are in."""
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         owner = {id(p): name.split('.')[0] for name, p in model.named_parameters()}
-        wrapper = runner.optim_wrapper
-        optimizer = getattr(wrapper, 'optimizer', None)
+        optimizer = getattr(runner.optim_wrapper, 'optimizer', None)
         if optimizer is None:  # OptimWrapperDict (GANs): not a segmentation setup
             return []
         return [Counter(owner.get(id(p), 'other') for p in g['params']).most_common(1)[0][0]
                 if g['params'] else 'other' for g in optimizer.param_groups]
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        # the LRs this iteration trains with (the schedulers step after it), as the
-        # JSON log records them
+        # the LRs this iteration trains with (schedulers step after it), as the JSON log
         optimizer = getattr(runner.optim_wrapper, 'optimizer', None)
         self._iter_lrs = [(g['lr'], len(g['params'])) for g in optimizer.param_groups] \
             if optimizer is not None else []
 
-    def _lrs(self, runner) -> dict:
-        lrs_now = getattr(self, '_iter_lrs', [])
-        if not lrs_now or not self._group_names:
+    def _lrs(self) -> dict:
+        """train/lr, or train/lr/<module> (each module's most common LR) when they differ."""
+        if not self._iter_lrs or not self._group_names:
             return {}
         per_module: dict = {}
-        for name, (lr, n) in zip(self._group_names, lrs_now):
+        for name, (lr, n) in zip(self._group_names, self._iter_lrs):
             per_module.setdefault(name, Counter())[lr] += n
         lrs = {m: c.most_common(1)[0][0] for m, c in per_module.items()}
         if len(set(lrs.values())) == 1:
             return {'train/lr': next(iter(lrs.values()))}
         return {f'train/lr/{m}': lr for m, lr in lrs.items()}
-
-    # ------------------------------------------------------------ validation
 
     def before_val_epoch(self, runner) -> None:
         self._images = []
@@ -161,70 +145,59 @@ class TensorboardHook(Hook):
         # the first K samples of rank 0's (unshuffled) val loader: the same K each time
         if self.writer is None or len(self._images) >= self.num_images or not outputs:
             return
-        palette = runner.visualizer.dataset_meta.get('palette') if \
-            runner.visualizer.dataset_meta else None
+        palette = (runner.visualizer.dataset_meta or {}).get('palette')
         for sample in outputs[: self.num_images - len(self._images)]:
             self._images.append(panel(sample, palette))
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         if self.writer is None:
             return
-        step = self.val_step(runner)
         for key in ('mIoU', 'mAcc', 'aAcc'):
             if metrics and key in metrics:
-                self.writer.add_scalar(f'val/{key}', float(metrics[key]), step)
+                self.writer.add_scalar(f'val/{key}', float(metrics[key]), runner.iter)
         for k, img in enumerate(self._images):
-            self.writer._get_file_writer().add_summary(image_summary(f'val_images/{k}', img), step)
+            self._add_summary(image_summary(f'val_images/{k}', img), runner.iter)
         self._images = []
         self.writer.flush()
 
-    @staticmethod
-    def val_step(runner) -> int:
-        return runner.iter  # iterations done when this validation ran
+    def _add_summary(self, summary, step: int) -> None:
+        self.writer._get_file_writer().add_summary(summary, step)
 
     def write_per_class(self, runner, info: dict) -> None:
-        """val_IoU/<class>, val_Acc/<class> and the layout with the weakest classes."""
+        """val_IoU/<class>, val_Acc/<class> (at the iteration validation ran) and the
+        layout with the weakest classes."""
         if self.writer is None:
             return
-        step = self.val_step(runner)
-        ious = {}
-        for name, iou, acc in zip(info['classes'], info['IoU'], info['Acc']):
-            if iou is not None:  # absent from this split: no value, not 0
-                self.writer.add_scalar(f'val_IoU/{name}', iou, step)
-                ious[name] = iou
-            if acc is not None:
-                self.writer.add_scalar(f'val_Acc/{name}', acc, step)
+        for tag, value in class_scalars(info, 'val_IoU', 'val_Acc').items():
+            self.writer.add_scalar(tag, value, runner.iter)
         if len(info['classes']) > 2 * self.weakest:
-            weakest = sorted(ious, key=ious.get)[: self.weakest]
-            self.write_layout(runner, weakest, step)
-
-    # ------------------------------------------------------------ layout
+            ious = {c: v for c, v in zip(info['classes'], info['IoU']) if v is not None}
+            self.write_layout(runner, sorted(ious, key=ious.get)[: self.weakest], runner.iter)
 
     def write_layout(self, runner, weakest: list, step: int = 0) -> None:
-        """TensorBoard's custom-scalars layout (the "Custom Scalars" tab). Charts take
-        regexes; the plugin shows the newest layout, so each validation rewrites the
-        weakest-classes chart."""
-        import re
-
+        """The "Custom Scalars" tab (charts take regexes; TensorBoard shows the newest
+        layout, so each validation rewrites the weakest-classes chart)."""
         from torch.utils.tensorboard.summary import custom_scalars
+
+        def chart(*regexes):
+            return ['Multiline', list(regexes)]
         layout = {
-            'overview': {'train/loss': ['Multiline', [r'^train/loss$']],
-                         'train/lr': ['Multiline', [r'^train/lr']],
-                         'val/mIoU': ['Multiline', [r'^val/mIoU$']]},
-            'per class': {'IoU of every class': ['Multiline', [r'^val_IoU/']],
-                          'Acc of every class': ['Multiline', [r'^val_Acc/']]},
-            'perf': {'images/s': ['Multiline', [r'^perf/images_per_s$']],
-                     'iteration and data time (s)': ['Multiline', [r'^perf/(iter|data)_time$']]},
+            'overview': {'train/loss': chart(r'^train/loss$'), 'train/lr': chart(r'^train/lr'),
+                         'val/mIoU': chart(r'^val/mIoU$')},
+            'per class': {'IoU of every class': chart(r'^val_IoU/'),
+                          'Acc of every class': chart(r'^val_Acc/')},
+            'perf': {'images/s': chart(r'^perf/images_per_s$'),
+                     'iteration and data time (s)': chart(r'^perf/(iter|data)_time$')},
         }
         if weakest:
-            layout['per class'][f'{len(weakest)} weakest classes (IoU, latest validation)'] = [
-                'Multiline', [f'^{re.escape("val_IoU/" + c)}$' for c in weakest]]
-        self.writer._get_file_writer().add_summary(custom_scalars(layout), step)
+            layout['per class'][f'{len(weakest)} weakest classes (IoU, latest validation)'] = \
+                chart(*(f'^{re.escape("val_IoU/" + c)}$' for c in weakest))
+        self._add_summary(custom_scalars(layout), step)
+
 
 def panel(sample, palette, max_height: int = 160) -> np.ndarray:
-    """image | ground truth | prediction (RGB, HWC uint8), masks blended on the image
-    in the dataset palette, at most ``max_height`` pixels high (cheap to draw and to
-    store: everything is shrunk first, the JPEG decoded at reduced size)."""
+    """image | ground truth | prediction (RGB, HWC uint8), masks blended on the image in
+    the dataset palette, at most ``max_height`` high (the JPEG decoded at reduced size)."""
     import cv2
     pred = sample.pred_sem_seg.data.squeeze(0).cpu().numpy()
     gt = sample.gt_sem_seg.data.squeeze(0).cpu().numpy() if 'gt_sem_seg' in sample else None
@@ -258,12 +231,12 @@ def panel(sample, palette, max_height: int = 160) -> np.ndarray:
 
 
 def image_summary(tag: str, rgb: np.ndarray):
-    """A TensorBoard image summary, PNG-encoded by OpenCV at low compression (PIL's
-    encoder, which torch's add_image uses, costs several times more)."""
+    """A TensorBoard image summary, PNG-encoded by OpenCV at low compression (several
+    times cheaper than PIL's encoder, which torch's add_image uses)."""
     import cv2
     from tensorboard.compat.proto.summary_pb2 import Summary
-    ok, png = cv2.imencode('.png', np.ascontiguousarray(rgb[..., ::-1]),
-                           [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    _, png = cv2.imencode('.png', np.ascontiguousarray(rgb[..., ::-1]),
+                          [cv2.IMWRITE_PNG_COMPRESSION, 1])
     return Summary(value=[Summary.Value(tag=tag, image=Summary.Image(
         height=rgb.shape[0], width=rgb.shape[1], colorspace=3,
         encoded_image_string=png.tobytes()))])

@@ -1,20 +1,10 @@
-"""Faster drop-ins for two of mmseg's train transforms, output-identical.
+"""Faster drop-ins for two of mmseg's train transforms: the same random draws in the same
+order, so with the same seed the same arrays bit for bit (tests/test_perf.py checks it).
 
-Same random draws in the same order as mmseg's, so with the same seed they return
-the same arrays bit for bit (tests/test_perf.py checks it); only the arithmetic is
-cheaper. Registered in mmseg's TRANSFORMS on import (configs: ``custom_imports``
-``'segkit.plugins.transforms'``).
-
-``FastRandomCrop``  mmseg's ``RandomCrop``. With ``cat_max_ratio < 1`` mmseg tries up
-    to 10 crops and counts each crop's classes with ``np.unique`` (a sort of 262,144
-    labels per try). Here a ``np.bincount`` does the same count in linear time for
-    uint8 label maps (other dtypes: mmseg's ``np.unique``).
-``FastPhotoMetricDistortion``  mmseg's ``PhotoMetricDistortion``. Brightness,
-    contrast, saturation and hue are per-value maps of uint8 pixels; mmseg computes
-    them in float32 on every pixel (``img.astype(float32) * alpha + beta``, clip,
-    cast back; ``(h.astype(int) + delta) % 180``). Here the same float32 formula is
-    evaluated once for the 256 possible values and applied as a lookup table
-    (``cv2.LUT``).
+``FastRandomCrop``: mmseg's ``RandomCrop`` counts each try's classes (``cat_max_ratio <
+1``) with ``np.unique``, a sort; here ``np.bincount`` for uint8 label maps, linear time.
+``FastPhotoMetricDistortion``: the per-pixel float32 maps of uint8 pixels (brightness,
+contrast, saturation, hue) computed once for the 256 values, applied with ``cv2.LUT``.
 """
 from __future__ import annotations
 
@@ -26,10 +16,6 @@ from mmseg.datasets.transforms import PhotoMetricDistortion, RandomCrop
 from mmseg.registry import TRANSFORMS
 
 _VALUES = np.arange(256, dtype=np.float32)
-
-
-def _lut(table: np.ndarray, img: np.ndarray) -> np.ndarray:
-    return cv2.LUT(np.ascontiguousarray(img), table)
 
 
 @TRANSFORMS.register_module()
@@ -49,12 +35,9 @@ class FastRandomCrop(RandomCrop):
         img = results['img']
 
         def generate_crop_bbox() -> tuple:
-            margin_h = max(img.shape[0] - self.crop_size[0], 0)
-            margin_w = max(img.shape[1] - self.crop_size[1], 0)
-            offset_h = np.random.randint(0, margin_h + 1)
-            offset_w = np.random.randint(0, margin_w + 1)
-            return (offset_h, offset_h + self.crop_size[0],
-                    offset_w, offset_w + self.crop_size[1])
+            off_h = np.random.randint(0, max(img.shape[0] - self.crop_size[0], 0) + 1)
+            off_w = np.random.randint(0, max(img.shape[1] - self.crop_size[1], 0) + 1)
+            return off_h, off_h + self.crop_size[0], off_w, off_w + self.crop_size[1]
 
         crop_bbox = generate_crop_bbox()
         if self.cat_max_ratio < 1.:
@@ -73,8 +56,8 @@ class FastPhotoMetricDistortion(PhotoMetricDistortion):
     def convert(self, img: np.ndarray, alpha: float = 1, beta: float = 0) -> np.ndarray:
         if img.dtype != np.uint8:
             return super().convert(img, alpha, beta)
-        table = np.clip(_VALUES * alpha + beta, 0, 255).astype(np.uint8)
-        return _lut(table, img)
+        return cv2.LUT(np.ascontiguousarray(img),
+                       np.clip(_VALUES * alpha + beta, 0, 255).astype(np.uint8))
 
     def hue(self, img: np.ndarray) -> np.ndarray:
         if random.randint(2):
@@ -82,11 +65,9 @@ class FastPhotoMetricDistortion(PhotoMetricDistortion):
             delta = random.randint(-self.hue_delta, self.hue_delta)
             if img.dtype == np.uint8:
                 table = ((np.arange(256) + delta) % 180).astype(np.uint8)
-                img[:, :, 0] = _lut(table, img[:, :, 0])
+                img[:, :, 0] = cv2.LUT(np.ascontiguousarray(img[:, :, 0]), table)
             else:
                 img[:, :, 0] = (img[:, :, 0].astype(int) + delta) % 180
             img = mmcv.hsv2bgr(img)
         return img
 
-
-__all__ = ['FastPhotoMetricDistortion', 'FastRandomCrop']

@@ -1,18 +1,16 @@
 """Checkpoints that a kill can never corrupt, and best checkpoints that resume.
 
-mmengine's CheckpointHook deletes the oldest kept checkpoint before saving the new
-one, writes in place (a kill mid-save leaves a truncated file that
-``last_checkpoint`` may point to), removes the previous best before writing the new
-best, and saves the best without optimizer state. This hook, in that order:
-writes each checkpoint to a temporary file in the same directory, flushes and
-fsyncs it, renames it into place, then updates ``last_checkpoint`` the same way,
-and only then deletes old checkpoints. Best checkpoints carry the optimizer and
-scheduler state, so ``--resume best_mIoU_epoch_N.pth`` works.
+mmengine's CheckpointHook deletes old checkpoints (and the previous best) before saving,
+writes in place (a kill mid-save leaves a truncated file ``last_checkpoint`` may name) and
+saves the best without optimizer state. This hook writes each checkpoint to a temporary
+file, fsyncs and renames it into place, then updates ``last_checkpoint`` the same way, and
+only then deletes old ones; best checkpoints resume (optimizer and scheduler state).
 """
 from __future__ import annotations
 
 import os
 import os.path as osp
+import re
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
@@ -26,10 +24,9 @@ def _out_of_space(err: BaseException) -> bool:
     """ENOSPC, as an OSError or inside torch's zip writer's RuntimeError."""
     import errno
     while err is not None:
-        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if isinstance(err, RuntimeError) and ('No space left' in str(err) or
-                                              'file write failed' in str(err)):
+        if (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)) or (
+                isinstance(err, RuntimeError) and re.search('No space left|file write failed',
+                                                            str(err))):
             return True
         err = err.__cause__ or err.__context__
     return False
@@ -100,15 +97,13 @@ class SafeCheckpointHook(CheckpointHook):
             return
         if 'auto' in self.key_indicators:
             self._init_rule(self.rules, [list(metrics.keys())[0]])
-        step = runner.epoch if self.by_epoch else runner.iter
-        cur = 'epoch' if self.by_epoch else 'iter'
+        step, cur = (runner.epoch, 'epoch') if self.by_epoch else (runner.iter, 'iter')
         meta = dict(epoch=runner.epoch, iter=runner.iter)
-        updated = False
-        single = len(self.key_indicators) == 1
+        updated, single = False, len(self.key_indicators) == 1
         for key, rule in zip(self.key_indicators, self.rules):
             score = metrics.get(key)
-            score_key = 'best_score' if single else f'best_score_{key}'
-            ckpt_key = 'best_ckpt' if single else f'best_ckpt_{key}'
+            suffix = '' if single else f'_{key}'
+            score_key, ckpt_key = f'best_score{suffix}', f'best_ckpt{suffix}'
             best = runner.message_hub.get_info(score_key, self.init_value_map[rule])
             if score is None or not self.is_better_than[key](score, best):
                 continue

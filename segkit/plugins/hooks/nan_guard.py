@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
@@ -15,50 +16,31 @@ class NonFiniteLossError(SegkitError):
 
 @HOOKS.register_module()
 class NonFiniteLossHook(Hook):
-    """After each iteration, check every logged loss term. On NaN/Inf, stop with a
-    one-line message naming the epoch, the iteration and the terms that went bad,
-    before any checkpoint hook can save the broken weights (this runs first).
-
-    Under fp16 AMP with dynamic loss scaling an overflowing step is not fatal: the
-    scaler skips it (weights unchanged) and halves the scale. Up to
-    ``max_skipped_steps`` consecutive skips are logged and tolerated; more, or any
-    non-finite loss without fp16 scaling, is a real divergence.
-    """
+    """On a NaN/Inf loss term, stop with one line naming the epoch, iteration and terms,
+    before any checkpoint hook can save the broken weights (this runs first). Under fp16
+    AMP with dynamic loss scaling the scaler skips an overflowing step (weights unchanged):
+    up to ``max_skipped_steps`` consecutive skips are logged and tolerated."""
     priority = 'ABOVE_NORMAL'
 
     def __init__(self, max_skipped_steps: int = 20):
         self.max_skipped_steps = max_skipped_steps
-        self.skipped = 0
-        self.total_skipped = 0
-
-    @staticmethod
-    def _fp16_scaler(runner):
-        wrapper = runner.optim_wrapper
-        scaler = getattr(wrapper, 'loss_scaler', None)
-        dtype = getattr(wrapper, 'cast_dtype', None)
-        import torch
-        if scaler is None or dtype == torch.bfloat16:
-            return None
-        return scaler
+        self.skipped = 0  # consecutive fp16-skipped steps
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        bad = {}
-        for name, value in (outputs or {}).items():
-            if 'loss' not in name:
-                continue
-            v = float(value.detach()) if hasattr(value, 'detach') else float(value)
-            if not math.isfinite(v):
-                bad[name] = v
+        values = {k: float(v.detach()) if hasattr(v, 'detach') else float(v)
+                  for k, v in (outputs or {}).items() if 'loss' in k}
+        bad = {k: v for k, v in values.items() if not math.isfinite(v)}
         if not bad:
             self.skipped = 0
             return
         where = (f'epoch {runner.epoch + 1}, iteration {runner.iter + 1} '
                  f'({batch_idx + 1} of the epoch)')
         terms = ', '.join(f'{k}={v}' for k, v in bad.items())
-        scaler = self._fp16_scaler(runner)
+        scaler = getattr(runner.optim_wrapper, 'loss_scaler', None)
+        if getattr(runner.optim_wrapper, 'cast_dtype', None) == torch.bfloat16:
+            scaler = None  # bf16: no fp16 overflow to skip
         if scaler is not None and self.skipped < self.max_skipped_steps:
             self.skipped += 1
-            self.total_skipped += 1
             runner.logger.warning(
                 f'fp16 overflow at {where} ({terms}): the step was skipped, loss scale '
                 f'now {scaler.get_scale():g} ({self.skipped} in a row, stop after '

@@ -1,5 +1,4 @@
-"""On resume, the LR schedule follows the config, not the checkpoint; and the one
-routine that steps schedulers outside a training loop (this replay, run analysis)."""
+"""On resume, the LR schedule follows the config, not the checkpoint."""
 from __future__ import annotations
 
 import copy
@@ -14,17 +13,15 @@ _SHAPE = ('begin', 'end', 'T_max', 'total_iters', 'total_steps', 'milestones', '
           'eta_min', 'eta_max', 'power', 'gamma', 'start_factor', 'end_factor')
 
 
-
 def step_one_iteration(scheds, it: int, epoch_length: int) -> None:
     """Step ``scheds`` as ParamSchedulerHook does after iteration ``it`` (0-based):
-    iteration-based ones every iteration, epoch-based ones at each epoch end."""
-    for s in scheds:
-        if not s.by_epoch:
+    iteration-based ones every iteration, epoch-based ones at each epoch end (this
+    replay and run analysis step schedulers outside a training loop)."""
+    epoch_end = (it + 1) % epoch_length == 0
+    for s in sorted(scheds, key=lambda s: s.by_epoch):  # iteration-based ones first
+        if not s.by_epoch or epoch_end:
             s.step()
-    if (it + 1) % epoch_length == 0:
-        for s in scheds:
-            if s.by_epoch:
-                s.step()
+
 
 def _shape(sched) -> dict:
     return {k: getattr(sched, k) for k in _SHAPE if hasattr(sched, k)}
@@ -36,11 +33,10 @@ def _fresh_optimizer(optimizer):
     for g in optimizer.param_groups:
         g = {k: v for k, v in g.items() if k != 'params'}
         g['lr'] = g.get('initial_lr', g['lr'])
-        if 'initial_momentum' in g:
-            if 'betas' in g:
-                g['betas'] = (g['initial_momentum'], g['betas'][1])
-            else:
-                g['momentum'] = g['initial_momentum']
+        if 'initial_momentum' in g and 'betas' in g:
+            g['betas'] = (g['initial_momentum'], g['betas'][1])
+        elif 'initial_momentum' in g:
+            g['momentum'] = g['initial_momentum']
         g['params'] = [torch.nn.Parameter(torch.zeros(1))]
         groups.append(g)
     return type(optimizer)(groups)
@@ -48,11 +44,10 @@ def _fresh_optimizer(optimizer):
 
 @HOOKS.register_module()
 class ScheduleFollowsConfigHook(Hook):
-    """mmengine restores each scheduler's boundaries from the checkpoint, so a
-    resumed run whose config now says ``max_epochs = 250`` (was 200), or
-    ``--max-epochs``, would train the extra epochs at the final LR. This replays the
-    config's schedule up to the resumed iteration and continues on it: the LR is
-    then exactly what the new schedule gives at this point, and it says so."""
+    """mmengine restores each scheduler's boundaries from the checkpoint, so a resume with
+    a longer schedule (``max_epochs`` 200 -> 250, ``--max-epochs``) would train the extra
+    epochs at the final LR. This replays the config's schedule up to the resumed iteration
+    and continues on it (the LR the new schedule gives here), and says so."""
     priority = 'VERY_HIGH'
 
     def before_train(self, runner) -> None:
@@ -75,9 +70,7 @@ class ScheduleFollowsConfigHook(Hook):
         for real, new in zip(scheds, fresh):
             real.load_state_dict(new.state_dict())
         for g_real, g_new in zip(real_opt.param_groups, dummy.optimizer.param_groups):
-            for key in ('lr', 'momentum', 'betas'):
-                if key in g_new:
-                    g_real[key] = g_new[key]
+            g_real.update({k: g_new[k] for k in ('lr', 'momentum', 'betas') if k in g_new})
         ends = ', '.join(f'{type(s).__name__} {s.begin}-{s.end}' for s in fresh)
         runner.logger.warning(
             f'resumed with a different schedule than the checkpoint: following the '

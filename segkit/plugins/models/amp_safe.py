@@ -1,27 +1,20 @@
 """Mask2Former under autocast (bf16 / fp16): the numerically fragile parts in fp32.
 
-Importing this module patches, once (idempotent), and only what runs under autocast:
+Importing this module patches, once (idempotent), what runs under autocast; in fp32
+training both patches are no-ops:
 
-1. mmcv's multi-scale deformable attention (Mask2Former's pixel decoder). Under
-   autocast its ``value`` arrives in fp16/bf16 and mmcv casts the sampling locations
-   and attention weights down to it before the CUDA kernel: the kernel has no bf16
-   implementation (mmcv issue #2878: bf16 fails), fp16 sampling locations lose
-   precision (1/1024 of the map) and fp16 gradients are accumulated with half-precision
-   atomics (overflow / NaN reports). Here the sampling runs in fp32 with autocast off
-   and the output is cast back to ``value``'s dtype (a convex combination of values:
-   it cannot overflow that dtype). Patched: the names
+1. mmcv's multi-scale deformable attention (pixel decoder): its CUDA kernel has no bf16
+   (mmcv issue #2878), fp16 sampling locations lose precision (1/1024 of the map) and its
+   fp16 gradients use half-precision atomics (overflow / NaN). Here the sampling runs in
+   fp32 with autocast off and the output is cast back to ``value``'s dtype (a convex
+   combination of values cannot overflow it). Patched: the names
    ``MultiScaleDeformableAttnFunction`` and ``multi_scale_deformable_attn_pytorch`` in
-   ``mmcv.ops.multi_scale_deform_attn``, which ``MultiScaleDeformableAttention.forward``
-   looks up when it runs (CUDA kernel on GPU, PyTorch reference path on CPU; on a GPU
-   whose mmcv has no CUDA kernels the PyTorch path too, see ``ops_routing``). The
-   module class, its parameters and its state dict are untouched.
-2. Mask2Former's loss (``MaskFormerHead.loss_by_feat`` of mmdet, which mmseg's head
-   inherits): Hungarian matching costs and point-sampled mask/dice losses in fp32
-   with autocast off, as the official implementation does for its matcher. The
-   matcher's mask cost sums binary cross-entropy over 12,544 points; in fp16 that
-   sum can pass 65,504 (inf cost -> scipy refuses the assignment).
-
-In fp32 training both are no-ops (``.float()`` of an fp32 tensor is itself).
+   ``mmcv.ops.multi_scale_deform_attn``, which the module looks up when it runs (kernel
+   or PyTorch path, see ``ops_routing``); module, parameters and state dict untouched.
+2. mmdet's ``MaskFormerHead.loss_by_feat`` (inherited by mmseg's Mask2Former head):
+   Hungarian matching costs and point-sampled mask/dice losses in fp32 with autocast off,
+   as the official matcher does: its mask cost sums BCE over 12,544 points, which in fp16
+   can pass 65,504 (inf cost -> scipy refuses the assignment).
 """
 from __future__ import annotations
 
@@ -29,61 +22,57 @@ import functools
 import importlib
 
 import torch
+from mmdet.models.dense_heads.maskformer_head import MaskFormerHead
 
 _MSDA = 'mmcv.ops.multi_scale_deform_attn'
 _ORIG = {}
-
-
-def _disable_dynamo(fn):
-    disable = getattr(getattr(torch, 'compiler', None), 'disable', None)
-    return disable(fn) if disable else fn
 
 
 def _fp32(t):
     return t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t
 
 
-def _no_autocast(device_type: str):
-    return torch.autocast(device_type=device_type, enabled=False)
+def _in_fp32(fn, value, *args):
+    """``fn`` on fp32 floating tensors with autocast off; the output in ``value``'s dtype."""
+    with torch.autocast(device_type=value.device.type, enabled=False):
+        out = fn(_fp32(value), *map(_fp32, args))
+    return out.to(value.dtype)
 
 
 class Fp32MultiScaleDeformableAttnFunction:
-    """Drop-in for mmcv's ``MultiScaleDeformableAttnFunction`` (only ``apply`` is
-    used; mmcv calls it for CUDA tensors): runs mmcv's kernel in fp32 where it runs on
-    this device, else mmcv's PyTorch path in fp32 (:mod:`.ops_routing`: an mmcv built
-    without CUDA kernels); returns ``value``'s dtype."""
+    """Drop-in for mmcv's ``MultiScaleDeformableAttnFunction`` (mmcv calls its ``apply``
+    for CUDA tensors): mmcv's kernel in fp32 where it runs on this device, else mmcv's
+    PyTorch path in fp32 (:mod:`.ops_routing`)."""
     _segkit_amp_safe = True
     _segkit_kernel = None  # mmcv's class (ops_check probes it), set by patch()
 
     @staticmethod
-    @_disable_dynamo
+    @torch.compiler.disable
     def apply(value, value_spatial_shapes, value_level_start_index, sampling_locations,
               attention_weights, im2col_step):
         from segkit.plugins.models.ops_routing import use_kernel
-        dtype = value.dtype
-        with _no_autocast(value.device.type):
-            if use_kernel('msda', value.device):
-                out = _ORIG['function'].apply(
-                    _fp32(value), value_spatial_shapes, value_level_start_index,
-                    _fp32(sampling_locations), _fp32(attention_weights), im2col_step)
-            else:
-                out = _ORIG['pytorch'](_fp32(value), value_spatial_shapes,
-                                       _fp32(sampling_locations), _fp32(attention_weights))
-        return out.to(dtype)
+        if use_kernel('msda', value.device):
+            return _in_fp32(_ORIG['function'].apply, value, value_spatial_shapes,
+                            value_level_start_index, sampling_locations, attention_weights,
+                            im2col_step)
+        return _in_fp32(_ORIG['pytorch'], value, value_spatial_shapes, sampling_locations,
+                        attention_weights)
 
 
-@_disable_dynamo
+@torch.compiler.disable
 def fp32_multi_scale_deformable_attn_pytorch(value, value_spatial_shapes,
                                              sampling_locations, attention_weights):
     """mmcv's PyTorch reference path (CPU) in fp32, output in ``value``'s dtype."""
-    dtype = value.dtype
-    with _no_autocast(value.device.type):
-        out = _ORIG['pytorch'](_fp32(value), value_spatial_shapes,
-                               _fp32(sampling_locations), _fp32(attention_weights))
-    return out.to(dtype)
+    return _in_fp32(_ORIG['pytorch'], value, value_spatial_shapes, sampling_locations,
+                    attention_weights)
 
 
 fp32_multi_scale_deformable_attn_pytorch._segkit_amp_safe = True
+# (name in mmcv's module, key in _ORIG, replacement)
+_MSDA_PATCHES = (('MultiScaleDeformableAttnFunction', 'function',
+                  Fp32MultiScaleDeformableAttnFunction),
+                 ('multi_scale_deformable_attn_pytorch', 'pytorch',
+                  fp32_multi_scale_deformable_attn_pytorch))
 
 
 def _fp32_loss_by_feat(orig):
@@ -96,7 +85,7 @@ def _fp32_loss_by_feat(orig):
         def cast(x):
             return type(x)(_fp32(t) for t in x) if isinstance(x, (list, tuple)) else _fp32(x)
 
-        with _no_autocast(device_type):
+        with torch.autocast(device_type=device_type, enabled=False):
             return orig(self, cast(all_cls_scores), cast(all_mask_preds), *args, **kwargs)
 
     loss_by_feat._segkit_amp_safe = True
@@ -107,18 +96,12 @@ def _fp32_loss_by_feat(orig):
 def patch() -> None:
     """Apply both patches (again: no-op)."""
     msda = importlib.import_module(_MSDA)
-    if not getattr(msda.MultiScaleDeformableAttnFunction, '_segkit_amp_safe', False):
-        _ORIG['function'] = msda.MultiScaleDeformableAttnFunction
-        Fp32MultiScaleDeformableAttnFunction._segkit_kernel = _ORIG['function']
-        msda.MultiScaleDeformableAttnFunction = Fp32MultiScaleDeformableAttnFunction
-    if not getattr(msda.multi_scale_deformable_attn_pytorch, '_segkit_amp_safe', False):
-        _ORIG['pytorch'] = msda.multi_scale_deformable_attn_pytorch
-        fp32_multi_scale_deformable_attn_pytorch._segkit_orig = _ORIG['pytorch']
-        msda.multi_scale_deformable_attn_pytorch = fp32_multi_scale_deformable_attn_pytorch
-    try:
-        from mmdet.models.dense_heads.maskformer_head import MaskFormerHead
-    except ImportError:  # mmdet absent: no Mask2Former either
-        return
+    for name, key, new in _MSDA_PATCHES:
+        if not getattr(getattr(msda, name), '_segkit_amp_safe', False):
+            _ORIG[key] = getattr(msda, name)
+            setattr(msda, name, new)
+    Fp32MultiScaleDeformableAttnFunction._segkit_kernel = _ORIG['function']
+    fp32_multi_scale_deformable_attn_pytorch._segkit_orig = _ORIG['pytorch']
     if not getattr(MaskFormerHead.loss_by_feat, '_segkit_amp_safe', False):
         MaskFormerHead.loss_by_feat = _fp32_loss_by_feat(MaskFormerHead.loss_by_feat)
 
@@ -126,24 +109,17 @@ def patch() -> None:
 def unpatch() -> None:
     """Restore mmcv's and mmdet's originals (tests)."""
     msda = importlib.import_module(_MSDA)
-    if 'function' in _ORIG:
-        msda.MultiScaleDeformableAttnFunction = _ORIG.pop('function')
-    if 'pytorch' in _ORIG:
-        msda.multi_scale_deformable_attn_pytorch = _ORIG.pop('pytorch')
-    try:
-        from mmdet.models.dense_heads.maskformer_head import MaskFormerHead
-    except ImportError:
-        return
-    orig = getattr(MaskFormerHead.loss_by_feat, '_segkit_orig', None)
-    if orig is not None:
-        MaskFormerHead.loss_by_feat = orig
+    for name, key, _ in _MSDA_PATCHES:
+        if key in _ORIG:
+            setattr(msda, name, _ORIG.pop(key))
+    MaskFormerHead.loss_by_feat = getattr(MaskFormerHead.loss_by_feat, '_segkit_orig',
+                                          MaskFormerHead.loss_by_feat)
 
 
 def is_patched() -> bool:
     msda = importlib.import_module(_MSDA)
-    return bool(getattr(msda.MultiScaleDeformableAttnFunction, '_segkit_amp_safe', False)
-                and getattr(msda.multi_scale_deformable_attn_pytorch, '_segkit_amp_safe',
-                            False))
+    return all(getattr(getattr(msda, name), '_segkit_amp_safe', False)
+               for name, _, _ in _MSDA_PATCHES)
 
 
 patch()

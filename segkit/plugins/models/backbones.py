@@ -7,15 +7,10 @@ from mmseg.registry import MODELS
 
 @MODELS.register_module()
 class MobileNetV3OS32(MobileNetV3):
-    """mmseg's MobileNetV3 with torchvision's geometry, for Mask2Former.
-
-    mmseg's version is built for dilated segmentation heads: output stride 8
-    (strides 4/8/8/8 for the last levels) and TF-style "same" padding on stride-2
-    convs. Mask2Former needs strides 4/8/16/32, and torchvision-pretrained weights
-    (tools/convert_weights.py mobilenetv3) expect symmetric padding; this keeps
-    mmseg's module names (so converted weights load strictly) and restores both.
-    Large: out_indices=(3, 6, 12, 16) give 24/40/112/960 channels at 4/8/16/32.
-    """
+    """mmseg's MobileNetV3 (output stride 8, TF-style "same" padding) with torchvision's
+    geometry for Mask2Former: strides 4/8/16/32 and the symmetric padding torchvision's
+    weights expect, mmseg's module names kept (converted weights load strictly). Large:
+    out_indices=(3, 6, 12, 16) give 24/40/112/960 channels at 4/8/16/32."""
 
     def _make_layer(self):
         layers = super()._make_layer()

@@ -1,8 +1,4 @@
-"""mmseg 1.2.2 losses that break on real label maps, fixed.
-
-Both bugs hit exactly the "my mIoU plateaued" variants: any pixel equal to the
-ignore index (VOC's 255 object boundaries) crashes them.
-"""
+"""mmseg 1.2.2 losses that crash on any ignore-index pixel (VOC's 255 boundaries), fixed."""
 import torch
 import torch.nn.functional as F
 from mmseg.models.losses import CrossEntropyLoss, FocalLoss
@@ -11,10 +7,9 @@ from mmseg.registry import MODELS
 
 @MODELS.register_module()
 class ClassWeightedCrossEntropyLoss(CrossEntropyLoss):
-    """mmseg's CrossEntropyLoss for ``class_weight``: mmseg computes its average
-    factor as ``class_weight[label]`` over *all* pixels, so a 255 label raises
-    ``IndexError: index 255 is out of bounds``. Here the factor is the sum of the
-    class weights of the non-ignored pixels (torch's weighted-mean definition)."""
+    """mmseg's CrossEntropyLoss, whose ``class_weight`` average factor indexes
+    ``class_weight[label]`` over all pixels (IndexError on 255); here it sums the class
+    weights of the non-ignored pixels (torch's weighted mean)."""
 
     def forward(self, cls_score, label, weight=None, avg_factor=None,
                 reduction_override=None, ignore_index=-100, **kwargs):
@@ -31,10 +26,9 @@ class ClassWeightedCrossEntropyLoss(CrossEntropyLoss):
 
 @MODELS.register_module()
 class IgnoreSafeFocalLoss(FocalLoss):
-    """mmseg's (sigmoid) FocalLoss. On CPU mmseg builds the one-hot target of a
-    label map wrongly (``target[:, num_classes]``, a shape error); there we pass a
-    one-hot target and mask ignored pixels through the per-pixel weight, which is
-    what its CUDA path computes. On CUDA nothing changes."""
+    """mmseg's (sigmoid) FocalLoss, whose CPU path builds a label map's one-hot target
+    wrongly (a shape error); on CPU a one-hot target is passed and ignored pixels masked
+    through the weight, as its CUDA path computes. On CUDA nothing changes."""
 
     def forward(self, pred, target, weight=None, avg_factor=None, reduction_override=None,
                 ignore_index=255, **kwargs):

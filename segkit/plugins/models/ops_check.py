@@ -1,13 +1,10 @@
 """Do mmcv's compiled kernels for the ops segkit's configs use run on a device?
 
-Imports nothing from segkit, so scripts/install.sh can run this file directly
-(``python segkit/plugins/models/ops_check.py [--device cuda]``: exit 0 if every kernel
-runs and matches mmcv's / mmseg's PyTorch path) before segkit is installed; the
-routing (:mod:`segkit.plugins.models.ops_routing`) and ``doctor`` import the probes.
-
-mmcv 2.1.0 compiles neither op for CPU: on CPU both probes fail with
-"implementation for device cpu not found", which is the same failure a CUDA tensor
-meets when mmcv was built without CUDA kernels.
+Needs nothing of segkit but ``segkit.errors``, so scripts/install.sh runs it while it
+builds the stack (``python segkit/plugins/models/ops_check.py [--device cuda]``: exit 0
+if every kernel runs and matches the PyTorch path); :mod:`.ops_routing` and ``doctor``
+import the probes. On CPU both fail (mmcv 2.1.0 compiles neither op for CPU), as on a
+GPU whose mmcv was built without CUDA kernels.
 """
 import sys
 
@@ -64,14 +61,15 @@ def probe_msda_cuda() -> None:
 
 
 if __name__ == '__main__':
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+    from segkit.errors import one_line
     device = sys.argv[sys.argv.index('--device') + 1] if '--device' in sys.argv else 'cuda'
     failed = 0
     for name, probe in PROBES.items():
         try:
             probe(device)
         except Exception as err:  # noqa: BLE001
-            print(f'mmcv {name} kernel on {device}: {type(err).__name__}: '
-                  f'{str(err).strip().splitlines()[0] if str(err).strip() else ""}',
-                  file=sys.stderr)
+            print(f'mmcv {name} kernel on {device}: {one_line(err)}', file=sys.stderr)
             failed = 1
     sys.exit(failed)
