@@ -7,13 +7,14 @@ PY = $(shell env -u PYTHON bash -c 'source tools/_common.sh && echo "$$PYTHON"')
 MODEL ?= segformer
 GPUS ?= 1
 PYTEST_ARGS ?=
+TEST_JOBS ?= 2
 
 .PHONY: help install install-dev demo test test-fast doctor tensorboard clean wheelhouse gpu-check
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
 	  awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: MODEL=segformer|mask2former (demo), SEGKIT_WHEELS=DIR (install; offline if made by make wheelhouse), PYTEST_ARGS=..."
+	@echo "  variables: MODEL=segformer|mask2former (demo), SEGKIT_WHEELS=DIR (install; offline if made by make wheelhouse), TEST_JOBS=2, PYTEST_ARGS=..."
 
 install: ## install the stack into the active env or .venv (idempotent)
 	@bash scripts/install.sh
@@ -24,11 +25,11 @@ install-dev: ## install, plus the test tools
 demo: install ## train, validate, test and report the built-in demo (MODEL=mask2former for the other)
 	@$(PY) tools/demo.py --model $(MODEL)
 
-test: install-dev ## run the test suite (CPU; real tiny runs)
-	@$(PY) -m pytest $(PYTEST_ARGS)
+test: install-dev ## run the test suite (CPU; real tiny runs; TEST_JOBS workers, a file each)
+	@$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 test-fast: install-dev ## the tests without the slow end-to-end ones
-	@$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	@$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 wheelhouse: ## wheels + sdists for an offline make install (WHEELHOUSE=DIR PY_VERSION=3.12 PLATFORM=manylinux_2_28_x86_64 EXCLUDE="numpy opencv")
 	@bash scripts/wheelhouse.sh

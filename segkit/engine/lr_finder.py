@@ -19,7 +19,12 @@ from typing import Optional
 
 import numpy as np
 
+from segkit.analysis.plots import _plt
+from segkit.bench.synthetic import import_custom_modules
+from segkit.engine import dist as sk_dist
+from segkit.engine.config import parse_config_name
 from segkit.errors import SegkitError
+from segkit.io import atomic_write
 
 DEFAULT_ITERS = 200
 START_FACTOR = 1e-2  # default start: the config's lr / 100
@@ -88,8 +93,6 @@ def build_parts(cfg, launcher: str):
     from mmengine.runner import Runner
     from mmseg.registry import MODELS
 
-    from segkit.bench.synthetic import import_custom_modules
-    from segkit.engine import dist as sk_dist
     MMLogger.get_instance('segkit_lr_finder', log_level='WARNING')  # no per-param lines
     import_custom_modules(cfg)
     sk_dist.setup_distributed(cfg, launcher)
@@ -123,7 +126,6 @@ def run_range_test(cfg, config: str, start_lr: Optional[float] = None,
     import torch
     from mmengine.dist import all_reduce
 
-    from segkit.engine import dist as sk_dist
     base = (cfg.get('optim_wrapper') or {}).get('optimizer', {}).get('lr')
     if not base:
         raise SegkitError(f'{config} sets no optim_wrapper.optimizer.lr: the range test '
@@ -197,7 +199,6 @@ def advice_lines(curve: LRCurve, cfg) -> list:
     if cfg.get('num_gpus') and cfg.get('samples_per_gpu'):
         planned = int(cfg.num_gpus), int(cfg.samples_per_gpu)
     else:
-        from segkit.engine.config import parse_config_name
         name = parse_config_name(curve.config)
         planned = (name.gpus, name.batch) if name else None
     if planned:
@@ -217,7 +218,6 @@ def advice_lines(curve: LRCurve, cfg) -> list:
 
 
 def plot_curve(curve: LRCurve, out) -> None:
-    from segkit.analysis.plots import _plt
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.plot(curve.lr, curve.loss, lw=0.8, alpha=0.35, label='loss')
@@ -243,7 +243,6 @@ def write_outputs(curve: LRCurve, out_dir: Path) -> tuple:
     """(JSON path, PNG path) under ``out_dir``."""
     import json
 
-    from segkit.io import atomic_write
     out_dir.mkdir(parents=True, exist_ok=True)
     js, png = out_dir / 'lr_finder.json', out_dir / 'lr_finder.png'
     text = json.dumps(asdict(curve), indent=1) + '\n'

@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from segkit.analysis import compare as cmp
+from segkit.analysis.advice import base_stem
+from segkit.analysis.logs import load_run
+from segkit.engine.launch import gpu_request_error, visible_gpus
+from segkit.engine.resume import checkpoint_problem
 from segkit.errors import SegkitError
+from segkit.io import atomic_write
 
 ROOT = Path(__file__).resolve().parents[2]
 DONE = 'sweep_done.json'
@@ -46,7 +52,6 @@ def cfg_options_argv(options: Optional[dict]) -> list:
 
 def suffix_variant(base: str, suffix: str) -> Variant:
     """``_focal`` -> the ``<stem>_focal.py`` beside the base config."""
-    from segkit.analysis.advice import base_stem
     name, folder, stem = suffix.lstrip('_'), Path(base).parent, base_stem(Path(base).stem)
     cand = folder / f'{stem}_{name}.py'
     if not cand.is_file():
@@ -90,7 +95,6 @@ def gpu_slots(gpus: Optional[str], per_run: int) -> list:
     if per_run < 1 or len(ids) % per_run:
         raise SegkitError(f'--gpus-per-run {per_run} does not divide the {len(ids)} GPU(s) '
                           f'of --gpus {gpus}')
-    from segkit.engine.launch import gpu_request_error, visible_gpus
     if not visible_gpus():
         raise SegkitError(f'--gpus {gpus}: torch sees no CUDA GPU here; leave --gpus out '
                           'to run the variants one after another on CPU (--gpus-per-run N: '
@@ -125,7 +129,6 @@ def finished(work_dir: Path, epochs: Optional[int]) -> Optional[str]:
         except json.JSONDecodeError:
             pass
     if epochs is not None and (work_dir / f'epoch_{epochs}.pth').is_file():
-        from segkit.engine.resume import checkpoint_problem
         if checkpoint_problem(work_dir / f'epoch_{epochs}.pth') is None:
             return f'its last checkpoint epoch_{epochs}.pth'
     return None
@@ -178,7 +181,6 @@ def run_variant(v: Variant, work_dir: Path, epochs: Optional[int], procs: int,
         tail = _last_error(log)
         say(f'{v.name}: FAILED (exit {rc}) after {dt:.0f}s: {tail}')
         return Outcome(v, work_dir, 'failed', f'exit {rc}: {tail}', dt)
-    from segkit.io import atomic_write
     info = {'variant': v.name, 'config': v.config, 'options': v.options, 'epochs': epochs,
             'command': cmd, 'seconds': round(dt, 1),
             'finished': time.strftime('%Y-%m-%d %H:%M:%S')}
@@ -218,8 +220,6 @@ def run_sweep(variants: list, sweep_dir: Path, epochs: Optional[int], slots: lis
 def compare_sweep(variants: list, sweep_dir: Path, console=None):
     """The comparison of the variants that logged, the base first; writes
     ``sweep_dir/compare/`` and prints it."""
-    from segkit.analysis import compare as cmp
-    from segkit.analysis.logs import load_run
     named = []
     for v in variants:
         try:
