@@ -20,8 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # mIoU bars on the demo val split (120 images). A pipeline that learns nothing
 # predicts background everywhere: 71 % of the pixels, IoU 71 / 5 classes = 14.3
-# (what epoch 1 scores). Measured on 2 CPU cores (README): SegFormer 53.5 in 3.1
-# min, Mask2Former 30.2 in 3.4 min.
+# (what epoch 1 scores). The measured mIoU and times are in the README's demo table.
 DEMOS = {
     'segformer': dict(config='configs/demo/segformer_mit-tiny_1xb8-40e_demo-64x64.py', bar=35.0),
     'mask2former': dict(config='configs/demo/mask2former_mit-tiny_1xb8-20e_demo-64x64.py',
