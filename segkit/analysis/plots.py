@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 
 
-def _plt():
+def pyplot():
     import matplotlib
     matplotlib.use('Agg', force=True)
     import matplotlib.pyplot as plt
@@ -18,7 +18,7 @@ def _plt():
 def _save(fig, out: Path) -> Path:
     fig.tight_layout()
     fig.savefig(out, dpi=100)
-    _plt().close(fig)
+    pyplot().close(fig)
     return out
 
 
@@ -41,7 +41,7 @@ def plot_loss_lr(run, reading, out: Path) -> Optional[Path]:
     lrs = [p for p in run.train if p.lr is not None]
     if not (loss or lrs):
         return None
-    fig, (ax1, ax2) = _plt().subplots(2, 1, figsize=(9, 6), sharex=True)
+    fig, (ax1, ax2) = pyplot().subplots(2, 1, figsize=(9, 6), sharex=True)
     ax1.plot([p.iter for p in loss], [p.loss for p in loss], lw=1, label='train loss')
     ax2.plot([p.iter for p in lrs], [p.lr for p in lrs], lw=1.5, label='logged lr')
     for chk in reading.lr_checks:
@@ -65,7 +65,7 @@ def plot_loss_lr(run, reading, out: Path) -> Optional[Path]:
 def plot_val(run, reading, out: Path) -> Optional[Path]:
     if not run.val:
         return None
-    fig, ax = _plt().subplots(figsize=(9, 4.5))
+    fig, ax = pyplot().subplots(figsize=(9, 4.5))
     eps = [v.epoch for v in run.val]
     for key, style in (('mIoU', '-o'), ('mAcc', '-s'), ('aAcc', '-^')):
         ys = [v.metrics.get(key) for v in run.val]
@@ -93,7 +93,7 @@ def plot_per_class(reading, out: Path) -> Optional[Path]:
                   key=lambda r: (r.iou, r.share if r.share is not None else 0.0))
     if not rows:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, max(3.0, min(40.0, 0.22 * len(rows) + 1.2))))
     ys = np.arange(len(rows))
     shares = [r.share for r in rows]
@@ -126,7 +126,7 @@ def plot_confusion(test, out: Path) -> Optional[Path]:
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     n = len(cm)
     size = min(24.0, max(5.0, 0.3 * n + 3))
-    fig, ax = _plt().subplots(figsize=(size, size * 0.85))
+    fig, ax = pyplot().subplots(figsize=(size, size * 0.85))
     im = ax.imshow(norm, cmap='Blues', vmin=0, vmax=1)
     fig.colorbar(im, ax=ax, label='share of the true class\'s pixels')
     names = test.classes or [str(i) for i in range(n)]
@@ -146,7 +146,7 @@ def plot_confusion(test, out: Path) -> Optional[Path]:
 def plot_compare(runs: list, names: list, out: Path) -> Optional[Path]:
     if not any(run.val for run in runs):
         return None
-    fig, (ax, ax2) = _plt().subplots(2, 1, figsize=(9, 7), sharex=True)
+    fig, (ax, ax2) = pyplot().subplots(2, 1, figsize=(9, 7), sharex=True)
     for run, name in zip(runs, names):
         color = None
         if run.val:

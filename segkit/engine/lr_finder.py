@@ -19,7 +19,7 @@ from typing import Optional
 
 import numpy as np
 
-from segkit.analysis.plots import _plt
+from segkit.analysis.plots import pyplot
 from segkit.bench.synthetic import import_custom_modules
 from segkit.engine import dist as sk_dist
 from segkit.engine.config import parse_config_name
@@ -218,7 +218,7 @@ def advice_lines(curve: LRCurve, cfg) -> list:
 
 
 def plot_curve(curve: LRCurve, out) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.plot(curve.lr, curve.loss, lw=0.8, alpha=0.35, label='loss')
     ax.plot(curve.lr, curve.smoothed, lw=1.8, label=f'smoothed (EMA {SMOOTHING:g})')
