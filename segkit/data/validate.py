@@ -1,11 +1,7 @@
-"""Check a config's dataset the way training reads it; behind ``tools/validate_dataset.py``
-(preflight runs :func:`validate` in-process on ``sample=16, workers=1``).
-
-Each split's dataset is built through mmseg's registry from the config's dataloader, so
-roots, suffixes, ann_file, reduce_zero_label, label_map and classes are the config's own;
-every pair (or ``sample`` random ones) is checked in ``workers`` processes and the mask
-folders are scanned for masks with no image. A :class:`Finding` says in one line what is
-wrong and how to fix it; all are errors but no_labels, and orphan_mask under an ann_file.
+"""Check a config's dataset the way training reads it (built through mmseg's registry,
+so paths, suffixes and label settings are the config's own); behind
+``tools/validate_dataset.py`` and preflight. A :class:`Finding` says in one line what is wrong
+and how to fix it; all are errors but no_labels, and orphan_mask under an ann_file.
 """
 from __future__ import annotations
 
@@ -15,6 +11,7 @@ import os
 import random
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Optional, Sequence
 
 import numpy as np
@@ -89,17 +86,6 @@ def _image_size(path: str, exif: bool) -> tuple:
         return arr.shape[1], arr.shape[0]
 
 
-def _read_mask(path: str, backend: str) -> tuple:
-    """(array as mmseg's LoadAnnotations gets it before the uint8 cast, mode)."""
-    if backend == 'cv2':
-        arr = _cv2_decode(path, 'IMREAD_UNCHANGED')
-        if arr is None:
-            raise ValueError('cv2 cannot decode it')
-        return arr, f'cv2 {arr.dtype}'
-    with _open_strict(path) as img:
-        return np.array(img), img.mode
-
-
 def _hist256(mask: np.ndarray) -> np.ndarray:
     """Pixels per value of a uint8 mask. cv2's histogram is ~5x np.bincount;
     its float32 counts are exact below 2**24 pixels."""
@@ -144,8 +130,15 @@ def inspect_pair(img_path: str, seg_path: Optional[str], num_classes: int, ignor
         add('missing_mask', seg_path, f'image {os.path.basename(img_path)} has no mask '
             'here: add the mask, or remove the image (and its ann_file line)')
         return PairStats(out)
-    try:
-        mask, mode = _read_mask(seg_path, mask_backend)
+    try:  # the array mmseg's LoadAnnotations gets before the uint8 cast
+        if mask_backend == 'cv2':
+            mask = _cv2_decode(seg_path, 'IMREAD_UNCHANGED')
+            if mask is None:
+                raise ValueError('cv2 cannot decode it')
+            mode = f'cv2 {mask.dtype}'
+        else:
+            with _open_strict(seg_path) as img:
+                mask, mode = np.array(img), img.mode
     except Exception as err:  # noqa: BLE001
         add('unreadable_mask', seg_path, f'mask cannot be decoded ({one_line(err)}): the '
             'file is truncated or corrupt; extract, convert or download it again')
@@ -205,8 +198,7 @@ def inspect_pair(img_path: str, seg_path: Optional[str], num_classes: int, ignor
     return PairStats(out, hist)
 
 
-def _zeros() -> np.ndarray:
-    return np.zeros(256, np.int64)
+_zeros = partial(np.zeros, 256, np.int64)
 
 
 @dataclass
@@ -327,9 +319,14 @@ def _stems(root, suffix) -> dict:
     return found
 
 
-def _suffix_hint(images: dict, masks: dict, img_suffix: str, seg_suffix: str) -> str:
-    """'' or the suffix setting the names on disk ask for: when at least half the
-    masks with no image are named IMAGE_mask.png, seg_map_suffix='_mask.png'."""
+def _orphans(img_dir: str, seg_dir: str, img_suffix: str, seg_suffix: str,
+             with_ann_file: bool, label: str) -> tuple[list, str]:
+    """Masks (``*seg_suffix`` under seg_dir) whose image is not under img_dir, and ''
+    or the suffix setting the names on disk ask for: when at least half the masks
+    with no image are named IMAGE_mask.png, seg_map_suffix='_mask.png'."""
+    masks = _stems(seg_dir, seg_suffix)
+    images = _stems(img_dir, img_suffix) if os.path.isdir(img_dir) else {}
+    hint = ''
     for names, bases, what, like, key, suffix in (
             (masks, images, 'masks', 'IMAGE', 'seg_map_suffix', seg_suffix),
             (images, masks, 'images', 'MASK', 'img_suffix', img_suffix)):
@@ -341,18 +338,9 @@ def _suffix_hint(images: dict, masks: dict, img_suffix: str, seg_suffix: str) ->
                 tails[n[cut:]] += 1
         tail, count = (tails.most_common(1) or [('', 0)])[0]
         if count and count * 2 >= len(alone):
-            return (f"{what} are named like {like}{tail}{suffix}: set {key}="
+            hint = (f"{what} are named like {like}{tail}{suffix}: set {key}="
                     f"'{tail}{suffix}' in the dataset config (now '{suffix}')")
-    return ''
-
-
-def _orphans(img_dir: str, seg_dir: str, img_suffix: str, seg_suffix: str,
-             with_ann_file: bool, label: str) -> tuple[list, str]:
-    """Masks (``*seg_suffix`` under seg_dir) whose image is not under img_dir, and
-    the suffix hint when the names differ by a common tail."""
-    masks = _stems(seg_dir, seg_suffix)
-    images = _stems(img_dir, img_suffix) if os.path.isdir(img_dir) else {}
-    hint = _suffix_hint(images, masks, img_suffix, seg_suffix)
+            break
     fix = hint or ('add the image or move the mask out (a different image suffix or name '
                    'also does this)')
     return [Finding('orphan_mask', path, f'mask has no image {stem}{img_suffix} in {img_dir}: '
@@ -373,16 +361,12 @@ def _check_chunk(task) -> tuple:
     return index, len(pairs), pixels, images, present, findings
 
 
-def _expand(splits) -> list:
-    splits = [splits] if isinstance(splits, str) else splits
-    return [x for s in splits for x in (['train', 'val', 'test'] if s == 'all' else [s])]
-
-
 def validate(cfg, splits: Sequence[str] = ('train', 'val'), sample: Optional[int] = None,
              workers: Optional[int] = None, progress: bool = True, seed: int = 0) -> Report:
     """Check every pair of the config's ``splits`` (see module docstring)."""
     workers = workers or default_workers()
-    splits = _expand(splits)
+    splits = [x for s in ([splits] if isinstance(splits, str) else splits)
+              for x in (['train', 'val', 'test'] if s == 'all' else [s])]
     built = [(leaf,) + _build(cfg, label, leaf)
              for label, leaf in split_datasets(cfg, tuple(splits))]
     if not built:
@@ -537,6 +521,6 @@ def main(config: str, split: str = 'all', workers: Optional[int] = None,
          sample: Optional[int] = None, cfg_options: Optional[dict] = None,
          worst: int = 20) -> int:
     cfg = load_config(config, cfg_options)
-    report = validate(cfg, _expand(split), sample=sample, workers=workers)
+    report = validate(cfg, split, sample=sample, workers=workers)
     print_report(report, worst)
     return 1 if report.errors else 0
