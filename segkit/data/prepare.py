@@ -1,16 +1,11 @@
-"""From downloaded archives (.zip, .tar, .tgz) or their extracted folders to the
-layouts the dataset configs read; behind ``tools/prepare_data.py`` (see data/README.md).
+"""From downloaded archives (.zip, .tar, .tgz) or their extracted folders to the layouts
+the dataset configs read (ADE20K; VOC2012 + SBD as SegmentationClassAug index PNGs and
+train_aug.txt); behind ``tools/prepare_data.py`` (see data/README.md).
 
-    ade20k:  ADEChallengeData2016.zip -> out/ADEChallengeData2016/
-    voc-aug: VOCtrainval_11-May-2012.tar + SBD benchmark.tgz -> out/VOCdevkit/VOC2012/
-             with SegmentationClassAug (SBD cls/*.mat as index PNGs; VOC's own mask,
-             as indices, where VOC has one) and ImageSets/Segmentation/train_aug.txt
-
-Safe to re-run: finished outputs are skipped, a file already there that differs
-is never overwritten (the run stops and names it), and a list that changes keeps
-its old version as a ``.bak``. A re-run over a big tar would read it again (tars
-have no index): a manifest ``<out>/.segkit-prepared/<archive>.json`` (output -> size),
-written after a complete pass, skips the archive while every output is still there.
+Safe to re-run: finished outputs are skipped, a differing file is never overwritten (the
+run stops and names it), a changed list keeps its old version as ``.bak``, and a manifest
+``<out>/.segkit-prepared/<archive>.json`` (output -> size) skips an archive (tars have no
+index) while every output is still there.
 """
 from __future__ import annotations
 
@@ -121,8 +116,7 @@ def _manifest_path(out_root: str, archive: str) -> str:
 
 
 def manifest_done(out_root: str, archive: str) -> bool:
-    """Whether ``archive`` was fully processed into ``out_root`` and every output
-    is still there with its size."""
+    """Whether ``archive`` was fully processed and every output is still there, same size."""
     try:
         with open(_manifest_path(out_root, archive), encoding='utf-8') as f:
             man = json.load(f)
@@ -274,17 +268,6 @@ def _sbd_segmentation(mat: bytes) -> np.ndarray:
     return seg
 
 
-def _save_label_png(path: str, labels: np.ndarray) -> None:
-    """A mode 'L' PNG, atomically: not a palette PNG, so every reader (cv2 too,
-    which expands palettes) gets the indices."""
-    if labels.ndim != 2:
-        raise ValueError(f'label map must be 2-D, got shape {labels.shape}')
-    if labels.size and (labels.min() < 0 or labels.max() > 255):
-        raise ValueError(f'label values must fit in 0..255, got {labels.min()}..{labels.max()}')
-    img = Image.fromarray(labels.astype(np.uint8))
-    atomic_write(path, lambda tmp: img.save(tmp, format='PNG'))
-
-
 def _index_png_chunk(task) -> list:
     """(out_dir, [(name, VOC palette PNG path or SBD .mat bytes)]) -> index PNGs
     in out_dir: [(name, status, detail)], status written (detail: its size),
@@ -298,8 +281,14 @@ def _index_png_chunk(task) -> list:
             if os.path.isfile(dst):
                 same = np.array_equal(_read_png(dst), labels)
                 done.append((name, 'skipped' if same else 'conflict', dst))
-            else:
-                _save_label_png(dst, labels)
+            else:  # mode L, not palette: every reader (cv2 expands palettes) gets the indices
+                if labels.ndim != 2:
+                    raise ValueError(f'label map must be 2-D, got shape {labels.shape}')
+                if labels.size and (labels.min() < 0 or labels.max() > 255):
+                    raise ValueError('label values must fit in 0..255, got '
+                                     f'{labels.min()}..{labels.max()}')
+                img = Image.fromarray(labels.astype(np.uint8))
+                atomic_write(dst, lambda tmp: img.save(tmp, format='PNG'))
                 done.append((name, 'written', os.path.getsize(dst)))
         except Exception as err:  # noqa: BLE001 - reported per file
             done.append((name, 'error', f'{type(err).__name__}: {err}'))
