@@ -1,8 +1,5 @@
-"""Iteration-based mmseg config -> epoch-based leaf config with the same LR per sample.
-
-The written file inherits the source (``_base_``), sets the shipped leaves' knobs with
-the arithmetic beside them, and overrides what epochs change: loop, sampler, batch,
-scheduler positions, hooks, log processor, vis backends, ``auto_scale_lr``.
+"""Iteration-based mmseg config -> epoch-based leaf config (``_base_`` = the source, knobs
+with their arithmetic) with the same LR per sample.
 
 Source iteration ``p`` has seen ``p x B0`` samples (B0 = its GPUs x batch), converted
 iteration ``j`` ``j x G x B``: every position moves to ``j = round(p x B0 / (G x B))``

@@ -381,9 +381,8 @@ def _sbd_to_aug(sbd: str, out: str, root: str, voc_names: set, workers: int,
                               '(or its extracted folder)? download it again')
         write_text_keeping_old(os.path.join(root, rel), ''.join(n + '\n' for n in lists[split]))
     if os.path.isfile(sbd):
-        man = {f'{VOC_DIR}/{AUG}/{n}.png': s for n, s in outputs.items()}
-        man.update({f'{VOC_DIR}/{p}': None for p in lists_rel.values()})
-        write_manifest(out, sbd, man)
+        write_manifest(out, sbd, {**{f'{VOC_DIR}/{AUG}/{n}.png': s for n, s in outputs.items()},
+                                  **{f'{VOC_DIR}/{p}': None for p in lists_rel.values()}})
     result.steps.append(('SBD masks', counts['written'], skipped['done'],
                          f"from {source}; {skipped['voc']} name(s) keep VOC's mask"))
     return lists
@@ -466,10 +465,8 @@ def print_result(result: PrepareResult) -> None:
 def main(dataset: str, src: Optional[str] = None, voc: Optional[str] = None,
          sbd: Optional[str] = None, out: str = 'data', allow_partial: bool = False,
          workers: Optional[int] = None) -> int:
-    if dataset == 'ade20k':
-        result = prepare_ade20k(src, out, allow_partial)
-    else:
-        result = prepare_voc_aug(voc, sbd, out, allow_partial, workers)
+    result = (prepare_ade20k(src, out, allow_partial) if dataset == 'ade20k' else
+              prepare_voc_aug(voc, sbd, out, allow_partial, workers))
     print_result(result)
     print(f'next: {shell_command(["python", "tools/validate_dataset.py", _NEXT_CONFIG[dataset]])}')
     return 0
