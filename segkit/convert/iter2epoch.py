@@ -97,9 +97,8 @@ def milestone_value(j: int, length: int):
     """The epoch ``e`` with ``e * length == j`` exactly (a milestone or step size), or
     None: for about one ``j`` in ten no float has it (a neighbour of ``j / length``
     never does either)."""
-    if j % length == 0:
-        return j // length
-    return j / length if (j / length) * length == j else None
+    e = epoch_value(j, length)
+    return e if e * length == j else None
 
 
 def _nearest(x: Fraction) -> int:
