@@ -1,11 +1,10 @@
-"""Environment checks behind ``tools/doctor.py`` / ``make doctor``: :func:`probe` gathers
-facts about this machine (surviving a broken package, recording its error); each
-``check_*`` is a pure function of the facts (tests hand them a failing machine) giving
-one PASS / WARN / FAIL / SKIP row with a one-line fix."""
+"""``make doctor``: :func:`probe` gathers facts (surviving a broken package); each ``check_*``
+is a pure function of them giving one PASS / WARN / FAIL / SKIP row with a one-line fix."""
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import importlib.util
 import os
 import re
@@ -69,7 +68,7 @@ class Facts:
 
 
 def _try(fn: Callable[[], object]) -> Optional[str]:
-    """Run ``fn``; None if it worked, else its error in one line."""
+    """None if ``fn()`` works, else its error in one line."""
     try:
         fn()
     except KeyboardInterrupt:
@@ -99,8 +98,7 @@ def _stdout(*cmd: str) -> str:
 
 
 def mmcv_window(package: str) -> Optional[tuple]:
-    """The mmcv version window a package asserts at import, read from its source
-    without importing it (importing fails exactly when the window is wrong)."""
+    """The mmcv window a package asserts at import, read from its source (importing would fail)."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.origin:
         return None
@@ -111,7 +109,6 @@ def mmcv_window(package: str) -> Optional[tuple]:
 
 
 def probe_tensorboard(logdir: str) -> None:
-    """Write one scalar with TensorBoard's SummaryWriter; raise if no event file."""
     from torch.utils.tensorboard import SummaryWriter
     writer = SummaryWriter(log_dir=logdir)
     writer.add_scalar('doctor/check', 1.0, 0)
@@ -121,7 +118,7 @@ def probe_tensorboard(logdir: str) -> None:
 
 
 def probe_safe_loading() -> None:
-    """A resume-style payload (HistoryBuffer + numpy) round-trips with weights_only."""
+    """A resume-style payload round-trips with weights_only."""
     import torch
     from mmengine.logging import HistoryBuffer
 
@@ -202,7 +199,6 @@ def _major(v: Optional[str]) -> Optional[int]:
 
 def _error_check(name: str, error: str, ok: Callable[[Facts], str], fix: str,
                  status: str = FAIL) -> Callable[[Facts], Check]:
-    """A check that fails (``status``) when the probe recorded ``Facts.<error>``."""
     def check(f: Facts) -> Check:
         err = getattr(f, error)
         return Check(name, status, err, fix) if err else Check(name, PASS, ok(f))
@@ -318,7 +314,7 @@ def check_mmcv_cuda_kernels(f: Facts) -> Check:
 
 
 def op_path_rows(f: Facts) -> list[Check]:
-    """One row per op that segkit routes (kernel or PyTorch path on the training device)."""
+    """One row per op that segkit routes."""
     if not f.op_paths:  # not probed: importing the routing would fail on a broken stack
         return []
     from segkit.plugins.models.ops_routing import FIX, OPS, PYTORCH
@@ -415,7 +411,6 @@ def main(config: Optional[str] = None, work_dir: str = 'work_dirs',
     rows = run_checks(probe(work_dir)) + (config_checks(config) if config else [])
     fails = sum(r.status == FAIL for r in rows)
     if as_json:
-        import json
         print(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
     else:
         render(rows, 'segkit doctor')

@@ -1,15 +1,6 @@
-"""Data-pipeline benchmark: the config's *train* pipeline, per transform, per worker.
-
-Measured here, in this process, as one DataLoader worker runs it: one image at a
-time, one torch thread, OpenCV threading off (mmengine's ``opencv_num_threads=0``).
-``workers > 1`` also times a real torch DataLoader (aggregate images/s).
-
-Files: the config's dataset when on disk, else synthetic pairs of the dataset's
-typical size (ADE20K 683x512, VOC 500x375 with 255 borders, others the crop) in
-its own layout; smooth textured JPEGs (quality 90) cost about what a photo costs
-to decode. ``--compare`` runs a second config's pipeline on the same files with
-the same random seeds.
-"""
+"""Data-pipeline benchmark: the config's *train* pipeline per transform, timed as one
+DataLoader worker runs it (one torch thread, OpenCV threads off), on the dataset's files
+or synthetic ones of its typical size and layout (textured JPEGs decode like photos)."""
 from __future__ import annotations
 
 import argparse
@@ -50,12 +41,6 @@ def _leaf_dataset(cfg) -> dict:
     return copy.deepcopy(leaves[0][1])
 
 
-def _real_files_present(ds: dict) -> bool:
-    paths = dataset_paths(ds)
-    img = paths.get('img_path')
-    return bool(img and os.path.isdir(img) and any(os.scandir(img)))
-
-
 def _synthetic_pair(rng, h: int, w: int, num_classes: int, ignore_borders: bool):
     import cv2
     low = rng.integers(0, 256, (max(h // 48, 2), max(w // 48, 2), 3)).astype(np.uint8)
@@ -73,8 +58,7 @@ def _synthetic_pair(rng, h: int, w: int, num_classes: int, ignore_borders: bool)
 
 
 def write_synthetic_dataset(cfg, root: str, num_images: int) -> dict:
-    """Write ``num_images`` pairs where the config's train dataset looks for them,
-    under ``root``; returns the dataset cfg pointed at ``root``."""
+    """Write ``num_images`` pairs under ``root``; returns the train dataset cfg pointed there."""
     import cv2
     from mmseg.registry import DATASETS
 
@@ -91,8 +75,8 @@ def write_synthetic_dataset(cfg, root: str, num_images: int) -> dict:
     num_classes = num_classes_of(cfg)
     root_p = Path(root)
     img_dir, seg_dir = (root_p / prefix.get(k, '') for k in ('img_path', 'seg_map_path'))
-    img_dir.mkdir(parents=True, exist_ok=True)
-    seg_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (img_dir, seg_dir):
+        folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     names = [f'bench_{i:05d}' for i in range(num_images)]
     for name in names:
@@ -124,8 +108,7 @@ def _start(info: dict, pipeline_cfg: list) -> dict:
     """A copy of ``info`` for the pipeline, with its LoadAnnotations' reduce_zero_label."""
     results = copy.deepcopy(info)
     for t in pipeline_cfg:
-        if t.get('type', '').endswith('LoadAnnotations') and \
-                t.get('reduce_zero_label') is not None:
+        if t.get('type', '').endswith('LoadAnnotations') and t.get('reduce_zero_label') is not None:
             results['reduce_zero_label'] = bool(t['reduce_zero_label'])
             break
     return results
@@ -147,11 +130,8 @@ def worker_threads():
 
 
 def profile_pipelines(pipeline_cfgs: list, infos: list, repeats: int = 2) -> list:
-    """Run each pipeline transform by transform on every info, a warm-up pass then
-    ``repeats`` timed ones: per-transform ms/image and share, images/s of one worker.
-
-    Several pipelines (A vs B) alternate image by image, so both see the same
-    machine load, with each image's random draws seeded identically for all."""
+    """Each pipeline transform by transform on every info (a warm-up pass, then ``repeats``);
+    pipelines alternate image by image, with the same seeds, so both see the same load."""
     from mmengine.registry import init_default_scope
     from mmseg.registry import TRANSFORMS
     init_default_scope('mmseg')
@@ -209,8 +189,7 @@ class _PipelineDataset:
 
 def loader_throughput(pipeline_cfg: list, infos: list, workers: int,
                       epochs: int = 2) -> dict:
-    """A torch DataLoader with ``workers`` (> 1) processes over the infos (batch 1,
-    mmengine's pseudo_collate): aggregate images/s of the last epoch."""
+    """Aggregate images/s of the last epoch of a torch DataLoader with ``workers`` processes."""
     import torch
     from mmengine.dataset import pseudo_collate
     loader = torch.utils.data.DataLoader(
@@ -227,8 +206,7 @@ def loader_throughput(pipeline_cfg: list, infos: list, workers: int,
 
 def gpu_feed(per_worker: float, cores: int, gpus: int, workers_per_gpu: int,
              gpu_img_per_s: float) -> dict:
-    """Can the workers feed the GPUs? Each GPU's training process takes a core; the
-    rest run workers (at most ``workers_per_gpu`` per GPU, the config's num_workers)."""
+    """Can the workers feed the GPUs? Each GPU's process takes a core, the rest run workers."""
     usable = max(min(workers_per_gpu, (cores - gpus) // gpus), 1)
     supply = per_worker * usable
     return {'cores': cores, 'gpus': gpus, 'workers_per_gpu': usable,
@@ -245,9 +223,11 @@ def run(config: str, compare: Optional[str] = None, images: int = 40, repeats: i
     ds = _leaf_dataset(cfg)
     if data_root:
         ds['data_root'] = data_root
-    use_real = _real_files_present(ds) if synthetic is None else not synthetic
+    if synthetic is None:
+        img = dataset_paths(ds).get('img_path')
+        synthetic = not (img and os.path.isdir(img) and any(os.scandir(img)))
     tmp = None
-    if use_real:
+    if not synthetic:
         source = f"real files under {ds.get('data_root')}"
     else:
         tmp = keep_dir or tempfile.mkdtemp(prefix='segkit_databench_')
@@ -278,15 +258,12 @@ def run(config: str, compare: Optional[str] = None, images: int = 40, repeats: i
     return report
 
 
-def _ms_share(row: Optional[dict]) -> tuple:
-    return (f"{row['ms_per_image']:.2f}", f"{100 * row['share']:.1f}%") if row else ('', '')
-
-
 def print_report(report: dict) -> None:
     setups = report['setups']
     labels = ['A', 'B'] if len(setups) > 1 else ['config']
     rows = [[' / '.join(dict.fromkeys(r['transform'] for r in step if r)),
-             *(cell for r in step for cell in _ms_share(r))]
+             *(cell for r in step for cell in ((f"{r['ms_per_image']:.2f}",
+                                                f"{100 * r['share']:.1f}%") if r else ('', '')))]
             for step in itertools.zip_longest(*(s['transforms'] for s in setups))]
     summaries = {'total ms/image': lambda s: f"{s['ms_per_image']:.2f}",
                  'img/s per worker': lambda s: f"{s['img_per_s_per_worker']:.1f}"}

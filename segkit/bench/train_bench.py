@@ -1,8 +1,5 @@
-"""Training benchmark: the config's own ``model.train_step(data, optim_wrapper)``
-timed (CUDA synchronised after every step, warm-up excluded), each step split into
-*data wait* and *step*. Setups run one after the other in one process; cuDNN benchmark
-and TF32 are set per setup and restored afterwards.
-"""
+"""Training benchmark: the config's own ``model.train_step`` timed (CUDA synchronised,
+warm-up excluded), split into *data wait* and *step*; setups run one after the other."""
 from __future__ import annotations
 
 import argparse
@@ -43,9 +40,7 @@ OOM_TEXT = ('out of memory', "can't allocate memory", 'CUDNN_STATUS_ALLOC_FAILED
 
 @dataclass
 class Setup:
-    """One benchmarked configuration. ``switches``: the speed flags given (SETUP_FLAGS
-    but the batch: 'amp', 'fused', 'compile', ...); those not given keep what the config
-    says (its ``fast_paths`` dict, else stock PyTorch/mmseg behaviour)."""
+    """One benchmarked configuration; ``switches``: the speed flags given (others keep the config's)."""
     config: str
     label: str = ''
     batch: Optional[int] = None
@@ -94,9 +89,7 @@ def reset_peak(device: str) -> bool:
 
 
 def read_peak(device: str, was_reset: bool) -> dict:
-    """Peak memory since :func:`reset_peak`: CUDA ``max_memory_allocated`` (and
-    reserved); on CPU the process's RSS high-water mark (VmHWM), ``ru_maxrss`` where
-    Linux does not let it be reset."""
+    """Peak memory since :func:`reset_peak` (on CPU: VmHWM, else lifetime ``ru_maxrss``)."""
     if device.startswith('cuda'):
         return {'kind': 'cuda max_memory_allocated',
                 'peak_bytes': int(torch.cuda.max_memory_allocated()),
@@ -154,10 +147,8 @@ def prepare(setup: Setup, device: str):
 
 def bench_batch(num_classes: int, batch: int, size, seed: int = 0,
                 classes_per_image: Optional[int] = 10) -> dict:
-    """segkit.bench.synthetic's random batch with ``classes_per_image`` classes per label
-    map (ADE20K images hold ~10 of its 150 classes; Mask2Former's matching and mask
-    losses scale with the classes present, so all 150 in every image would overstate
-    the head's share). 0/None: every class."""
+    """A synthetic batch with ``classes_per_image`` classes per label map (0/None: all):
+    ADE20K images hold ~10 of 150, and Mask2Former's losses scale with the classes present."""
     data = synthetic_batch(num_classes, batch, size, seed=seed)
     if classes_per_image and classes_per_image < num_classes:
         g = torch.Generator().manual_seed(seed + 7919)
@@ -170,8 +161,7 @@ def bench_batch(num_classes: int, batch: int, size, seed: int = 0,
 
 
 def _data_iter(cfg, batch: int, make_batch: Optional[Callable]):
-    """Endless batches: two of ``make_batch`` (synthetic) in turn, else the config's
-    train dataloader."""
+    """Endless batches: two synthetic ones in turn, else the config's train dataloader."""
     if make_batch:
         return itertools.cycle([make_batch(batch, seed=i) for i in range(2)]), 'synthetic'
     from mmengine.runner import Runner
@@ -196,11 +186,8 @@ def _copy_batch(data: dict) -> dict:
 
 
 def inference_amp(cfg, amp: Optional[str], device: str) -> Optional[str]:
-    """The autocast of inference as the runner's val/test loop runs it: mmengine's
-    ValLoop/TestLoop autocast only with ``fp16=True`` in val_cfg/test_cfg, else fp32
-    (an ``_amp`` recipe trains in bf16 but validates in fp32). Never on CPU: bf16
-    autocast there casts every weight on every call (no cast cache outside autograd)
-    and, without AMX, costs 1.3-1.45x the CPU time of fp32 (SegFormer-B2, 256 px)."""
+    """Inference autocast as mmengine's val loop runs it (only with ``val_cfg.fp16``). Never on
+    CPU: bf16 autocast there recasts every weight per call, 1.3-1.45x fp32's time without AMX."""
     if not amp or not device.startswith('cuda'):
         return None
     return amp if (cfg.get('val_cfg') or {}).get('fp16') else None
@@ -299,27 +286,22 @@ def run_setup(setup: Setup, iters: int = 20, warmup: int = 5, device: str = 'cud
 
 def compare(a: dict, b: dict) -> dict:
     """Setup B vs setup A."""
-    def ratio(x, y):
+    def ratio(part, key):
+        x, y = ((s.get(part) or {}).get(key) for s in (b, a))
         return (x / y) if (x is not None and y) else None
-    return {
-        'a': a['label'], 'b': b['label'],
-        'train_img_per_s_ratio': ratio(b['train']['img_per_s'], a['train']['img_per_s']),
-        'memory_ratio': ratio(b['memory']['peak_bytes'], a['memory']['peak_bytes']),
-        'inference_img_per_s_ratio': ratio((b.get('inference') or {}).get('img_per_s'),
-                                           (a.get('inference') or {}).get('img_per_s')),
-        'loss_last_a': a['train']['loss_last'], 'loss_last_b': b['train']['loss_last'],
-    }
+    return {'a': a['label'], 'b': b['label'],
+            'train_img_per_s_ratio': ratio('train', 'img_per_s'),
+            'memory_ratio': ratio('memory', 'peak_bytes'),
+            'inference_img_per_s_ratio': ratio('inference', 'img_per_s'),
+            'loss_last_a': a['train']['loss_last'], 'loss_last_b': b['train']['loss_last']}
 
 
 def find_max_batch(setup: Setup, device: str = 'cuda', start: Optional[int] = None,
                    cap: int = 256, mem_limit_bytes: Optional[int] = None,
                    iters: int = 10, warmup: int = 3, synthetic: bool = True,
                    classes_per_image: Optional[int] = 10, log: Callable = print) -> dict:
-    """Largest batch per device that trains: doubling from ``start`` until a try runs
-    out of memory (or passes ``mem_limit_bytes``, or ``cap``), then bisection between
-    the last batch that fit and the first that did not. Each try builds the model and
-    optimizer afresh (an OOM can leave optimizer/scaler state half-updated); memory is
-    freed between tries. Returns the tries and a full measurement at the largest."""
+    """Largest batch that trains (doubling from ``start``, then bisection), each try on a fresh
+    model and optimizer (an OOM can leave their state half-updated); then a full run at it."""
     common = dict(device=device, synthetic=synthetic, infer_iters=0, flops=False,
                   classes_per_image=classes_per_image)
     tries = []
@@ -383,26 +365,22 @@ TABLE_ROWS = (
 )
 
 
-def _fmt(value, digits=2, unit='') -> str:
-    if value is None:
-        return '-'
-    if digits is None:  # text
-        return value
-    return f'{value:.4g}{unit}' if digits == 4 else f'{value:.{digits}f}{unit}'
-
-
-def _cell(setup: dict, get: Callable, digits) -> str:
+def _fmt(get: Callable, digits=2, unit='') -> str:
+    """``get()`` formatted ('-' where missing); digits None: text, 4: significant."""
     try:
-        return _fmt(get(setup), digits)
+        value = get()
     except (KeyError, TypeError):
-        return '-'
+        value = None
+    if value is None or digits is None:
+        return value or '-'
+    return f'{value:.4g}{unit}' if digits == 4 else f'{value:.{digits}f}{unit}'
 
 
 def print_report(report: dict) -> None:
     """A table with one column per setup, plus B/A when comparing."""
     setups, cmp = report['setups'], report.get('compare')
-    rows = [[name, *(_cell(s, get, digits) for s in setups),
-             *([_fmt(cmp.get(key), unit='x') if key else ''] if cmp else [])]
+    rows = [[name, *(_fmt(lambda: get(s), digits) for s in setups),
+             *([_fmt(lambda: cmp.get(key), unit='x') if key else ''] if cmp else [])]
             for name, get, key, digits in TABLE_ROWS]
     before = [f"{s['label']}: {s['setup']}  [{s['optim_wrapper']}, {s['optimizer']['type']}"
               f"{' fused' if s['optimizer']['fused'] else ''}, {s['data']}, "

@@ -1,11 +1,6 @@
-"""Pretrained backbone weights -> mmseg key names, checked against the mmseg backbone
-(``tools/convert_weights.py``; inputs in checkpoints/README.md).
-
-Hugging Face files are first renamed to the official release's layout, fusing q/k/v, so
-one release -> mmseg mapping serves both. Each mapping is a list of key rewrites; a key
-no rule knows passes through, and the strict load into the mmseg backbone, done before
-anything is written, names it.
-"""
+"""Pretrained backbone weights -> mmseg key names (``tools/convert_weights.py``): Hugging Face
+files are first renamed to the official release's layout, so one release -> mmseg rule list
+serves both; the strict load into the mmseg backbone, before anything is written, checks it."""
 from __future__ import annotations
 
 import re
@@ -43,8 +38,7 @@ def mit_backbone_cfg(arch: str) -> dict:
 
 
 def load_state_dict(src) -> tuple[Path, dict]:
-    """``(file, {name: tensor})`` from a ``.pth``/``.bin`` (safe load), a
-    ``.safetensors`` file, or a Hugging Face snapshot folder."""
+    """``(file, {name: tensor})`` from a .pth/.bin, .safetensors or Hugging Face folder."""
     path = Path(src)
     if path.is_dir():
         path = next((path / n for n in ('model.safetensors', 'pytorch_model.bin')
@@ -77,8 +71,7 @@ def load_state_dict(src) -> tuple[Path, dict]:
 
 
 def unwrap(obj, where: str = 'the checkpoint') -> dict:
-    """The ``{name: tensor}`` in a checkpoint: bare (MiT release, torchvision, HF),
-    under ``'model'`` (Swin release) or ``'state_dict'`` (mmseg, segkit's own)."""
+    """The ``{name: tensor}`` in a checkpoint: bare, under ``'model'`` or ``'state_dict'``."""
     if isinstance(obj, Mapping):
         obj = next((obj[k] for k in ('state_dict', 'model') if isinstance(obj.get(k), Mapping)),
                    obj)
@@ -210,9 +203,8 @@ _MOBILENETV3 = [
 
 
 def _unfold_order(w: torch.Tensor) -> torch.Tensor:
-    """PatchMerging's input channels: the release concatenates the 2x2 neighbours as
-    (0,0),(1,0),(0,1),(1,1); mmseg's nn.Unfold is channel-major, then (0,0),(0,1),
-    (1,0),(1,1) (the permutation of mmseg's swin2mmseg.py)."""
+    """PatchMerging's input channels: the release's 2x2 neighbour order -> mmseg's channel-major
+    nn.Unfold order (the permutation of mmseg's swin2mmseg.py)."""
     head, c = w.shape[:-1], w.shape[-1] // 4
     return w.reshape(*head, 4, c)[..., [0, 2, 1, 3], :].transpose(-1, -2).reshape(w.shape)
 
@@ -265,8 +257,7 @@ def convert_swin(state_dict: Mapping) -> OrderedDict:
 
 
 def convert_mobilenetv3(state_dict: Mapping) -> OrderedDict:
-    """torchvision's DeepLabV3 MobileNetV3-Large ``backbone`` -> mmseg ``MobileNetV3``
-    (``InvertedResidualV3``: expand_conv, depthwise_conv, se.conv1/2, linear_conv)."""
+    """torchvision's DeepLabV3 MobileNetV3-Large ``backbone`` -> mmseg ``MobileNetV3``."""
     return _to_mmseg('mobilenetv3', state_dict)[0]
 
 
@@ -300,9 +291,7 @@ def build_backbone(cfg: dict) -> torch.nn.Module:
 
 def verify(kind: str, state_dict: Mapping, cfg: dict,
            hint: str = 'check SRC is the right model') -> tuple[OrderedDict, list]:
-    """``(state_dict in the backbone's key order, keys filled from init)`` once it
-    strict-loads into the backbone ``cfg`` builds; else SegkitError naming the
-    missing / unexpected / mis-shaped keys."""
+    """``(state_dict in the backbone's order, keys filled from init)`` once it strict-loads."""
     model = build_backbone(cfg)
     target = model.state_dict()
     fill = _FILLABLE.get(kind)
@@ -332,8 +321,7 @@ def default_dst(kind: str, arch: Optional[str] = None) -> Path:
 
 
 def convert_state_dict(kind: str, state_dict: Mapping, arch: Optional[str] = None):
-    """Convert and verify in memory: ``(mmseg state dict, info dict)``; with ``arch``,
-    MiT weights must be that variant."""
+    """Convert and verify in memory: ``(mmseg state dict, info dict)``."""
     if kind not in KINDS:
         raise SegkitError(f'unknown kind {kind!r}; use one of {", ".join(KINDS)}')
     if arch is not None and kind != 'mit':
@@ -358,8 +346,7 @@ def convert_state_dict(kind: str, state_dict: Mapping, arch: Optional[str] = Non
 
 def convert_file(kind: str, src, dst=None, arch: Optional[str] = None,
                  force: bool = False, console=None) -> Path:
-    """Convert the weights at ``src`` and write ``{'state_dict', 'meta'}`` to ``dst``
-    (default: the file the configs expect); an existing ``dst`` stays unless ``force``."""
+    """Convert ``src`` and write ``{'state_dict', 'meta'}`` to ``dst`` (default: the configs')."""
     if arch is not None and arch not in MIT_ARCHS:
         raise SegkitError(f'unknown --arch {arch!r}; use one of {", ".join(MIT_ARCHS)}')
     src_path, state_dict = load_state_dict(src)
