@@ -1,16 +1,6 @@
-"""Reading a training run: every ``<timestamp>/`` sub-run of a work dir, merged.
-
-A work dir of ``tools/train.py`` holds one ``<timestamp>/`` per start (the first run,
-each ``--resume``, each ``tools/test.py``): ``<timestamp>.log`` (epoch length, resume
-point, times), ``vis_data/<timestamp>.json`` (one JSON object per line: train lines
-with step = iteration, val and per-class lines with step = epoch), ``run_record.json``,
-``config.py`` and (tools/test.py) ``test_metrics.json``. ``tensorboard/`` holds the
-same scalars for the whole work dir, stepped by iteration: the fallback.
-
-:func:`load_run` reads them all in time order. Where a resume repeats steps, the
-later sub-run wins: what an earlier sub-run logged from the resume point on (its
-abandoned future) is dropped.
-"""
+"""Reading a training run: every ``<timestamp>/`` sub-run of a work dir (its JSON-line
+log, else the work dir's TensorBoard scalars), merged in time order; where a resume
+repeats steps, the later sub-run wins."""
 from __future__ import annotations
 
 import json
@@ -25,7 +15,7 @@ from segkit.errors import SegkitError
 
 TIMESTAMP = re.compile(r'^\d{8}_\d{6}$')
 _LOG_TIME = re.compile(r'^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) - ', re.M)
-_EPOCH_LEN = re.compile(r'Epoch\(train\) *\[(\d+)\] *\[ *(\d+) */ *(\d+) *\]')  # one line: the log is read whole
+_EPOCH_LEN = re.compile(r'Epoch\(train\) *\[(\d+)\] *\[ *(\d+) */ *(\d+) *\]')
 _RESUMED = re.compile(r'resumed epoch: (\d+), iter: (\d+)')
 IOU_PREFIX, ACC_PREFIX = 'IoU_per_class/', 'Acc_per_class/'
 SUMMARY_KEYS = ('aAcc', 'mIoU', 'mAcc')
@@ -130,8 +120,7 @@ class Run:
 
     @property
     def last_epoch(self) -> Optional[int]:
-        eps = [p.epoch for p in self.train] + [v.epoch for v in self.val]
-        return max(eps) if eps else None
+        return max([p.epoch for p in self.train] + [v.epoch for v in self.val], default=None)
 
     def loss_by_epoch(self) -> dict:
         """epoch -> mean of its finite train losses, by epoch."""
@@ -149,12 +138,10 @@ def _json_rows(path: Path) -> list:
     rows = []
     for line in path.read_text(encoding='utf-8', errors='replace').splitlines():
         try:
-            row = json.loads(line)
+            rows.append(json.loads(line))
         except json.JSONDecodeError:  # blank, or cut short by an interrupted write
             continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
+    return [row for row in rows if isinstance(row, dict)]
 
 
 def _tensorboard_rows(work_dir: Path, after: Optional[tuple] = None) -> list:
@@ -329,11 +316,8 @@ def load_run(work_dir) -> Run:
     # else the copy mmengine dumps beside the checkpoints
     config_path = configs[-1] if configs else min((p.name for p in wd.glob('*.py')), default=None)
     test = find_test_metrics(wd)
-    classes = list(dict.fromkeys(c for v in val for c in [*v.iou, *v.acc]))
-    if test and test.classes:
-        classes = list(test.classes)
-    elif not classes:
-        classes = _config_classes(subruns)
+    classes = list(test.classes) if test and test.classes else \
+        list(dict.fromkeys(c for v in val for c in [*v.iou, *v.acc])) or _config_classes(subruns)
     return Run(wd, subruns, empty, train, val, test, config_path, classes)
 
 

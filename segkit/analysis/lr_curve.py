@@ -1,14 +1,7 @@
-"""The LR a run followed against the LR its config schedules.
-
-:func:`configured_lr` rebuilds a sub-run's schedule from its ``config.py`` with
-mmengine's own schedulers, stepped as ``ParamSchedulerHook`` steps them, and gives the
-LR of every iteration as ``RuntimeInfoHook`` logs it (before the iteration's step);
-:func:`check_subrun` compares it with the logged LR. The logged ``base_lr`` (present
-with several parameter groups, i.e. any paramwise_cfg) is the schedule applied to
-``optimizer.lr`` itself, so it is compared first; the logged ``lr`` (the first group's,
-with its lr_mult and any auto-scale) only without it, allowing a constant ratio.
-:func:`schedule_end` compares where the schedule ends with where training ends.
-"""
+"""The LR a run followed against the LR its config schedules, rebuilt with mmengine's
+own schedulers. The logged ``base_lr`` (with several parameter groups) is the schedule
+itself and is compared first; the logged ``lr`` (the first group's, with its lr_mult and
+any auto-scale) only without it, allowing a constant ratio."""
 from __future__ import annotations
 
 import math

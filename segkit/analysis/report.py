@@ -30,12 +30,13 @@ COMPARE_HEAD = ['run', 'best mIoU', 'best epoch', 'epochs', 'vals', 'final LR',
                 'wall time', 'reading']
 
 
-def compare_rows(runs: list, readings: list) -> list:
+def compare_rows(run, reading, compare: list) -> list:
+    """The table of ``run`` beside ``compare`` = [(Run, Reading), ...]."""
     return [[run.name, num(r.best_miou), str(r.best_epoch or '—'), str(r.epochs_trained or '—'),
              str(r.n_val), num(r.final_lr, '.3g'), fmt_seconds(run.wall_seconds),
              r.verdict + (', overfitting' if r.overfitting else '')
              + (', LR mismatch' if r.lr_mismatch else '')]
-            for run, r in zip(runs, readings)]
+            for run, r in [(run, reading)] + list(compare)]
 
 
 def write_report(run, reading, out_dir, compare: Optional[list] = None) -> Report:
@@ -136,11 +137,9 @@ def write_report(run, reading, out_dir, compare: Optional[list] = None) -> Repor
                     'validations', 'iters/epoch', 'wall time', 'read from'], rows)
     comparison = None
     if compare:  # the comparison tools/sweep.py prints too (segkit.analysis.compare)
-        runs = [run] + [c[0] for c in compare]
-        readings = [reading] + [c[1] for c in compare]
-        comparison = cmp.compare([(x.name, x) for x in runs])
+        comparison = cmp.compare([(x.name, x) for x in [run] + [c[0] for c in compare]])
         made = cmp.write(comparison, out_dir)
-        md += ['## Compared runs', ''] + md_table(COMPARE_HEAD, compare_rows(runs, readings))
+        md += ['## Compared runs', ''] + md_table(COMPARE_HEAD, compare_rows(run, reading, compare))
         md += cmp.markdown(comparison, f'### Against {run.name}')
         if 'compare_miou' in made:
             pngs['compare_miou'] = made['compare_miou']
@@ -175,13 +174,10 @@ def print_summary(run, reading, report: Optional[Report] = None, compare=None,
             for c in step.commands:
                 console.print(f'   [cyan]{escape(c)}[/]', soft_wrap=True)
     if compare:
-        runs = [run] + [c[0] for c in compare]
-        readings = [r] + [c[1] for c in compare]
-        console.print(rich_table('compared runs', COMPARE_HEAD, compare_rows(runs, readings),
+        console.print(rich_table('compared runs', COMPARE_HEAD, compare_rows(run, r, compare),
                                  wrap=('reading',), overflow='fold'))
         if report and report.comparison:
-            from segkit.analysis.compare import print_comparison
-            print_comparison(report.comparison, console)
+            cmp.print_comparison(report.comparison, console)
     if report:
         console.print(f'report: {escape(str(report.markdown))}  ({len(report.plots)} plots)',
                       soft_wrap=True)
