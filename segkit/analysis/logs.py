@@ -145,11 +145,8 @@ def _json_rows(path: Path) -> list:
 
 
 def _tensorboard_rows(work_dir: Path, after: Optional[tuple] = None) -> list:
-    """The JSON-line rows rebuilt from the work dir's TensorBoard run (segkit's
-    TensorboardHook: ``train/*``, ``val/*``, ``val_IoU/*``, ``val_Acc/*`` and
-    ``progress/epoch``, all stepped by iteration): the fallback when a sub-run's JSON
-    log is gone. ``after`` = the sub-run's resume point (epoch, iter): earlier points
-    belong to the sub-runs before it."""
+    """The JSON-line rows rebuilt from the work dir's TensorBoard run (stepped by iteration),
+    from ``after`` = the sub-run's resume point (epoch, iter) on."""
     run = work_dir / 'tensorboard'
     if not any(run.glob('events.out.tfevents.*')):
         return []
@@ -198,14 +195,11 @@ def _points(rows: list, index: int) -> tuple:
             ep = int(row['step'])
             point = val.setdefault(ep, ValPoint(ep, {}, {}, {}, index))
             for k, v in row.items():
-                if _num(v) is None:
-                    continue
-                if k in SUMMARY_KEYS:
+                if _num(v) is not None and k in SUMMARY_KEYS:
                     point.metrics[k] = float(v)
-                elif k.startswith(IOU_PREFIX):
-                    point.iou[k[len(IOU_PREFIX):]] = float(v)
-                elif k.startswith(ACC_PREFIX):
-                    point.acc[k[len(ACC_PREFIX):]] = float(v)
+                elif _num(v) is not None and k.startswith((IOU_PREFIX, ACC_PREFIX)):
+                    per_class = point.iou if k.startswith(IOU_PREFIX) else point.acc
+                    per_class[k.split('/', 1)[1]] = float(v)
     # a per-class line without its summary line (a crash in between) is no validation
     vals = [v for _, v in sorted(val.items()) if 'mIoU' in v.metrics]
     return [p for _, p in sorted(train.items())], vals

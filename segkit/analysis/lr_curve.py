@@ -61,8 +61,7 @@ def _schedulers(cfg) -> list:
 
 def configured_lr(cfg, epoch_length: int, n_iters: Optional[int] = None,
                   lr: Optional[float] = None) -> np.ndarray:
-    """LR of iterations 1..n_iters (default: max_epochs x epoch_length) under the
-    config's ``param_scheduler``, starting from ``lr`` (default: optimizer.lr)."""
+    """LR of iterations 1..n_iters (default: all) as ``RuntimeInfoHook`` logs it, from ``lr``."""
     import torch
     from mmengine.optim import OptimWrapper
 
@@ -120,10 +119,9 @@ def check_subrun(sr, cfg, previous=None) -> Optional[LRCheck]:
     exp, max_err, first_bad = _compare(steps, logged, sched, peak)
     chk = LRCheck(sr.name, key, steps, logged, exp.tolist(), peak, max_err, first_bad)
     if first_bad is not None and key == 'lr':
-        nz = [(g, e) for g, e in zip(logged, exp) if e > 0 and g > 0]
-        ratios = [g / e for g, e in nz]
+        ratios = [g / e for g, e in zip(logged, exp) if e > 0 and g > 0]
         if ratios and max(ratios) - min(ratios) <= LR_TOLERANCE * max(ratios) and \
-                len(nz) == sum(1 for e in exp if e > 0):
+                len(ratios) == sum(1 for e in exp if e > 0):
             chk.first_bad = None
             chk.notes.append(f'the first parameter group runs at {np.median(ratios):.3g}x the '
                              'configured LR (its lr_mult, or --auto-scale-lr)')
@@ -168,8 +166,7 @@ def schedule_end(cfg, epoch_length: Optional[int]) -> Optional[ScheduleEnd]:
 
 
 def trailing_minimum(points: list, epoch_length: Optional[int]) -> Optional[tuple]:
-    """(iterations, epochs, lr) the merged log spent at its minimum LR at the end
-    (the LR no longer moving), or None when the LR moved until the end."""
+    """(iterations, epochs, lr) the merged log spent at its minimum LR at the end, or None."""
     lrs = [(p.iter, p.lr) for p in points if p.lr is not None]
     if len(lrs) < 2:
         return None

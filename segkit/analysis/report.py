@@ -19,13 +19,8 @@ class Report:
     comparison: object = None  # compare.Comparison with --compare
 
 
-VERDICT_WORDS = {
-    'no-validation': 'never validated',
-    'too-few': 'too few validations to tell',
-    'rising': 'still rising',
-    'plateau': 'converged (plateau)',
-    'falling': 'falling',
-}
+VERDICT_WORDS = {'no-validation': 'never validated', 'too-few': 'too few validations to tell',
+                 'rising': 'still rising', 'plateau': 'converged (plateau)', 'falling': 'falling'}
 COMPARE_HEAD = ['run', 'best mIoU', 'best epoch', 'epochs', 'vals', 'final LR',
                 'wall time', 'reading']
 
