@@ -16,8 +16,7 @@ __all__ = ['Run', 'SubRun', 'TestResult', 'TrainPoint', 'ValPoint', 'load_run', 
 
 
 def read_run(run: Run, last_k: int = DEFAULT_LAST_K) -> Reading:
-    """The reading of ``run`` over the last ``last_k`` epochs: the numbers
-    (``reading``), then the sentences and the commands (``advice``)."""
+    """The numbers of ``run`` (``reading``), then the sentences and commands (``advice``)."""
     r = measure(run, last_k)
     r.findings = findings(r, run)
     r.next_steps = next_steps(r, run)

@@ -63,8 +63,7 @@ def variant(config: Optional[str], name: str) -> Optional[str]:
 
 
 def variant_or_example(config: Optional[str], name: str) -> tuple:
-    """(path, is_ours): the run's own variant, else an example of another config
-    (one of the same model family first)."""
+    """(path, is_ours): the run's own variant, else another config's (same family first)."""
     own = variant(config, name)
     if own:
         return own, True

@@ -76,8 +76,7 @@ def _d(a, b) -> Optional[float]:
 
 
 def _call(b: RunSummary, s: RunSummary, cls: Optional[str] = None) -> tuple:
-    """(delta, the smallest real delta, call) of ``s`` against the base ``b``: mIoU, or
-    class ``cls``'s IoU."""
+    """(delta, needed, call) of ``s`` against the base ``b``: mIoU, or class ``cls``'s IoU."""
     if cls is None:
         d, sd_a, sd_b = _d(s.miou, b.miou), b.noise.get('mIoU'), s.noise.get('mIoU')
     else:
@@ -152,8 +151,7 @@ def _class_list(items: list) -> str:
 
 
 def verdicts(comp: Comparison) -> list:
-    """Per variant: how much mIoU moves and whether beyond noise; which classes it
-    helps and hurts (beyond their own noise); then the pick."""
+    """Per variant: the mIoU move, the classes it helps and hurts beyond noise; the pick."""
     b = comp.base
     if b.miou is None:
         return [f'The base run {b.name} never validated: nothing to compare against.']
@@ -222,8 +220,7 @@ def markdown(comp: Comparison, title: str = '## Comparison') -> list:
 
 
 def write_tensorboard(comp: Comparison, logdir: Path) -> Path:
-    """One TensorBoard run per compared run (the merged curves), same tags: they
-    overlay in one chart."""
+    """One TensorBoard run per compared run, same tags: they overlay in one chart."""
     from torch.utils.tensorboard import SummaryWriter
     logdir = Path(logdir)
     for s in comp.runs:
@@ -242,8 +239,7 @@ def write_tensorboard(comp: Comparison, logdir: Path) -> Path:
 
 
 def write(comp: Comparison, out_dir) -> dict:
-    """compare.md, compare_miou.png (curves overlaid) and tensorboard/<run>/ under
-    ``out_dir``; returns {name: path}."""
+    """compare.md, compare_miou.png and tensorboard/<run>/ under ``out_dir``: {name: path}."""
     from segkit.analysis import plots
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -240,8 +240,7 @@ def _read_subrun(sub: Path, index: int) -> Optional[SubRun]:
 
 
 def find_test_metrics(work_dir: Path) -> Optional[TestResult]:
-    """The newest test metrics JSON of the work dir (``<ts>/test_metrics.json`` or
-    ``*test_metrics*.json`` beside the checkpoints, as ``make demo`` writes)."""
+    """The newest ``<ts>/test_metrics.json`` or ``*test_metrics*.json`` (make demo) in ``work_dir``."""
     cands = list(work_dir.glob('*/test_metrics.json')) + list(work_dir.glob('*test_metrics*.json'))
     for path in sorted(cands, key=lambda p: p.stat().st_mtime, reverse=True):
         try:
@@ -267,8 +266,7 @@ def original_config(record: dict) -> Optional[str]:
 
 
 def _merge(subruns: list) -> tuple:
-    """Train and val points of all sub-runs; a later sub-run replaces what earlier
-    ones logged from its resume point on."""
+    """All sub-runs' points; a later one replaces what earlier ones logged from its resume on."""
     train, val = {}, {}
     for sr in subruns:
         cut_it = [p.iter for p in sr.train[:1]]
@@ -286,8 +284,7 @@ def _merge(subruns: list) -> tuple:
 
 
 def load_run(work_dir) -> Run:
-    """Read a work dir of ``tools/train.py``. Raises :class:`SegkitError` when it is
-    not a directory or holds no training logs."""
+    """Read a work dir of ``tools/train.py`` (SegkitError: not a directory, or no logs)."""
     wd = Path(work_dir)
     if not wd.is_dir():
         raise SegkitError(f'{work_dir} is not a directory: pass the --work-dir of a '
