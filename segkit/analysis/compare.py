@@ -131,16 +131,11 @@ def class_head(comp: Comparison) -> list:
 
 
 def class_rows(comp: Comparison) -> list:
+    """Per class: the base's IoU, then each variant's delta (* beyond noise)."""
     b = comp.base
-    rows = []
-    for c in comp.classes:
-        row = [c, num(b.iou.get(c))]
-        for s in comp.runs[1:]:
-            d, _, call = _call(b, s, c)
-            row.append(num(d, '+.2f') + ('' if call in ('within noise', 'noise unknown', '?')
-                                         else ' *'))
-        rows.append(row)
-    return rows
+    return [[c, num(b.iou.get(c))] + [num(d, '+.2f') + (' *' if call in ('better', 'worse') else '')
+                                      for d, _, call in (_call(b, s, c) for s in comp.runs[1:])]
+            for c in comp.classes]
 
 
 # ------------------------------------------------------------------ words
