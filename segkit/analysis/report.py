@@ -70,11 +70,9 @@ def write_report(run, reading, out_dir, compare: Optional[list] = None) -> Repor
     if 'val_metrics' in pngs:
         md += ['Validation by epoch (star: best mIoU; shaded: the last K epochs).', '',
                '![validation metrics](val_metrics.png)', '']
-        vals = run.val
-        shown = vals if len(vals) <= 12 else vals[:2] + vals[-10:]
-        if r.best_epoch is not None and all(v.epoch != r.best_epoch for v in shown):
-            shown = sorted(shown + [v for v in vals if v.epoch == r.best_epoch],
-                           key=lambda v: v.epoch)
+        n = len(run.val)  # the first 2, the last 10 and the best
+        shown = [v for i, v in enumerate(run.val)
+                 if n <= 12 or i < 2 or i >= n - 10 or v.epoch == r.best_epoch]
         rows = [[v.epoch, num(v.metrics.get('mIoU')), num(v.metrics.get('mAcc')),
                  num(v.metrics.get('aAcc')), run.subruns[v.subrun].name
                  + (' **best**' if v.epoch == r.best_epoch else '')] for v in shown]
