@@ -1,15 +1,8 @@
 """Reading a finished (or interrupted and resumed) run: why it plateaued, what next.
 
-    from segkit.analysis import load_run, read_run, write_report
     run = load_run('work_dirs/x')            # logs of every sub-run, merged
     reading = read_run(run, last_k=5)        # the numbers and the sentences
     report = write_report(run, reading, 'work_dirs/x/report')
-
-Modules: ``logs`` (reading a work dir), ``lr_curve`` (the LR followed against the
-configured schedule), ``reading`` (the numbers: verdicts and thresholds), ``advice``
-(the numbers in words, and next steps with this repository's commands and config
-variants), ``plots`` (PNGs), ``report`` (report.md and the terminal summary) and
-``compare`` (runs against a base: ``--compare`` here and tools/sweep.py share it).
 """
 from pathlib import Path
 
@@ -23,8 +16,7 @@ __all__ = ['Run', 'SubRun', 'TestResult', 'TrainPoint', 'ValPoint', 'load_run', 
 
 
 def read_run(run: Run, last_k: int = DEFAULT_LAST_K) -> Reading:
-    """The reading of ``run`` over the last ``last_k`` epochs: the numbers
-    (``reading``), then the sentences and the commands (``advice``)."""
+    """The numbers of ``run`` (``reading``), then the sentences and commands (``advice``)."""
     r = measure(run, last_k)
     r.findings = findings(r, run)
     r.next_steps = next_steps(r, run)

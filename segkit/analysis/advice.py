@@ -1,13 +1,6 @@
-"""A :class:`~segkit.analysis.reading.Reading` in words: sentences with their numbers
-(:func:`findings`), then what to run next (:func:`next_steps`) with this repository's
-commands and config variants.
-
-A config of ours is ``configs/<family>/<stem>.py``; its variants sit beside it as
-``<stem>_<variant>.py`` (``_cw-ce``, ``_focal``, ``_lovasz``, ``_ce-lovasz``,
-``_strong-aug``, ``_cosine``, ``_aux-head``) and a bigger encoder swaps the
-backbone token (``mit-b2`` -> ``mit-b4``). For a config that is not ours (the demo,
-mmseg's zoo) the existing variants of other configs are named as examples.
-"""
+"""A :class:`~segkit.analysis.reading.Reading` in words (:func:`findings`), then what to
+run next (:func:`next_steps`): a config's variants sit beside it as ``<stem>_<variant>.py``;
+for a config that is not ours, those of other configs are named as examples."""
 from __future__ import annotations
 
 import math
@@ -70,8 +63,7 @@ def variant(config: Optional[str], name: str) -> Optional[str]:
 
 
 def variant_or_example(config: Optional[str], name: str) -> tuple:
-    """(path, is_ours): the run's own variant, else an example of another config
-    (one of the same model family first)."""
+    """(path, is_ours): the run's own variant, else another config's (same family first)."""
     own = variant(config, name)
     if own:
         return own, True
@@ -204,16 +196,16 @@ def lr_sentences(r) -> list:
                            'max_epochs or scheduler end given at the resume does not move the '
                            'LR.' if c.follows_previous else ''))
     se = r.schedule
-    if se and se.end_epoch is not None and se.end_epoch > se.max_epochs + 1e-9:
+    ends = f'LR MISMATCH: the configured LR schedule ends at epoch {se.end_epoch:g} but ' if \
+        se and se.end_epoch is not None else ''
+    if ends and se.end_epoch > se.max_epochs + 1e-9:
         tail = (f' (ends at {_lr(se.final_lr)}, {100 * se.final_lr / se.peak_lr:.0f}% of its peak '
                 f'{_lr(se.peak_lr)})' if se.final_lr is not None and se.peak_lr else '')
-        out.append(f'LR MISMATCH: the configured LR schedule ends at epoch {se.end_epoch:g} but '
-                   f'training stops at epoch {se.max_epochs}: the LR never finishes its '
+        out.append(f'{ends}training stops at epoch {se.max_epochs}: the LR never finishes its '
                    f'decay{tail}. Typical of train_cfg.max_epochs changed with --cfg-options '
                    'without moving the schedulers\' end.')
-    elif se and se.end_epoch is not None and se.end_epoch < se.max_epochs - 1e-9:
-        out.append(f'LR MISMATCH: the configured LR schedule ends at epoch {se.end_epoch:g} but '
-                   f'training runs to epoch {se.max_epochs}: the last '
+    elif ends and se.end_epoch < se.max_epochs - 1e-9:
+        out.append(f'{ends}training runs to epoch {se.max_epochs}: the last '
                    f'{se.max_epochs - se.end_epoch:g} epoch(s) run at the final LR '
                    f'{_lr(se.final_lr)}.')
     if r.lr_stuck and r.lr_stuck[1] is not None and r.lr_stuck[1] >= rd.LR_STUCK_EPOCHS:
@@ -288,14 +280,6 @@ class NextStep:
     key: str  # what it answers: resume, class-imbalance, overfit, lr, batch, ...
     why: str
     commands: list = field(default_factory=list)
-
-
-def _best_checkpoint(run, r) -> str:
-    best = sorted(run.work_dir.glob('best_*.pth'), key=lambda p: p.stat().st_mtime)
-    if best:
-        return short_path(best[-1])
-    name = f'best_mIoU_epoch_{r.best_epoch}.pth' if r.best_epoch else 'CHECKPOINT.pth'
-    return short_path(run.work_dir / name)
 
 
 def next_steps(r, run) -> list:
@@ -399,8 +383,10 @@ def next_steps(r, run) -> list:
                 add('capacity', f'Or {what}.', _train(path, f'{wd}_{name}'))
     # ---- what the report could not see
     if run.test is None and r.n_val:
+        best = sorted(run.work_dir.glob('best_*.pth'), key=lambda p: p.stat().st_mtime)
+        name = f'best_mIoU_epoch_{r.best_epoch}.pth' if r.best_epoch else 'CHECKPOINT.pth'
+        best = best[-1] if best else run.work_dir / name
         add('test', 'Test the best checkpoint for per-class IoU, pixel frequencies and the '
-            'confusion matrix (then run this report '
-            'again):', command('python', 'tools/test.py', cfg, _best_checkpoint(run, r),
-                               '--work-dir', wd))
+            'confusion matrix (then run this report again):',
+            command('python', 'tools/test.py', cfg, short_path(best), '--work-dir', wd))
     return [s for s in steps if s.why]

@@ -1,15 +1,7 @@
-"""One comparison of runs against a base: ``tools/analyze_run.py --compare`` and
-``tools/sweep.py`` both come here.
-
-From each run's logs (:func:`segkit.analysis.logs.load_run`): mIoU / mAcc and per-class
-IoU of the **last validation** (the end of each run's schedule; runs of one sweep share
-the epochs), the best mIoU beside it; deltas against the first run (the base).
-
-Noise: the spread of a run's metric is the standard deviation of its last ``NOISE_K``
-validations around their least-squares line (so a steady rise is not noise; with two
-validations their plain std; unknown with one). A delta is real when it exceeds
-``NOISE_Z`` x sqrt(sd_base^2 + sd_variant^2), and at least ``MIN_POINTS``.
-"""
+"""Runs against a base (``tools/analyze_run.py --compare`` and ``tools/sweep.py``): the
+last validation of each, deltas against the first run. Noise: the std of a run's last
+``NOISE_K`` validations around their least-squares line (two: their plain std); a delta
+is real above ``NOISE_Z`` x sqrt(sd_base^2 + sd_variant^2), and at least ``MIN_POINTS``."""
 from __future__ import annotations
 
 import math
@@ -79,21 +71,6 @@ def summarize(name: str, run) -> RunSummary:
     return s
 
 
-def threshold(sd_a: Optional[float], sd_b: Optional[float]) -> Optional[float]:
-    """The smallest delta that counts as real (None: noise unknown)."""
-    if sd_a is None or sd_b is None:
-        return None
-    return max(MIN_POINTS, NOISE_Z * math.sqrt(sd_a ** 2 + sd_b ** 2))
-
-
-def judge(delta: Optional[float], thr: Optional[float]) -> str:
-    if delta is None:
-        return '?'
-    if thr is None:
-        return 'noise unknown'
-    return 'within noise' if abs(delta) <= thr else ('better' if delta > 0 else 'worse')
-
-
 def _d(a, b) -> Optional[float]:
     return None if a is None or b is None else a - b
 
@@ -101,11 +78,16 @@ def _d(a, b) -> Optional[float]:
 def _call(b: RunSummary, s: RunSummary, cls: Optional[str] = None) -> tuple:
     """(delta, needed, call) of ``s`` against the base ``b``: mIoU, or class ``cls``'s IoU."""
     if cls is None:
-        d, thr = _d(s.miou, b.miou), threshold(b.noise.get('mIoU'), s.noise.get('mIoU'))
+        d, sd_a, sd_b = _d(s.miou, b.miou), b.noise.get('mIoU'), s.noise.get('mIoU')
     else:
-        d, thr = _d(s.iou.get(cls), b.iou.get(cls)), threshold(b.iou_noise.get(cls),
-                                                               s.iou_noise.get(cls))
-    return d, thr, judge(d, thr)
+        d, sd_a, sd_b = _d(s.iou.get(cls), b.iou.get(cls)), b.iou_noise.get(cls), s.iou_noise.get(cls)
+    thr = None if sd_a is None or sd_b is None else \
+        max(MIN_POINTS, NOISE_Z * math.sqrt(sd_a ** 2 + sd_b ** 2))
+    if d is None:
+        return d, thr, '?'
+    if thr is None:
+        return d, thr, 'noise unknown'
+    return d, thr, 'within noise' if abs(d) <= thr else ('better' if d > 0 else 'worse')
 
 
 def compare(named_runs: list) -> Comparison:
@@ -149,16 +131,11 @@ def class_head(comp: Comparison) -> list:
 
 
 def class_rows(comp: Comparison) -> list:
+    """Per class: the base's IoU, then each variant's delta (* beyond noise)."""
     b = comp.base
-    rows = []
-    for c in comp.classes:
-        row = [c, num(b.iou.get(c))]
-        for s in comp.runs[1:]:
-            d, _, call = _call(b, s, c)
-            row.append(num(d, '+.2f') + ('' if call in ('within noise', 'noise unknown', '?')
-                                         else ' *'))
-        rows.append(row)
-    return rows
+    return [[c, num(b.iou.get(c))] + [num(d, '+.2f') + (' *' if call in ('better', 'worse') else '')
+                                      for d, _, call in (_call(b, s, c) for s in comp.runs[1:])]
+            for c in comp.classes]
 
 
 # ------------------------------------------------------------------ words
@@ -169,8 +146,7 @@ def _class_list(items: list) -> str:
 
 
 def verdicts(comp: Comparison) -> list:
-    """Per variant: how much mIoU moves and whether beyond noise; which classes it
-    helps and hurts (beyond their own noise); then the pick."""
+    """Per variant: the mIoU move, the classes it helps and hurts beyond noise; the pick."""
     b = comp.base
     if b.miou is None:
         return [f'The base run {b.name} never validated: nothing to compare against.']
@@ -239,8 +215,7 @@ def markdown(comp: Comparison, title: str = '## Comparison') -> list:
 
 
 def write_tensorboard(comp: Comparison, logdir: Path) -> Path:
-    """One TensorBoard run per compared run (the merged curves), same tags: they
-    overlay in one chart."""
+    """One TensorBoard run per compared run, same tags: they overlay in one chart."""
     from torch.utils.tensorboard import SummaryWriter
     logdir = Path(logdir)
     for s in comp.runs:
@@ -259,8 +234,7 @@ def write_tensorboard(comp: Comparison, logdir: Path) -> Path:
 
 
 def write(comp: Comparison, out_dir) -> dict:
-    """compare.md, compare_miou.png (curves overlaid) and tensorboard/<run>/ under
-    ``out_dir``; returns {name: path}."""
+    """compare.md, compare_miou.png and tensorboard/<run>/ under ``out_dir``: {name: path}."""
     from segkit.analysis import plots
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

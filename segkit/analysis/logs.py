@@ -1,16 +1,6 @@
-"""Reading a training run: every ``<timestamp>/`` sub-run of a work dir, merged.
-
-A work dir of ``tools/train.py`` holds one ``<timestamp>/`` per start (the first run,
-each ``--resume``, each ``tools/test.py``): ``<timestamp>.log`` (epoch length, resume
-point, times), ``vis_data/<timestamp>.json`` (one JSON object per line: train lines
-with step = iteration, val and per-class lines with step = epoch), ``run_record.json``,
-``config.py`` and (tools/test.py) ``test_metrics.json``. ``tensorboard/`` holds the
-same scalars for the whole work dir, stepped by iteration: the fallback.
-
-:func:`load_run` reads them all in time order. Where a resume repeats steps, the
-later sub-run wins: what an earlier sub-run logged from the resume point on (its
-abandoned future) is dropped.
-"""
+"""Reading a training run: every ``<timestamp>/`` sub-run of a work dir (its JSON-line
+log, else the work dir's TensorBoard scalars), merged in time order; where a resume
+repeats steps, the later sub-run wins."""
 from __future__ import annotations
 
 import json
@@ -25,7 +15,7 @@ from segkit.errors import SegkitError
 
 TIMESTAMP = re.compile(r'^\d{8}_\d{6}$')
 _LOG_TIME = re.compile(r'^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) - ', re.M)
-_EPOCH_LEN = re.compile(r'Epoch\(train\) *\[(\d+)\] *\[ *(\d+) */ *(\d+) *\]')  # one line: the log is read whole
+_EPOCH_LEN = re.compile(r'Epoch\(train\) *\[(\d+)\] *\[ *(\d+) */ *(\d+) *\]')
 _RESUMED = re.compile(r'resumed epoch: (\d+), iter: (\d+)')
 IOU_PREFIX, ACC_PREFIX = 'IoU_per_class/', 'Acc_per_class/'
 SUMMARY_KEYS = ('aAcc', 'mIoU', 'mAcc')
@@ -130,8 +120,7 @@ class Run:
 
     @property
     def last_epoch(self) -> Optional[int]:
-        eps = [p.epoch for p in self.train] + [v.epoch for v in self.val]
-        return max(eps) if eps else None
+        return max([p.epoch for p in self.train] + [v.epoch for v in self.val], default=None)
 
     def loss_by_epoch(self) -> dict:
         """epoch -> mean of its finite train losses, by epoch."""
@@ -149,20 +138,15 @@ def _json_rows(path: Path) -> list:
     rows = []
     for line in path.read_text(encoding='utf-8', errors='replace').splitlines():
         try:
-            row = json.loads(line)
+            rows.append(json.loads(line))
         except json.JSONDecodeError:  # blank, or cut short by an interrupted write
             continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
+    return [row for row in rows if isinstance(row, dict)]
 
 
 def _tensorboard_rows(work_dir: Path, after: Optional[tuple] = None) -> list:
-    """The JSON-line rows rebuilt from the work dir's TensorBoard run (segkit's
-    TensorboardHook: ``train/*``, ``val/*``, ``val_IoU/*``, ``val_Acc/*`` and
-    ``progress/epoch``, all stepped by iteration): the fallback when a sub-run's JSON
-    log is gone. ``after`` = the sub-run's resume point (epoch, iter): earlier points
-    belong to the sub-runs before it."""
+    """The JSON-line rows rebuilt from the work dir's TensorBoard run (stepped by iteration),
+    from ``after`` = the sub-run's resume point (epoch, iter) on."""
     run = work_dir / 'tensorboard'
     if not any(run.glob('events.out.tfevents.*')):
         return []
@@ -211,14 +195,11 @@ def _points(rows: list, index: int) -> tuple:
             ep = int(row['step'])
             point = val.setdefault(ep, ValPoint(ep, {}, {}, {}, index))
             for k, v in row.items():
-                if _num(v) is None:
-                    continue
-                if k in SUMMARY_KEYS:
+                if _num(v) is not None and k in SUMMARY_KEYS:
                     point.metrics[k] = float(v)
-                elif k.startswith(IOU_PREFIX):
-                    point.iou[k[len(IOU_PREFIX):]] = float(v)
-                elif k.startswith(ACC_PREFIX):
-                    point.acc[k[len(ACC_PREFIX):]] = float(v)
+                elif _num(v) is not None and k.startswith((IOU_PREFIX, ACC_PREFIX)):
+                    per_class = point.iou if k.startswith(IOU_PREFIX) else point.acc
+                    per_class[k.split('/', 1)[1]] = float(v)
     # a per-class line without its summary line (a crash in between) is no validation
     vals = [v for _, v in sorted(val.items()) if 'mIoU' in v.metrics]
     return [p for _, p in sorted(train.items())], vals
@@ -259,8 +240,7 @@ def _read_subrun(sub: Path, index: int) -> Optional[SubRun]:
 
 
 def find_test_metrics(work_dir: Path) -> Optional[TestResult]:
-    """The newest test metrics JSON of the work dir (``<ts>/test_metrics.json`` or
-    ``*test_metrics*.json`` beside the checkpoints, as ``make demo`` writes)."""
+    """The newest ``<ts>/test_metrics.json`` or ``*test_metrics*.json`` (make demo) in ``work_dir``."""
     cands = list(work_dir.glob('*/test_metrics.json')) + list(work_dir.glob('*test_metrics*.json'))
     for path in sorted(cands, key=lambda p: p.stat().st_mtime, reverse=True):
         try:
@@ -286,8 +266,7 @@ def original_config(record: dict) -> Optional[str]:
 
 
 def _merge(subruns: list) -> tuple:
-    """Train and val points of all sub-runs; a later sub-run replaces what earlier
-    ones logged from its resume point on."""
+    """All sub-runs' points; a later one replaces what earlier ones logged from its resume on."""
     train, val = {}, {}
     for sr in subruns:
         cut_it = [p.iter for p in sr.train[:1]]
@@ -305,8 +284,7 @@ def _merge(subruns: list) -> tuple:
 
 
 def load_run(work_dir) -> Run:
-    """Read a work dir of ``tools/train.py``. Raises :class:`SegkitError` when it is
-    not a directory or holds no training logs."""
+    """Read a work dir of ``tools/train.py`` (SegkitError: not a directory, or no logs)."""
     wd = Path(work_dir)
     if not wd.is_dir():
         raise SegkitError(f'{work_dir} is not a directory: pass the --work-dir of a '
@@ -329,11 +307,8 @@ def load_run(work_dir) -> Run:
     # else the copy mmengine dumps beside the checkpoints
     config_path = configs[-1] if configs else min((p.name for p in wd.glob('*.py')), default=None)
     test = find_test_metrics(wd)
-    classes = list(dict.fromkeys(c for v in val for c in [*v.iou, *v.acc]))
-    if test and test.classes:
-        classes = list(test.classes)
-    elif not classes:
-        classes = _config_classes(subruns)
+    classes = list(test.classes) if test and test.classes else \
+        list(dict.fromkeys(c for v in val for c in [*v.iou, *v.acc])) or _config_classes(subruns)
     return Run(wd, subruns, empty, train, val, test, config_path, classes)
 
 

@@ -1,14 +1,7 @@
-"""The LR a run followed against the LR its config schedules.
-
-:func:`configured_lr` rebuilds a sub-run's schedule from its ``config.py`` with
-mmengine's own schedulers, stepped as ``ParamSchedulerHook`` steps them, and gives the
-LR of every iteration as ``RuntimeInfoHook`` logs it (before the iteration's step);
-:func:`check_subrun` compares it with the logged LR. The logged ``base_lr`` (present
-with several parameter groups, i.e. any paramwise_cfg) is the schedule applied to
-``optimizer.lr`` itself, so it is compared first; the logged ``lr`` (the first group's,
-with its lr_mult and any auto-scale) only without it, allowing a constant ratio.
-:func:`schedule_end` compares where the schedule ends with where training ends.
-"""
+"""The LR a run followed against the LR its config schedules, rebuilt with mmengine's
+own schedulers. The logged ``base_lr`` (with several parameter groups) is the schedule
+itself and is compared first; the logged ``lr`` (the first group's, with its lr_mult and
+any auto-scale) only without it, allowing a constant ratio."""
 from __future__ import annotations
 
 import math
@@ -68,8 +61,7 @@ def _schedulers(cfg) -> list:
 
 def configured_lr(cfg, epoch_length: int, n_iters: Optional[int] = None,
                   lr: Optional[float] = None) -> np.ndarray:
-    """LR of iterations 1..n_iters (default: max_epochs x epoch_length) under the
-    config's ``param_scheduler``, starting from ``lr`` (default: optimizer.lr)."""
+    """LR of iterations 1..n_iters (default: all) as ``RuntimeInfoHook`` logs it, from ``lr``."""
     import torch
     from mmengine.optim import OptimWrapper
 
@@ -127,18 +119,15 @@ def check_subrun(sr, cfg, previous=None) -> Optional[LRCheck]:
     exp, max_err, first_bad = _compare(steps, logged, sched, peak)
     chk = LRCheck(sr.name, key, steps, logged, exp.tolist(), peak, max_err, first_bad)
     if first_bad is not None and key == 'lr':
-        nz = [(g, e) for g, e in zip(logged, exp) if e > 0 and g > 0]
-        ratios = [g / e for g, e in nz]
+        ratios = [g / e for g, e in zip(logged, exp) if e > 0 and g > 0]
         if ratios and max(ratios) - min(ratios) <= LR_TOLERANCE * max(ratios) and \
-                len(nz) == sum(1 for e in exp if e > 0):
+                len(ratios) == sum(1 for e in exp if e > 0):
             chk.first_bad = None
             chk.notes.append(f'the first parameter group runs at {np.median(ratios):.3g}x the '
                              'configured LR (its lr_mult, or --auto-scale-lr)')
     if chk.first_bad is not None and previous is not None:
-        pcfg, plen = previous
         try:
-            prev = configured_lr(pcfg, plen or sr.epoch_length, n_iters=max(steps),
-                                 lr=start_lr)
+            prev = configured_lr(previous[0], previous[1] or sr.epoch_length, max(steps), start_lr)
             chk.follows_previous = _compare(steps, logged, prev, peak)[2] is None
         except Exception:  # noqa: BLE001
             pass
@@ -175,8 +164,7 @@ def schedule_end(cfg, epoch_length: Optional[int]) -> Optional[ScheduleEnd]:
 
 
 def trailing_minimum(points: list, epoch_length: Optional[int]) -> Optional[tuple]:
-    """(iterations, epochs, lr) the merged log spent at its minimum LR at the end
-    (the LR no longer moving), or None when the LR moved until the end."""
+    """(iterations, epochs, lr) the merged log spent at its minimum LR at the end, or None."""
     lrs = [(p.iter, p.lr) for p in points if p.lr is not None]
     if len(lrs) < 2:
         return None

@@ -50,8 +50,8 @@ def plot_loss_lr(run, reading, out: Path) -> Optional[Path]:
                      label='configured (config.py)' if chk is reading.lr_checks[0] else None)
     for it, _, label in _resume_marks(run):
         if it is not None:
-            ax1.axvline(it + 0.5, color='grey', ls=':', lw=1)
-            ax2.axvline(it + 0.5, color='grey', ls=':', lw=1)
+            for ax in (ax1, ax2):
+                ax.axvline(it + 0.5, color='grey', ls=':', lw=1)
             ax1.annotate(label, (it + 0.5, 1), xycoords=('data', 'axes fraction'), rotation=90,
                          va='top', ha='right', fontsize=7, color='grey')
     ax1.set(ylabel='loss', title=f'{run.name}: train loss and LR')
@@ -107,9 +107,8 @@ def plot_per_class(reading, out: Path) -> Optional[Path]:
                      label='log10(% of ground-truth pixels)')
     else:
         ax.barh(ys, [r.iou for r in rows], color='tab:blue')
-    ax.set_yticks(ys)
-    ax.set_yticklabels([r.name if r.share is None else f'{r.name} ({r.share:.2g}%)'
-                        for r in rows], fontsize=7 if len(rows) > 40 else 9)
+    ax.set_yticks(ys, [r.name if r.share is None else f'{r.name} ({r.share:.2g}%)'
+                  for r in rows], fontsize=7 if len(rows) > 40 else 9)
     ax.invert_yaxis()  # the weakest on top
     for y, r in zip(ys, rows):
         ax.text(r.iou + 0.5, y, f'{r.iou:.1f}', va='center', fontsize=7)
@@ -131,10 +130,8 @@ def plot_confusion(test, out: Path) -> Optional[Path]:
     fig.colorbar(im, ax=ax, label='share of the true class\'s pixels')
     names = test.classes or [str(i) for i in range(n)]
     if n <= 60:
-        ax.set_xticks(range(n))
-        ax.set_yticks(range(n))
-        ax.set_xticklabels(names, rotation=90, fontsize=7 if n > 25 else 9)
-        ax.set_yticklabels(names, fontsize=7 if n > 25 else 9)
+        ax.set_xticks(range(n), names, rotation=90, fontsize=7 if n > 25 else 9)
+        ax.set_yticks(range(n), names, fontsize=7 if n > 25 else 9)
     if n <= 25:
         for i, j in zip(*np.nonzero(norm >= 0.005)):
             ax.text(j, i, f'{norm[i, j]:.2f}', ha='center', va='center', fontsize=7,
@@ -160,8 +157,8 @@ def plot_compare(runs: list, names: list, out: Path) -> Optional[Path]:
             ax2.plot(list(by_epoch), list(by_epoch.values()), '-', lw=1.2, color=color,
                      label=name)
     ax.set(ylabel='val mIoU (%)', title='mIoU by epoch (best starred)')
-    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax2.set(xlabel='epoch', ylabel='train loss (epoch mean)')
-    ax2.grid(alpha=0.3)
+    for a in (ax, ax2):
+        a.grid(alpha=0.3)
     return _save(fig, out)

@@ -1,9 +1,5 @@
-"""The numbers of a run: :func:`measure` turns a :class:`~segkit.analysis.logs.Run`
-into a :class:`Reading`: the verdict on the validation curve, signs of overfitting,
-the LR followed against the configured schedule, the weakest classes against their
-pixel frequency, the most confused class pairs; :mod:`~segkit.analysis.advice` says
-them in words. Every threshold is a constant below, with what it means.
-"""
+"""The numbers of a run (:func:`measure`); every threshold is a constant below, with
+what it means; :mod:`~segkit.analysis.advice` says them in words."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -120,8 +116,7 @@ def _read_curve(r: Reading, run: Run) -> None:
     r.n_val = len(run.val)
     if not run.val:
         return
-    epochs = [v.epoch for v in run.val]
-    miou = [v.miou for v in run.val]
+    epochs, miou = [v.epoch for v in run.val], [v.miou for v in run.val]
     best_i = int(np.argmax(miou))  # the first best, as the best checkpoint keeps it
     r.best_miou, r.best_epoch = miou[best_i], epochs[best_i]
     r.last_miou, r.last_val_epoch = miou[-1], epochs[-1]
@@ -136,14 +131,9 @@ def _read_curve(r: Reading, run: Run) -> None:
     span = max(r.last_k, BEST_FAR_FRACTION * r.last_val_epoch)
     r.best_far_before_end = (r.epochs_since_best >= span
                              and r.best_miou - r.last_miou >= BEST_DROP_POINTS)
-    if r.n_val < MIN_VALIDATIONS:
-        r.verdict = 'too-few'
-    elif r.slope * r.last_k >= RISING_POINTS:
-        r.verdict = 'rising'
-    elif r.slope * r.last_k <= FALLING_POINTS:
-        r.verdict = 'falling'
-    else:
-        r.verdict = 'plateau'
+    per_k = r.slope * r.last_k
+    r.verdict = ('too-few' if r.n_val < MIN_VALIDATIONS else 'rising' if per_k >= RISING_POINTS
+                 else 'falling' if per_k <= FALLING_POINTS else 'plateau')
     # train loss over the same epochs
     by_epoch = run.loss_by_epoch()
     eps = [e for e in by_epoch if r.window[0] <= e <= r.last_val_epoch]
@@ -235,8 +225,7 @@ def _read_batch(r: Reading, run: Run, cfg) -> None:
 
 
 def measure(run: Run, last_k: int = DEFAULT_LAST_K) -> Reading:
-    """The numbers of ``run`` over the last ``last_k`` epochs (``advice`` fills in
-    ``findings`` and ``next_steps``: see analysis.read_run)."""
+    """The numbers of ``run`` over the last ``last_k`` epochs (``advice`` adds the words)."""
     if last_k < 1:
         raise ValueError('last_k must be >= 1')
     r = Reading(last_k=last_k, n_subruns=len(run.subruns), n_empty_subruns=len(run.empty),

@@ -19,23 +19,19 @@ class Report:
     comparison: object = None  # compare.Comparison with --compare
 
 
-VERDICT_WORDS = {
-    'no-validation': 'never validated',
-    'too-few': 'too few validations to tell',
-    'rising': 'still rising',
-    'plateau': 'converged (plateau)',
-    'falling': 'falling',
-}
+VERDICT_WORDS = {'no-validation': 'never validated', 'too-few': 'too few validations to tell',
+                 'rising': 'still rising', 'plateau': 'converged (plateau)', 'falling': 'falling'}
 COMPARE_HEAD = ['run', 'best mIoU', 'best epoch', 'epochs', 'vals', 'final LR',
                 'wall time', 'reading']
 
 
-def compare_rows(runs: list, readings: list) -> list:
+def compare_rows(run, reading, compare: list) -> list:
+    """The table of ``run`` beside ``compare`` = [(Run, Reading), ...]."""
     return [[run.name, num(r.best_miou), str(r.best_epoch or '—'), str(r.epochs_trained or '—'),
              str(r.n_val), num(r.final_lr, '.3g'), fmt_seconds(run.wall_seconds),
              r.verdict + (', overfitting' if r.overfitting else '')
              + (', LR mismatch' if r.lr_mismatch else '')]
-            for run, r in zip(runs, readings)]
+            for run, r in [(run, reading)] + list(compare)]
 
 
 def write_report(run, reading, out_dir, compare: Optional[list] = None) -> Report:
@@ -74,11 +70,9 @@ def write_report(run, reading, out_dir, compare: Optional[list] = None) -> Repor
     if 'val_metrics' in pngs:
         md += ['Validation by epoch (star: best mIoU; shaded: the last K epochs).', '',
                '![validation metrics](val_metrics.png)', '']
-        vals = run.val
-        shown = vals if len(vals) <= 12 else vals[:2] + vals[-10:]
-        if r.best_epoch is not None and all(v.epoch != r.best_epoch for v in shown):
-            shown = sorted(shown + [v for v in vals if v.epoch == r.best_epoch],
-                           key=lambda v: v.epoch)
+        n = len(run.val)  # the first 2, the last 10 and the best
+        shown = [v for i, v in enumerate(run.val)
+                 if n <= 12 or i < 2 or i >= n - 10 or v.epoch == r.best_epoch]
         rows = [[v.epoch, num(v.metrics.get('mIoU')), num(v.metrics.get('mAcc')),
                  num(v.metrics.get('aAcc')), run.subruns[v.subrun].name
                  + (' **best**' if v.epoch == r.best_epoch else '')] for v in shown]
@@ -136,11 +130,9 @@ def write_report(run, reading, out_dir, compare: Optional[list] = None) -> Repor
                     'validations', 'iters/epoch', 'wall time', 'read from'], rows)
     comparison = None
     if compare:  # the comparison tools/sweep.py prints too (segkit.analysis.compare)
-        runs = [run] + [c[0] for c in compare]
-        readings = [reading] + [c[1] for c in compare]
-        comparison = cmp.compare([(x.name, x) for x in runs])
+        comparison = cmp.compare([(x.name, x) for x in [run] + [c[0] for c in compare]])
         made = cmp.write(comparison, out_dir)
-        md += ['## Compared runs', ''] + md_table(COMPARE_HEAD, compare_rows(runs, readings))
+        md += ['## Compared runs', ''] + md_table(COMPARE_HEAD, compare_rows(run, reading, compare))
         md += cmp.markdown(comparison, f'### Against {run.name}')
         if 'compare_miou' in made:
             pngs['compare_miou'] = made['compare_miou']
@@ -175,13 +167,10 @@ def print_summary(run, reading, report: Optional[Report] = None, compare=None,
             for c in step.commands:
                 console.print(f'   [cyan]{escape(c)}[/]', soft_wrap=True)
     if compare:
-        runs = [run] + [c[0] for c in compare]
-        readings = [r] + [c[1] for c in compare]
-        console.print(rich_table('compared runs', COMPARE_HEAD, compare_rows(runs, readings),
+        console.print(rich_table('compared runs', COMPARE_HEAD, compare_rows(run, r, compare),
                                  wrap=('reading',), overflow='fold'))
         if report and report.comparison:
-            from segkit.analysis.compare import print_comparison
-            print_comparison(report.comparison, console)
+            cmp.print_comparison(report.comparison, console)
     if report:
         console.print(f'report: {escape(str(report.markdown))}  ({len(report.plots)} plots)',
                       soft_wrap=True)
