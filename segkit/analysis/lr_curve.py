@@ -126,8 +126,10 @@ def check_subrun(sr, cfg, previous=None) -> Optional[LRCheck]:
             chk.notes.append(f'the first parameter group runs at {np.median(ratios):.3g}x the '
                              'configured LR (its lr_mult, or --auto-scale-lr)')
     if chk.first_bad is not None and previous is not None:
+        pcfg, plen = previous
         try:
-            prev = configured_lr(previous[0], previous[1] or sr.epoch_length, max(steps), start_lr)
+            prev = configured_lr(pcfg, plen or sr.epoch_length, n_iters=max(steps),
+                                 lr=start_lr)
             chk.follows_previous = _compare(steps, logged, prev, peak)[2] is None
         except Exception:  # noqa: BLE001
             pass
