@@ -127,6 +127,16 @@ def gpu_rows(launcher: str) -> list[Check]:
     return [Check('GPUs', PASS, f'{torch.cuda.device_count()} visible')]
 
 
+def epoch_size(cfg, world: int) -> tuple:
+    """(train images, iterations per epoch); (None, None) while the data is missing."""
+    loader = cfg.get('train_dataloader') or {}
+    try:
+        n = train_set_size(cfg)[0]
+    except SegkitError:
+        return None, None  # the data rows say so
+    return n, epoch_length(n, world, loader.get('batch_size', 1), loader.get('drop_last', False))
+
+
 def schedule_rows(cfg, world: int = 1) -> list[Check]:
     """An LR schedule that ends before training does, phases outside it, and the epoch
     invariants that would stop mmengine, in the user's units."""
@@ -145,11 +155,8 @@ def schedule_rows(cfg, world: int = 1) -> list[Check]:
     loader = cfg.get('train_dataloader') or {}
     batch = loader.get('batch_size', 1)
     if loader.get('drop_last', False):
-        try:
-            n = train_set_size(cfg)[0]
-        except SegkitError:
-            n = None  # data missing: the data rows say so
-        if n is not None and epoch_length(n, world, batch, True) == 0:
+        n, length = epoch_size(cfg, world)
+        if length == 0:
             rows.append(Check('epoch', FAIL, (
                 f'an epoch has 0 iterations: the train set has {n} images, {world} '
                 f'process(es) x batch {batch} = {world * batch} per iteration, and drop_last '
