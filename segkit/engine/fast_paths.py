@@ -1,11 +1,5 @@
-"""Training fast paths, shared by ``tools/train.py`` and ``tools/benchmark.py``: AMP (through
-:class:`SegkitAmpOptimWrapper`), fused optimizer, cuDNN benchmark, TF32, fast attention (fused
-SDPA where mmcv drops the attention weights anyway), channels-last and torch.compile.
-
-A config carries them as ``fast_paths = dict(...)`` with ``runner_type = 'SegkitRunner'``
-(:func:`apply_fast_paths` writes both from CLI flags); the runner resolves the
-device-dependent choices and applies the model-level switches before DDP wraps the model.
-"""
+"""Training fast paths (AMP, fused optimizer, cuDNN benchmark, TF32, fast attention, channels-last,
+torch.compile) for train.py and benchmark.py: ``fast_paths`` + ``runner_type = 'SegkitRunner'``."""
 from __future__ import annotations
 
 import contextlib
@@ -78,8 +72,7 @@ def set_amp(cfg, amp: Optional[str], device: Optional[str] = None) -> None:
     if amp is None:
         if kind == 'AmpOptimWrapper':  # keep mmengine's defaults: fp16, dynamic scaling
             ow['type'] = AMP_WRAPPER
-            if ow.get('dtype') is None:
-                ow['dtype'] = 'float16'
+            ow['dtype'] = ow.get('dtype') or 'float16'
             ow.setdefault('loss_scale', 'dynamic')
             if ow['dtype'] in ('float16', 'torch.float16') and on_cpu:
                 raise SegkitError('the config trains with fp16 AMP, which needs a GPU: '
@@ -107,8 +100,7 @@ def amp_of(cfg) -> Optional[str]:
 
 def set_fused_optimizer(cfg, fused: Union[bool, str, None],
                         device: Optional[str] = None) -> bool:
-    """``fused=True`` for torch's Adam/AdamW/SGD; 'auto' = on CUDA only; None = as the
-    optimizer config says; False = off. Returns whether it is on."""
+    """True: torch's fused Adam/AdamW/SGD; 'auto': on CUDA only; None: as configured. Returns it."""
     opt = cfg.optim_wrapper.get('optimizer') or {}
     kind = str(opt.get('type', '')).split('.')[-1]
     supported = kind in FUSED_OPTIMIZERS
@@ -127,8 +119,7 @@ def set_fused_optimizer(cfg, fused: Union[bool, str, None],
 
 
 def resolve_fast_paths(cfg, **overrides) -> FastPaths:
-    """The config's ``fast_paths`` (else PyTorch's and mmseg's defaults) with the
-    non-None ``overrides`` (FastPaths field names) applied."""
+    """The config's ``fast_paths`` (else torch's and mmseg's defaults) with non-None ``overrides``."""
     if cfg.get('fast_paths') is not None:
         fp = FastPaths.from_cfg(cfg)
     else:
@@ -145,9 +136,8 @@ def resolve_fast_paths(cfg, **overrides) -> FastPaths:
 
 def apply_fast_paths(cfg, amp: Optional[str] = None, device: Optional[str] = None,
                      **overrides) -> FastPaths:
-    """Write train.py's flags (FastPaths field names, None = not requested) into ``cfg``: AMP
-    into ``optim_wrapper``; the rest, when requested or the config has ``fast_paths``, into
-    ``fast_paths`` (+ ``runner_type``, ``env_cfg.cudnn_benchmark``). Else it runs as written."""
+    """train.py's flags (None: not requested) into ``cfg``: AMP into ``optim_wrapper``, the rest
+    (when requested or configured) into ``fast_paths``, ``runner_type`` and ``env_cfg``."""
     set_amp(cfg, amp, device)
     fp = resolve_fast_paths(cfg, **overrides)
     if cfg.get('fast_paths') is None and all(v is None for v in overrides.values()):
@@ -167,8 +157,7 @@ def apply_fast_paths(cfg, amp: Optional[str] = None, device: Optional[str] = Non
 
 @contextlib.contextmanager
 def backend_flags(cudnn_benchmark: bool = True, tf32: bool = True):
-    """cuDNN benchmark and TF32 for a block, restored afterwards (benchmark.py runs
-    two setups in one process)."""
+    """The backend flags for a block, restored after it (benchmark.py runs two setups)."""
     old = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
            torch.backends.cudnn.allow_tf32)
     set_backend_flags(cudnn_benchmark, tf32)
@@ -193,8 +182,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 def _patch_forward(module: nn.Module, marker: str, wrap) -> bool:
-    """``module.forward = wrap(module.forward, module)`` once per instance (state dict and
-    module tree unchanged); False if ``marker`` says it is done already."""
+    """``module.forward = wrap(module.forward, module)`` once per instance (False: done already)."""
     if getattr(module, marker, False):
         return False
     module.forward = wrap(module.forward, module)
@@ -203,8 +191,7 @@ def _patch_forward(module: nn.Module, marker: str, wrap) -> bool:
 
 
 def enable_fast_attention(model: nn.Module) -> int:
-    """``need_weights=False`` on every ``nn.MultiheadAttention`` inside mmcv's
-    ``MultiheadAttention`` (which keeps only the output); per instance. Returns how many."""
+    """``need_weights=False`` in mmcv's MultiheadAttention (it drops them); returns how many."""
     from mmcv.cnn.bricks.transformer import MultiheadAttention
 
     def wrap(orig, _):
@@ -222,9 +209,9 @@ def enable_channels_last(model: nn.Module) -> int:
     def wrap(orig, _):
         def forward(*args, **kwargs):
             out = orig(*args, **kwargs)
-            if isinstance(out, dict) and isinstance(out.get('inputs'), torch.Tensor) \
-                    and out['inputs'].dim() == 4:
-                out['inputs'] = out['inputs'].contiguous(memory_format=torch.channels_last)
+            x = out.get('inputs') if isinstance(out, dict) else None
+            if isinstance(x, torch.Tensor) and x.dim() == 4:
+                out['inputs'] = x.contiguous(memory_format=torch.channels_last)
             return out
         return forward
 
@@ -238,13 +225,8 @@ def enable_channels_last(model: nn.Module) -> int:
 
 def compile_model(model: nn.Module, target: Union[bool, str] = 'auto', mode=None,
                   backend: str = 'inductor', train_only: bool = True) -> list:
-    """torch.compile module forwards of an mmseg segmentor; returns their names.
-
-    ``'auto'``: backbone (+ neck) and the heads other than Mask2Former's (Hungarian
-    matching, mmcv's kernel); ``'backbone'``: backbone (+ neck); ``'model'``: every head
-    too. ``train_only``: eval mode (val sizes vary) runs eager. A failed compile runs
-    eager with a warning (``suppress_errors``) instead of stopping training.
-    """
+    """torch.compile backbone (+ neck) and, for 'auto' / 'model', the heads ('auto': not MaskFormer's
+    Hungarian matching); eval runs eager (val sizes vary), a failed compile eager with a warning."""
     target = normalize_compile(target)
     if not target:
         return []

@@ -8,7 +8,6 @@ import os.path as osp
 from contextlib import contextmanager
 from pathlib import Path
 
-from segkit.convert.iter2epoch import epoch_length, train_set_size
 from segkit.engine import dist as sk_dist
 from segkit.engine import workdir_lock
 from segkit.engine.cli import set_resume_hint, shell_command
@@ -16,7 +15,7 @@ from segkit.engine.config import load_config, parse_config_name, resolve_class_w
 from segkit.engine.config_types import type_rows
 from segkit.engine.console import header
 from segkit.engine.fast_paths import apply_fast_paths
-from segkit.engine.preflight import preflight, raise_first_failure
+from segkit.engine.preflight import epoch_size, preflight, raise_first_failure
 from segkit.engine.resume import checkpoint_problem, resolve_resume
 from segkit.engine.run_record import write_run_record
 from segkit.errors import SegkitError, one_line
@@ -70,8 +69,7 @@ def prepare_config(args):
 
 
 def check_launch_batch(cfg, config_path: str, world: int) -> None:
-    """Warn when the launch differs from the config name's GxbB or its ``num_gpus`` knob
-    (warnings only: a launch may differ on purpose)."""
+    """Warn (a launch may differ on purpose) when it differs from the name's GxbB or ``num_gpus``."""
     batch = cfg.train_dataloader.get('batch_size', 1)
     actual = world * batch
     name = parse_config_name(config_path)
@@ -88,8 +86,7 @@ def check_launch_batch(cfg, config_path: str, world: int) -> None:
 
 
 def apply_auto_scale_lr(cfg, config_path: str, world: int) -> None:
-    """mmengine's meaning: lr x actual total batch / ``auto_scale_lr.base_batch_size``
-    (the batch the LR was tuned for); without it, the config name's GxbB."""
+    """lr x total batch / ``auto_scale_lr.base_batch_size`` (mmengine's), else the name's GxbB."""
     name = parse_config_name(config_path)
     base = (cfg.get('auto_scale_lr') or {}).get('base_batch_size')
     if base:
@@ -106,19 +103,6 @@ def apply_auto_scale_lr(cfg, config_path: str, world: int) -> None:
     new = f'{lr * actual / base:.4g}' if lr is not None else '?'
     log(f'--auto-scale-lr: batch {actual} (this launch: {world} x '
         f'{actual // world}) / {base} ({source}) -> lr x {actual / base:.4g}: {lr} -> {new}')
-
-
-def apply_max_epochs(cfg, epochs: int, world: int) -> None:
-    """``--max-epochs N``: stretch the schedule (see config.set_max_epochs)."""
-    loader = cfg.train_dataloader
-    try:
-        length = epoch_length(train_set_size(cfg)[0], world, loader.get('batch_size', 1),
-                              loader.get('drop_last', False))
-    except SegkitError:
-        length = None  # data missing: preflight says so
-    old = cfg.train_cfg.max_epochs
-    set_max_epochs(cfg, epochs, length)
-    log(f'--max-epochs {epochs}: schedule stretched x{epochs / old:.3g} (was {old} epochs)')
 
 
 def guard_fresh_run(work_dir: str) -> None:
@@ -142,8 +126,7 @@ def build_runner(cfg):
 
 @contextmanager
 def config_errors():
-    """Everything before the Runner exists: an exception other than SegkitError (a config
-    value of a shape nothing checked) becomes one line, never a traceback."""
+    """Before the Runner exists, any exception (a config value nothing checked) is one line."""
     try:
         yield
     except SegkitError:
@@ -156,13 +139,11 @@ def config_errors():
 
 @contextmanager
 def distributed_errors():
-    """A rank whose peer died gets a one-line error and exits now, instead of a
-    traceback (or, with NCCL, a wait of dist_cfg.timeout seconds)."""
+    """A rank whose peer died exits now with one line (not a traceback or NCCL's timeout)."""
     try:
         yield
     except RuntimeError as exc:  # torch's DistError is a RuntimeError
-        if not sk_dist.initialized() or not any(
-                p in str(exc) for p in _PEER_LOST):
+        if not sk_dist.initialized() or not any(p in str(exc) for p in _PEER_LOST):
             raise
         raise SegkitError(
             f'rank {sk_dist.rank()} of {sk_dist.world_size()}: lost contact with another '
@@ -213,8 +194,11 @@ def _train_checks(args):
     world = sk_dist.world_size()
     if sk_dist.rank() == 0:  # a live run there: say so before anything else
         workdir_lock.check_unlocked(cfg.work_dir)
-    if args.max_epochs:
-        apply_max_epochs(cfg, args.max_epochs, world)
+    if args.max_epochs:  # stretch the schedule (config.set_max_epochs)
+        old = cfg.train_cfg.max_epochs
+        set_max_epochs(cfg, args.max_epochs, epoch_size(cfg, world)[1])
+        log(f'--max-epochs {args.max_epochs}: schedule stretched x{args.max_epochs / old:.3g} '
+            f'(was {old} epochs)')
     resume, load_from = resolve_resume(args.resume, cfg.work_dir, logger=log)
     cfg.resume = resume
     if resume:

@@ -1,15 +1,10 @@
-"""The LR range test behind ``tools/lr_finder.py``.
-
-Trains the config's model, train pipeline and optimizer (mmengine's constructor, so
-``paramwise_cfg`` applies; not its param_scheduler) for a few hundred iterations while the
-LR grows exponentially from ``start_lr`` to ``end_lr``, every group by the same factor (the
-``lr_mult`` ratios stay). The loss is EMA-smoothed (bias-corrected) and averaged over the
-processes; the sweep stops once it exceeds ``DIVERGE_FACTOR`` x its best. Saves only the
-curve (JSON) and its plot: no checkpoint, nothing in the config's work dir.
-"""
+"""The LR range test behind ``tools/lr_finder.py``: the config's model, pipeline and optimizer
+(``paramwise_cfg`` too) train while every group's LR grows exponentially by the same factor, until
+the smoothed loss exceeds ``DIVERGE_FACTOR`` x its best. Writes only the curve (JSON) and its plot."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import time
@@ -63,8 +58,7 @@ class LRCurve:
 
 
 def suggest(lrs: list, smoothed: list) -> tuple:
-    """(suggested lr, lr at the minimum): the steepest descent of the smoothed loss
-    against log10(lr) before its minimum (see RULE); None when the curve is too short."""
+    """(suggested lr by RULE, lr at the loss minimum); None where the curve is too short."""
     if len(lrs) < 10:
         return None, None
     x, y = np.log10(np.asarray(lrs)), np.asarray(smoothed)
@@ -241,8 +235,6 @@ def plot_curve(curve: LRCurve, out) -> None:
 
 def write_outputs(curve: LRCurve, out_dir: Path) -> tuple:
     """(JSON path, PNG path) under ``out_dir``."""
-    import json
-
     out_dir.mkdir(parents=True, exist_ok=True)
     js, png = out_dir / 'lr_finder.json', out_dir / 'lr_finder.png'
     text = json.dumps(asdict(curve), indent=1) + '\n'

@@ -27,39 +27,29 @@ CKPT_OVERHEAD = 1.05  # pickle, message hub, scheduler state (demo: 10.83 MB vs 
 DISK_MARGIN = 1.25
 
 
-def runner_keys() -> set:
-    """Top-level config keys mmengine's Runner reads (plus mmseg's common extras)."""
-    from mmengine.runner import Runner
-    keys = set(inspect.signature(Runner.__init__).parameters) - {'self', 'cfg'}
-    return keys | {'default_scope', 'custom_imports', 'runner_type', 'tta_model',
-                   'find_unused_parameters', 'sync_bn', 'model_wrapper_cfg'}
-
-
 def typo_rows(cfg) -> list[Check]:
-    """A top-level key that is not a Runner setting but nearly spells one is a typo
-    (the Runner would silently ignore it); other extra keys are the config's knobs."""
-    known = runner_keys()
-    rows = []
-    for key in cfg.keys():
-        close = [] if key in known or key.startswith('_') else \
-            difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.8)
-        if close:
-            rows.append(Check('config keys', FAIL, f"config key '{key}' is not a Runner "
-                              f"setting, so it is ignored: did you mean '{close[0]}'?",
-                              f"rename '{key}' to '{close[0]}' in the config"))
-    return rows
+    """A top-level key that nearly spells a Runner setting is a typo (the Runner ignores it);
+    other extra keys are the config's knobs."""
+    from mmengine.runner import Runner
+    known = sorted(set(inspect.signature(Runner.__init__).parameters) - {'self', 'cfg'} | {
+        'default_scope', 'custom_imports', 'runner_type', 'tta_model', 'find_unused_parameters',
+        'sync_bn', 'model_wrapper_cfg'})
+    typos = [(key, difflib.get_close_matches(key, known, n=1, cutoff=0.8)) for key in cfg.keys()
+             if key not in known and not key.startswith('_')]
+    return [Check('config keys', FAIL, f"config key '{key}' is not a Runner setting, so it is "
+                  f"ignored: did you mean '{close[0]}'?", f"rename '{key}' to '{close[0]}' in the config")
+            for key, close in typos if close]
 
 
 def work_dir_rows(work_dir: str, need_bytes: float, need_what: str) -> list[Check]:
     existing = Path(work_dir)
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
-    if not existing.is_dir():
-        return [Check('work dir', FAIL, f'work dir {work_dir} cannot be created: {existing} '
-                      'is a file', 'pass --work-dir to a folder you can write')]
-    if not os.access(existing, os.W_OK | os.X_OK):  # writes nothing (byte-identical)
-        return [Check('work dir', FAIL, f'work dir {work_dir} is not writable '
-                      f'({existing}: permission denied)',
+    unusable = (f'cannot be created: {existing} is a file' if not existing.is_dir() else
+                f'is not writable ({existing}: permission denied)'
+                if not os.access(existing, os.W_OK | os.X_OK) else '')  # writes nothing
+    if unusable:
+        return [Check('work dir', FAIL, f'work dir {work_dir} {unusable}',
                       'pass --work-dir to a folder you can write')]
     free = shutil.disk_usage(existing).free
     if free < need_bytes:
@@ -83,8 +73,7 @@ def checkpoint_bytes(cfg, n_params: int) -> float:
 
 
 def disk_need(cfg, n_params: int, mode: str) -> tuple[float, str]:
-    """(bytes this run will write at most, how that was counted): max_keep_ckpts checkpoints
-    (else every save), a best and one temporary during a save, plus logs, x DISK_MARGIN."""
+    """(bytes this run writes at most, how counted): kept checkpoints + best + a temporary + logs."""
     if mode != 'train' or not n_params:
         return LOG_MARGIN * DISK_MARGIN, ''
     ckpt_bytes = checkpoint_bytes(cfg, n_params)
@@ -100,18 +89,12 @@ def disk_need(cfg, n_params: int, mode: str) -> tuple[float, str]:
 
 
 def data_rows(cfg, splits) -> list[Check]:
-    rows = []
-    for split, ds in split_datasets(cfg, splits):
-        for key, path in dataset_paths(ds).items():
-            if not path:
-                continue
-            if os.path.isfile(path) if key == 'ann_file' else os.path.isdir(path):
-                rows.append(Check(f'data {split} {key}', PASS, path))
-            else:
-                rows.append(Check(f'data {split} {key}', FAIL, f'{split} {key} {path} does not '
-                                  'exist', 'see data/README.md (tools/prepare_data.py), or fix '
-                                  'data_root with --cfg-options'))
-    return rows
+    return [Check(f'data {split} {key}', PASS, path)
+            if (os.path.isfile if key == 'ann_file' else os.path.isdir)(path) else
+            Check(f'data {split} {key}', FAIL, f'{split} {key} {path} does not exist',
+                  'see data/README.md (tools/prepare_data.py), or fix data_root with --cfg-options')
+            for split, ds in split_datasets(cfg, splits)
+            for key, path in dataset_paths(ds).items() if path]
 
 
 def sample_rows(cfg, splits) -> list[Check]:
@@ -140,14 +123,23 @@ def gpu_rows(launcher: str) -> list[Check]:
         return []
     err = gpu_request_error(int(os.environ.get('LOCAL_RANK', '0')) + 1)
     if err:
-        return [Check('GPUs', FAIL, err.split(': ')[0], err.split(': ', 1)[-1])]
+        raise SegkitError(err)  # _guarded makes it the FAIL row
     return [Check('GPUs', PASS, f'{torch.cuda.device_count()} visible')]
 
 
+def epoch_size(cfg, world: int) -> tuple:
+    """(train images, iterations per epoch); (None, None) while the data is missing."""
+    loader = cfg.get('train_dataloader') or {}
+    try:
+        n = train_set_size(cfg)[0]
+    except SegkitError:
+        return None, None  # the data rows say so
+    return n, epoch_length(n, world, loader.get('batch_size', 1), loader.get('drop_last', False))
+
+
 def schedule_rows(cfg, world: int = 1) -> list[Check]:
-    """An LR schedule that ends before training does (max_epochs raised through
-    --cfg-options without moving the schedulers) trains the rest at the final LR; then
-    the epoch invariants that would stop mmengine, in the user's units."""
+    """An LR schedule that ends before training does, phases outside it, and the epoch
+    invariants that would stop mmengine, in the user's units."""
     train_cfg = cfg.get('train_cfg') or {}
     max_epochs = train_cfg.get('max_epochs')
     scheds = cfg.get('param_scheduler') or []
@@ -163,11 +155,8 @@ def schedule_rows(cfg, world: int = 1) -> list[Check]:
     loader = cfg.get('train_dataloader') or {}
     batch = loader.get('batch_size', 1)
     if loader.get('drop_last', False):
-        try:
-            n = train_set_size(cfg)[0]
-        except SegkitError:
-            n = None  # data missing: the data rows say so
-        if n is not None and epoch_length(n, world, batch, True) == 0:
+        n, length = epoch_size(cfg, world)
+        if length == 0:
             rows.append(Check('epoch', FAIL, (
                 f'an epoch has 0 iterations: the train set has {n} images, {world} '
                 f'process(es) x batch {batch} = {world * batch} per iteration, and drop_last '

@@ -1,9 +1,6 @@
-"""The variant sweep behind ``tools/sweep.py``: a base config and its variants, each trained
-by ``tools/train.py`` (``dist_train.sh`` for several GPUs per run) in ``<root>/sweep_<name>/
-<variant>``, side by side on disjoint GPU subsets or one after another, then compared
-(:mod:`segkit.analysis.compare`). A variant whose work dir holds ``sweep_done.json`` for the
-same epochs, or its last epoch's checkpoint, is skipped; one with checkpoints is resumed.
-"""
+"""The variant sweep behind ``tools/sweep.py``: a base config and its variants, each trained by
+train.py / dist_train.sh in its own work dir on disjoint GPU subsets (or one after another), then
+compared; a finished variant is skipped, one with checkpoints resumed."""
 from __future__ import annotations
 
 import json
@@ -128,9 +125,9 @@ def finished(work_dir: Path, epochs: Optional[int]) -> Optional[str]:
                 return f'done marker {done.name}'
         except json.JSONDecodeError:
             pass
-    if epochs is not None and (work_dir / f'epoch_{epochs}.pth').is_file():
-        if checkpoint_problem(work_dir / f'epoch_{epochs}.pth') is None:
-            return f'its last checkpoint epoch_{epochs}.pth'
+    last = work_dir / f'epoch_{epochs}.pth'
+    if epochs is not None and last.is_file() and checkpoint_problem(last) is None:
+        return f'its last checkpoint {last.name}'
     return None
 
 
@@ -167,9 +164,7 @@ def run_variant(v: Variant, work_dir: Path, epochs: Optional[int], procs: int,
     env = dict(os.environ, **({} if cvd is None else {'CUDA_VISIBLE_DEVICES': cvd}))
     work_dir.mkdir(parents=True, exist_ok=True)
     log = work_dir / LOG
-    import torch
-    where = f'GPU {cvd}' if cvd is not None else (
-        'default GPU' if torch.cuda.is_available() else 'CPU')
+    where = f'GPU {cvd}' if cvd is not None else 'default GPU' if visible_gpus() else 'CPU'
     say(f'{v.name}: {"resuming" if resume else "training"} on {where} -> {log}')
     t0 = time.time()
     with open(log, 'a') as f:
@@ -178,7 +173,9 @@ def run_variant(v: Variant, work_dir: Path, epochs: Optional[int], procs: int,
         rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
     dt = time.time() - t0
     if rc != 0:
-        tail = _last_error(log)
+        lines = [ln.strip()[:200] for ln in log.read_text(errors='replace').splitlines() if ln.strip()]
+        tail = ([ln for ln in lines if ln.startswith('error:') or 'Error' in ln]
+                or lines or ['(no output)'])[-1]  # the last error line
         say(f'{v.name}: FAILED (exit {rc}) after {dt:.0f}s: {tail}')
         return Outcome(v, work_dir, 'failed', f'exit {rc}: {tail}', dt)
     info = {'variant': v.name, 'config': v.config, 'options': v.options, 'epochs': epochs,
@@ -190,18 +187,9 @@ def run_variant(v: Variant, work_dir: Path, epochs: Optional[int], procs: int,
     return Outcome(v, work_dir, 'resumed' if resume else 'trained', seconds=dt)
 
 
-def _last_error(log: Path) -> str:
-    lines = [ln.strip() for ln in log.read_text(errors='replace').splitlines() if ln.strip()]
-    for ln in reversed(lines):
-        if ln.startswith('error:') or 'Error' in ln:
-            return ln[:200]
-    return lines[-1][:200] if lines else '(no output)'
-
-
 def run_sweep(variants: list, sweep_dir: Path, epochs: Optional[int], slots: list,
               procs: int, common: list, say=print) -> list:
-    """Train every variant (skip / resume as they stand); returns Outcome per variant,
-    in the variants' order."""
+    """Train (skip, resume) every variant; an Outcome per variant, in their order."""
     free = queue.SimpleQueue()  # the slots not in use
     for slot in slots:
         free.put(slot)
@@ -218,8 +206,7 @@ def run_sweep(variants: list, sweep_dir: Path, epochs: Optional[int], slots: lis
 
 
 def compare_sweep(variants: list, sweep_dir: Path, console=None):
-    """The comparison of the variants that logged, the base first; writes
-    ``sweep_dir/compare/`` and prints it."""
+    """Compare the variants that logged (base first) into ``sweep_dir/compare/`` and print it."""
     named = []
     for v in variants:
         try:
