@@ -47,11 +47,6 @@ def adopt(cfg) -> None:
     cfg.custom_hooks = hooks
 
 
-def find(runner):
-    """The run's TensorboardHook (None when the config has none)."""
-    return next((h for h in runner.hooks if isinstance(h, TensorboardHook)), None)
-
-
 @HOOKS.register_module()
 class TensorboardHook(Hook):
     """``interval``: train points every N iterations (None: LoggerHook's); ``num_images``:
